@@ -1,0 +1,171 @@
+//! Decoding Alertmanager's webhook payload (version 4). The payload is kept twice: as raw JSON, so
+//! templates see every field including ones newer Alertmanagers add, and as typed values the bridge relies
+//! on, checked field by field so an error names the field.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Firing,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub status: Status,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    #[serde(default, rename = "generatorURL")]
+    pub generator_url: String,
+    #[serde(default)]
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub group_key: String,
+    #[serde(default)]
+    pub truncated_alerts: u64,
+    pub status: Status,
+    #[serde(default)]
+    pub receiver: String,
+    #[serde(default)]
+    pub group_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub common_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub common_annotations: BTreeMap<String, String>,
+    #[serde(default, rename = "externalURL")]
+    pub external_url: String,
+    pub alerts: Vec<Alert>,
+}
+
+/// A decoded notification: typed view plus the raw JSON object it came from.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub notification: Notification,
+    pub raw: Value,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{message}")]
+pub struct DecodeError {
+    /// The JSON path of the offending field (`alerts[0].startsAt`), when one is to blame.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl Notification {
+    pub fn firing(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.iter().filter(|a| a.status == Status::Firing)
+    }
+
+    pub fn resolved(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.iter().filter(|a| a.status == Status::Resolved)
+    }
+}
+
+pub fn decode(body: &[u8]) -> Result<Decoded, DecodeError> {
+    let raw: Value = serde_json::from_slice(body)
+        .map_err(|e| DecodeError { field: None, message: format!("body is not valid JSON: {e}") })?;
+    if !raw.is_object() {
+        return Err(DecodeError {
+            field: None,
+            message: "body must be a JSON object (Alertmanager's webhook payload)".into(),
+        });
+    }
+    let notification: Notification = serde_path_to_error::deserialize(&raw).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // A missing field is reported by its parent's path; name the field itself.
+        let (field, message) = match inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+            Some(missing) if path == "." => (missing.to_string(), format!("missing field {missing}")),
+            Some(missing) => (format!("{path}.{missing}"), format!("missing field {path}.{missing}")),
+            None => (path.clone(), format!("{path}: {inner}")),
+        };
+        DecodeError { field: Some(field), message }
+    })?;
+    if notification.alerts.is_empty() {
+        return Err(DecodeError { field: Some("alerts".into()), message: "alerts: empty; nothing to notify".into() });
+    }
+    Ok(Decoded { notification, raw })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIRING: &str = include_str!("../tests/fixtures/alertmanager-0.25-firing.json");
+
+    #[test]
+    fn decodes_real_capture() {
+        let d = decode(FIRING.as_bytes()).unwrap();
+        let n = &d.notification;
+        assert_eq!(n.status, Status::Firing);
+        assert_eq!(n.alerts.len(), 3);
+        assert_eq!(n.group_key, "{}:{alertname=\"NodeDiskFull\"}");
+        assert_eq!(n.external_url, "http://alertmanager.example.com:9093");
+        assert_eq!(n.alerts[0].labels["instance"], "node1:9100");
+        assert_eq!(n.alerts[0].ends_at.unwrap().timestamp(), -62135596800);
+        assert_eq!(n.firing().count(), 3);
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_not_rejected() {
+        let mut v: Value = serde_json::from_str(FIRING).unwrap();
+        v["notification_reason"] = Value::String("repeat".into());
+        v["alerts"][0]["newField"] = Value::Bool(true);
+        let d = decode(serde_json::to_vec(&v).unwrap().as_slice()).unwrap();
+        assert_eq!(d.raw["notification_reason"], "repeat");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut v: Value = serde_json::from_str(FIRING).unwrap();
+        v["alerts"][1]["startsAt"] = Value::String("yesterday".into());
+        let e = decode(serde_json::to_vec(&v).unwrap().as_slice()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("alerts[1].startsAt"));
+
+        v["alerts"][1]["startsAt"] = Value::Null;
+        v["alerts"][2]["status"] = Value::String("burning".into());
+        let e = decode(serde_json::to_vec(&v).unwrap().as_slice()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("alerts[2].status"));
+        assert!(e.message.contains("burning"), "{}", e.message);
+
+        v.as_object_mut().unwrap().remove("alerts");
+        let e = decode(serde_json::to_vec(&v).unwrap().as_slice()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("alerts"));
+        assert_eq!(e.message, "missing field alerts");
+    }
+
+    #[test]
+    fn garbage_and_empty() {
+        assert_eq!(decode(b"{not json").unwrap_err().field, None);
+        assert_eq!(decode(b"[1]").unwrap_err().field, None);
+        let e = decode(br#"{"status":"firing","alerts":[]}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("alerts"));
+    }
+}

@@ -1,0 +1,271 @@
+//! The HTTP side: hyper 1 over HTTP/1.1 with a header-read timeout, a connection limit and graceful
+//! shutdown; routes for the webhook, metrics and probes; and the one function that decides which HTTP
+//! status an error means to Alertmanager (which retries 5xx only).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tracing::{debug, error, info, warn};
+
+use crate::App;
+use crate::decode::{self, DecodeError};
+use crate::metrics::UNKNOWN_TARGET;
+use crate::send::now_ms;
+use crate::store::{NewNotification, StoreError};
+
+type Resp = Response<Full<Bytes>>;
+
+/// Why a webhook request was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("method {0} not allowed; use POST")]
+    MethodNotAllowed(Method),
+    #[error("unknown target {0:?}")]
+    UnknownTarget(String),
+    #[error("content type {0:?} is not supported; send application/json")]
+    UnsupportedMediaType(String),
+    #[error("request body exceeds {0} bytes (server.max_request_bytes)")]
+    TooLarge(usize),
+    #[error("cannot read request body: {0}")]
+    Body(String),
+    #[error("{0}")]
+    Decode(DecodeError),
+    #[error("cannot store the notification, retry later: {0}")]
+    Store(#[from] StoreError),
+    #[error("shutting down, retry later")]
+    ShuttingDown,
+}
+
+impl WebhookError {
+    /// What each error means to the caller. Only trouble on our side is 5xx, so Alertmanager retries
+    /// exactly what a retry can fix; never 429, which it does not retry.
+    fn status(&self) -> StatusCode {
+        match self {
+            WebhookError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            WebhookError::UnknownTarget(_) => StatusCode::NOT_FOUND,
+            WebhookError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            WebhookError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::Body(_) | WebhookError::Decode(_) => StatusCode::BAD_REQUEST,
+            WebhookError::Store(_) | WebhookError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn response(&self, app: &App) -> Resp {
+        let mut body = json!({"status": "error", "error": self.to_string()});
+        match self {
+            WebhookError::Decode(DecodeError { field: Some(field), .. }) => body["field"] = json!(field),
+            WebhookError::UnknownTarget(_) => body["targets"] = json!(app.config.targets.keys().collect::<Vec<_>>()),
+            _ => {}
+        }
+        let mut resp = json_response(self.status(), &body);
+        if let WebhookError::MethodNotAllowed(_) = self {
+            resp.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+        }
+        resp
+    }
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn text_response(status: StatusCode, body: &'static str) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+/// Accepts connections until `shutdown` turns true, then lets in-flight requests finish (bounded by the
+/// grace period).
+pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(app.config.server.max_connections));
+    let header_timeout = app.config.server.header_read_timeout;
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+            _ = shutdown.wait_for(|&s| s) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|&s| s) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let conn = http1::Builder::new()
+            // Without a timer hyper silently ignores the header-read timeout.
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service_fn(move |req| handle(app.clone(), req)));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let grace = app.config.server.shutdown_grace;
+    tokio::select! {
+        _ = graceful.shutdown() => debug!("all connections closed"),
+        _ = tokio::time::sleep(grace) => warn!(?grace, "connections still open after the shutdown grace period; closing them"),
+    }
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let path = req.uri().path().to_string();
+    let resp = match path.as_str() {
+        "/metrics" => metrics(&app).await,
+        "/-/healthy" => text_response(StatusCode::OK, "OK\n"),
+        "/-/ready" => ready(&app).await,
+        p => match p.strip_prefix("/dingtalk/").and_then(|r| r.strip_suffix("/send")).filter(|t| !t.contains('/')) {
+            Some(target) => {
+                let target = target.to_string();
+                let result = webhook(&app, &target, req).await;
+                let label = if app.config.targets.contains_key(&target) { target.as_str() } else { UNKNOWN_TARGET };
+                let resp = match result {
+                    Ok(resp) => resp,
+                    Err(e) => {
+                        match e.status() {
+                            s if s.is_server_error() => error!(target = label, error = %e, "webhook not accepted"),
+                            _ => warn!(target = label, error = %e, "webhook rejected"),
+                        }
+                        e.response(&app)
+                    }
+                };
+                app.metrics.webhook_requests.with_label_values(&[label, resp.status().as_str()]).inc();
+                resp
+            }
+            None => json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"status": "error", "error": format!("no such endpoint {p}; notifications go to POST /dingtalk/<target>/send")}),
+            ),
+        },
+    };
+    Ok(resp)
+}
+
+async fn metrics(app: &App) -> Resp {
+    match app.store.queue_stats().await {
+        Ok(stats) => {
+            let now = now_ms();
+            for name in app.config.targets.keys() {
+                app.metrics.queue_depth.with_label_values(&[name]).set(0);
+                app.metrics.queue_oldest_age.with_label_values(&[name]).set(0);
+            }
+            // Targets removed from the config still show their queued messages.
+            for s in stats {
+                app.metrics.queue_depth.with_label_values(&[&s.target]).set(s.depth);
+                app.metrics
+                    .queue_oldest_age
+                    .with_label_values(&[&s.target])
+                    .set((now - s.oldest_created_ms).max(0) / 1000);
+            }
+        }
+        Err(e) => error!(error = %e, "cannot read queue statistics"),
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(app.metrics.encode())));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp
+}
+
+async fn ready(app: &App) -> Resp {
+    let ok = !*app.shutdown.borrow() && app.store.ping().await.is_ok();
+    app.metrics.ready.set(i64::from(ok));
+    if ok {
+        text_response(StatusCode::OK, "ready\n")
+    } else {
+        text_response(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+/// Receive -> decode -> render -> store; the sender takes it from there.
+async fn webhook(app: &App, name: &str, req: Request<Incoming>) -> Result<Resp, WebhookError> {
+    if req.method() != Method::POST {
+        return Err(WebhookError::MethodNotAllowed(req.method().clone()));
+    }
+    let target = app.config.targets.get(name).ok_or_else(|| WebhookError::UnknownTarget(name.to_string()))?;
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime != "application/json" {
+        return Err(WebhookError::UnsupportedMediaType(content_type));
+    }
+    let limit = app.config.server.max_request_bytes;
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(WebhookError::TooLarge(limit));
+    }
+    let body = Limited::new(req.into_body(), limit).collect().await.map_err(|e| {
+        if e.downcast_ref::<LengthLimitError>().is_some() {
+            WebhookError::TooLarge(limit)
+        } else {
+            WebhookError::Body(e.to_string())
+        }
+    })?;
+    let decoded = decode::decode(&body.to_bytes()).map_err(WebhookError::Decode)?;
+    if *app.shutdown.borrow() {
+        return Err(WebhookError::ShuttingDown);
+    }
+    let rendered = app.renderer.render(target, &decoded);
+    let n = &decoded.notification;
+    let new =
+        NewNotification { target: name, group_key: &n.group_key, status: n.status.as_str(), alerts: n.alerts.len() };
+    let id = app.store.enqueue(new, &rendered.messages, now_ms()).await?;
+    if let Some(wake) = app.wakers.get(name) {
+        wake.notify_one();
+    }
+
+    let m = &app.metrics;
+    m.alerts_received.with_label_values(&[name, "firing"]).inc_by(n.firing().count() as u64);
+    m.alerts_received.with_label_values(&[name, "resolved"]).inc_by(n.resolved().count() as u64);
+    if let Some(error) = &rendered.template_error {
+        m.template_failures.with_label_values(&[name]).inc();
+        warn!(target = name, template = %target.template, %error, "template failed; rendered with the built-in template instead");
+    }
+    if rendered.keyword_inserted > 0 {
+        m.keyword_inserted.with_label_values(&[name]).inc_by(rendered.keyword_inserted as u64);
+    }
+    if rendered.messages.len() > 1 {
+        m.messages_split.with_label_values(&[name]).inc();
+    }
+    if rendered.truncated > 0 {
+        m.messages_truncated.with_label_values(&[name]).inc_by(rendered.truncated as u64);
+    }
+    let uuids: Vec<&str> = rendered.messages.iter().map(|m| m.msg_uuid.as_str()).collect();
+    info!(
+        target = name,
+        notification = id,
+        group_key = %n.group_key,
+        status = n.status.as_str(),
+        alerts = n.alerts.len(),
+        messages = uuids.len(),
+        "notification accepted"
+    );
+    Ok(json_response(StatusCode::OK, &json!({"status": "accepted", "notification": id, "messages": uuids})))
+}

@@ -1,0 +1,475 @@
+//! Rendering: one accepted notification -> the DingTalk request bodies that carry it. Owns the template
+//! sets (built-in and user), the fallback that keeps a broken user template from costing an alert, the
+//! keyword guarantee, mentions, and keeping every body under DingTalk's size limit (splitting a group into
+//! numbered parts, cutting a lone oversized alert at a UTF-8 boundary).
+
+pub mod helpers;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use handlebars::Handlebars;
+use serde_json::{Map, Value, json};
+
+use crate::config::{MsgType, Target};
+use crate::decode::{Decoded, Status};
+
+/// The template set every installation has; users may override its files.
+pub const DEFAULT_SET: &str = "default";
+/// The files of a template set.
+pub const KINDS: [&str; 3] = ["title", "markdown", "text"];
+const BUILTIN: [(&str, &str); 3] = [
+    ("title", include_str!("../../templates/default/title.hbs")),
+    ("markdown", include_str!("../../templates/default/markdown.hbs")),
+    ("text", include_str!("../../templates/default/text.hbs")),
+];
+const TRUNCATION_MARKER: &str = "\n\n… (cut to fit DingTalk's message size limit)";
+const MAX_TITLE_CHARS: usize = 256;
+/// Widest part label used while packing, so the real `(i/n)` never makes a part grow.
+const PART_PLACEHOLDER: (usize, usize) = (999, 999);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{file}: {message}")]
+    Compile { file: String, message: String },
+    #[error("{path}: {message}")]
+    Dir { path: String, message: String },
+}
+
+/// A request body ready to store and send. `msg_uuid` is also inside `body`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub msg_uuid: String,
+    pub body: String,
+}
+
+/// What rendering produced, and what it had to do to get there (for metrics and logs).
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub messages: Vec<Message>,
+    /// The target's template failed at run time; the built-in one rendered the messages instead.
+    pub template_error: Option<String>,
+    /// Messages the bridge had to add the keyword to.
+    pub keyword_inserted: usize,
+    /// Messages whose text was cut to fit the size limit.
+    pub truncated: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source<'a> {
+    /// The target's template set (user files where present, built-in files elsewhere).
+    Set(&'a str),
+    Builtin,
+    /// Hard-coded text: the last resort if even the built-in templates fail on some payload.
+    Plain,
+}
+
+pub struct Renderer {
+    hb: Handlebars<'static>,
+    sets: BTreeSet<String>,
+    max_bytes: usize,
+}
+
+impl Renderer {
+    /// Compiles the built-in templates and every set under `templates_dir` (`<dir>/<set>/{title,markdown,text}.hbs`).
+    pub fn new(templates_dir: Option<&Path>, tz: chrono_tz::Tz, max_bytes: usize) -> Result<Self, Vec<TemplateError>> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(handlebars::no_escape);
+        helpers::register_all(&mut hb, tz);
+        let mut errors = vec![];
+        for (kind, text) in BUILTIN {
+            hb.register_template_string(&format!("builtin/{kind}"), text).expect("built-in templates compile");
+        }
+        let mut sets = BTreeSet::from([DEFAULT_SET.to_string()]);
+        if let Some(dir) = templates_dir {
+            load_sets(&mut hb, dir, &mut sets, &mut errors);
+        }
+        if errors.is_empty() { Ok(Renderer { hb, sets, max_bytes }) } else { Err(errors) }
+    }
+
+    pub fn has_set(&self, name: &str) -> bool {
+        self.sets.contains(name)
+    }
+
+    pub fn sets(&self) -> impl Iterator<Item = &str> {
+        self.sets.iter().map(String::as_str)
+    }
+
+    /// Renders with the target's template, falling back to the built-in one (and then to plain text) rather
+    /// than losing the notification.
+    pub fn render(&self, target: &Target, d: &Decoded) -> Rendered {
+        match self.render_from(Source::Set(&target.template), target, d) {
+            Ok(r) => r,
+            Err(error) => {
+                let mut r = self
+                    .render_from(Source::Builtin, target, d)
+                    .or_else(|_| self.render_from(Source::Plain, target, d))
+                    .expect("plain rendering cannot fail");
+                r.template_error = Some(error);
+                r
+            }
+        }
+    }
+
+    /// Renders with the target's own template only, reporting its error (for `check-config` and `render`).
+    pub fn render_strict(&self, target: &Target, d: &Decoded) -> Result<Rendered, String> {
+        self.render_from(Source::Set(&target.template), target, d)
+    }
+
+    fn render_from(&self, src: Source, target: &Target, d: &Decoded) -> Result<Rendered, String> {
+        let n = &d.notification;
+        // Firing first, then resolved, so parts keep the two apart.
+        let order: Vec<usize> = (0..n.alerts.len())
+            .filter(|&i| n.alerts[i].status == Status::Firing)
+            .chain((0..n.alerts.len()).filter(|&i| n.alerts[i].status == Status::Resolved))
+            .collect();
+        let mut out = Rendered::default();
+        let whole = self.draft(src, target, d, &order, None)?;
+        let uuid = new_uuid();
+        if self.fits(&whole, target, d, &uuid) || order.len() == 1 {
+            out.push(self.finish(whole, target, d, uuid));
+            return Ok(out);
+        }
+        // Too big: greedily give each part the longest run of alerts that fits (found by binary search).
+        let mut parts: Vec<&[usize]> = vec![];
+        let mut rest = &order[..];
+        while !rest.is_empty() {
+            let (mut lo, mut hi) = (1, rest.len());
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                let draft = self.draft(src, target, d, &rest[..mid], Some(PART_PLACEHOLDER))?;
+                if self.fits(&draft, target, d, &uuid) {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            parts.push(&rest[..lo]);
+            rest = &rest[lo..];
+        }
+        let total = parts.len();
+        for (i, part) in parts.into_iter().enumerate() {
+            let numbering = (total > 1).then_some((i + 1, total));
+            let draft = self.draft(src, target, d, part, numbering)?;
+            out.push(self.finish(draft, target, d, new_uuid()));
+        }
+        Ok(out)
+    }
+
+    /// Title and text for some of the group's alerts, with the keyword guaranteed.
+    fn draft(
+        &self,
+        src: Source,
+        target: &Target,
+        d: &Decoded,
+        alerts: &[usize],
+        part: Option<(usize, usize)>,
+    ) -> Result<Draft, String> {
+        let mentions = mention_tokens(target, d).join(" ");
+        let (title, text) = match src {
+            Source::Plain => plain(d, alerts, part),
+            Source::Set(_) | Source::Builtin => {
+                let ctx = context(target, d, alerts, part, &mentions);
+                let name = |kind: &str| match src {
+                    Source::Set(set) if self.hb.has_template(&format!("{set}/{kind}")) => format!("{set}/{kind}"),
+                    _ => format!("builtin/{kind}"),
+                };
+                let render = |kind: &str| {
+                    let name = name(kind);
+                    self.hb.render(&name, &ctx).map_err(|e| format!("template {name}: {e}"))
+                };
+                match target.msgtype {
+                    MsgType::Text => (String::new(), render("text")?),
+                    MsgType::Markdown | MsgType::ActionCard => (render("title")?, render("markdown")?),
+                }
+            }
+        };
+        let mut title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+        if title.chars().count() > MAX_TITLE_CHARS {
+            title = title.chars().take(MAX_TITLE_CHARS - 1).chain(['…']).collect();
+        }
+        if title.is_empty() && target.msgtype != MsgType::Text {
+            title = plain_title(d, part);
+        }
+        let mut draft = Draft { title, text: tidy(&text), keyword_inserted: false };
+        if let Some(kw) = &target.keyword {
+            if target.msgtype != MsgType::Text && !draft.title.contains(kw.as_str()) {
+                draft.title = format!("{kw} {}", draft.title);
+                draft.keyword_inserted = true;
+            }
+            if !draft.text.contains(kw.as_str()) {
+                draft.text = format!("{kw}\n\n{}", draft.text);
+                draft.keyword_inserted = true;
+            }
+        }
+        Ok(draft)
+    }
+
+    fn fits(&self, draft: &Draft, target: &Target, d: &Decoded, uuid: &str) -> bool {
+        body(target, d, &draft.title, &self.full_text(draft, target, d, None), uuid).len() <= self.max_bytes
+    }
+
+    /// The text as sent: the draft (cut to `cut` bytes if given, with a marker), then mentions DingTalk needs
+    /// to see written in the text.
+    fn full_text(&self, draft: &Draft, target: &Target, d: &Decoded, cut: Option<usize>) -> String {
+        let mut text = match cut {
+            Some(len) => {
+                let mut end = len.min(draft.text.len());
+                while !draft.text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                format!("{}{TRUNCATION_MARKER}", draft.text[..end].trim_end())
+            }
+            None => draft.text.clone(),
+        };
+        if let Some(kw) = &target.keyword
+            && !text.contains(kw.as_str())
+        {
+            text = format!("{kw}\n\n{text}");
+        }
+        let missing: Vec<String> =
+            mention_tokens(target, d).into_iter().filter(|t| !contains_token(&text, t)).collect();
+        if !missing.is_empty() {
+            text.push_str("\n\n");
+            text.push_str(&missing.join(" "));
+        }
+        text
+    }
+
+    /// The final body; a single alert too big even alone has its text cut at a UTF-8 boundary.
+    fn finish(&self, draft: Draft, target: &Target, d: &Decoded, uuid: String) -> Finished {
+        let mut text = self.full_text(&draft, target, d, None);
+        let mut json = body(target, d, &draft.title, &text, &uuid);
+        let mut cut = draft.text.len();
+        while json.len() > self.max_bytes && cut > 0 {
+            // JSON escaping can make a byte of text cost more than one byte of body: cut by the excess, repeat.
+            cut = cut.saturating_sub(json.len() - self.max_bytes + 16);
+            text = self.full_text(&draft, target, d, Some(cut));
+            json = body(target, d, &draft.title, &text, &uuid);
+        }
+        Finished {
+            truncated: cut < draft.text.len(),
+            keyword_inserted: draft.keyword_inserted,
+            message: Message { msg_uuid: uuid, body: json },
+        }
+    }
+}
+
+struct Draft {
+    title: String,
+    text: String,
+    keyword_inserted: bool,
+}
+
+struct Finished {
+    keyword_inserted: bool,
+    truncated: bool,
+    message: Message,
+}
+
+impl Rendered {
+    fn push(&mut self, f: Finished) {
+        self.keyword_inserted += usize::from(f.keyword_inserted);
+        self.truncated += usize::from(f.truncated);
+        self.messages.push(f.message);
+    }
+}
+
+/// Template whitespace is hard to get exact; at most one blank line in a row reads best on a phone.
+fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut newlines = 0;
+    for line in text.trim().split('\n') {
+        let line = line.trim_end();
+        if line.is_empty() {
+            newlines += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if newlines > 0 { "\n\n" } else { "\n" });
+        }
+        newlines = 0;
+        out.push_str(line);
+    }
+    out
+}
+
+fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Whether mentions apply to this notification at all.
+fn mentions_active(target: &Target, d: &Decoded) -> bool {
+    !target.mention.is_empty() && (d.notification.status == Status::Firing || target.mention.on_resolved)
+}
+
+/// `@mobile` / `@userId` tokens: DingTalk only highlights a mention that is also written in the text.
+fn mention_tokens(target: &Target, d: &Decoded) -> Vec<String> {
+    if !mentions_active(target, d) {
+        return vec![];
+    }
+    target.mention.mobiles.iter().chain(&target.mention.user_ids).map(|m| format!("@{m}")).collect()
+}
+
+/// `@123` must not count as present because `@1234` is.
+fn contains_token(text: &str, token: &str) -> bool {
+    text.match_indices(token).any(|(i, _)| {
+        text[i + token.len()..].chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'))
+    })
+}
+
+/// The JSON body DingTalk receives.
+fn body(target: &Target, d: &Decoded, title: &str, text: &str, uuid: &str) -> String {
+    let at = || {
+        let m = &target.mention;
+        let active = mentions_active(target, d);
+        json!({
+            "atMobiles": if active { m.mobiles.clone() } else { vec![] },
+            "atUserIds": if active { m.user_ids.clone() } else { vec![] },
+            "isAtAll": active && m.all,
+        })
+    };
+    let value = match target.msgtype {
+        MsgType::Text => json!({"msgtype": "text", "text": {"content": text}, "at": at(), "msgUuid": uuid}),
+        MsgType::Markdown => {
+            json!({"msgtype": "markdown", "markdown": {"title": title, "text": text}, "at": at(), "msgUuid": uuid})
+        }
+        MsgType::ActionCard => {
+            let n = &d.notification;
+            let url = Some(n.external_url.as_str())
+                .filter(|u| !u.is_empty())
+                .or_else(|| n.alerts.iter().map(|a| a.generator_url.as_str()).find(|u| !u.is_empty()));
+            match url {
+                Some(url) => json!({
+                    "msgtype": "actionCard",
+                    "actionCard": {"title": title, "text": text, "singleTitle": "Open in Alertmanager", "singleURL": url},
+                    "msgUuid": uuid,
+                }),
+                // An actionCard needs a link; without one the markdown form says the same.
+                None => {
+                    json!({"msgtype": "markdown", "markdown": {"title": title, "text": text}, "at": at(), "msgUuid": uuid})
+                }
+            }
+        }
+    };
+    value.to_string()
+}
+
+/// What templates see: the payload as Alertmanager sent it, plus fields that make templates short.
+fn context(target: &Target, d: &Decoded, alerts: &[usize], part: Option<(usize, usize)>, mentions: &str) -> Value {
+    let n = &d.notification;
+    let mut ctx: Map<String, Value> = d.raw.as_object().cloned().unwrap_or_default();
+    let raw_alerts = d.raw.get("alerts").and_then(Value::as_array);
+    let subset: Vec<Value> = alerts.iter().filter_map(|&i| raw_alerts.and_then(|a| a.get(i)).cloned()).collect();
+    let with_status = |s: &str| -> Vec<Value> {
+        subset.iter().filter(|a| a.get("status").and_then(Value::as_str) == Some(s)).cloned().collect()
+    };
+    ctx.insert("firing".into(), Value::Array(with_status("firing")));
+    ctx.insert("resolved".into(), Value::Array(with_status("resolved")));
+    ctx.insert("alerts".into(), Value::Array(subset));
+    ctx.insert(
+        "counts".into(),
+        json!({"firing": n.firing().count(), "resolved": n.resolved().count(), "total": n.alerts.len()}),
+    );
+    ctx.insert("groupName".into(), Value::String(group_name(d)));
+    ctx.insert("part".into(), part.map_or(Value::Null, |(index, total)| json!({"index": index, "total": total})));
+    ctx.insert("target".into(), json!({"name": target.name, "keyword": target.keyword}));
+    ctx.insert("mentions".into(), Value::String(mentions.to_string()));
+    // Fields templates commonly test for; present (if empty) so strict mode does not trip on them.
+    for key in ["groupLabels", "commonLabels", "commonAnnotations"] {
+        ctx.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    }
+    for key in ["externalURL", "groupKey", "receiver"] {
+        ctx.entry(key).or_insert_with(|| Value::String(String::new()));
+    }
+    ctx.entry("truncatedAlerts").or_insert(Value::from(0));
+    Value::Object(ctx)
+}
+
+/// What the group is called in titles: its group labels' values, else the common alertname.
+fn group_name(d: &Decoded) -> String {
+    let n = &d.notification;
+    let from_groups: Vec<&str> = n.group_labels.values().map(String::as_str).collect();
+    if !from_groups.is_empty() {
+        return from_groups.join(" ");
+    }
+    n.common_labels.get("alertname").cloned().unwrap_or_else(|| "alerts".to_string())
+}
+
+fn plain_title(d: &Decoded, part: Option<(usize, usize)>) -> String {
+    let n = &d.notification;
+    let count = if n.status == Status::Firing { n.firing().count() } else { n.resolved().count() };
+    let part = part.map(|(i, t)| format!(" ({i}/{t})")).unwrap_or_default();
+    format!("[{}:{count}] {}{part}", n.status.as_str().to_uppercase(), group_name(d))
+}
+
+/// The last-resort message, written without templates.
+fn plain(d: &Decoded, alerts: &[usize], part: Option<(usize, usize)>) -> (String, String) {
+    let title = plain_title(d, part);
+    let mut text = title.clone();
+    for &i in alerts {
+        let a = &d.notification.alerts[i];
+        let name = a.labels.get("alertname").map(String::as_str).unwrap_or("alert");
+        let summary = a.annotations.get("summary").map(|s| format!(": {s}")).unwrap_or_default();
+        let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        text.push_str(&format!("\n\n- {} {name}{summary} ({})", a.status.as_str(), labels.join(", ")));
+    }
+    (title, text)
+}
+
+fn load_sets(hb: &mut Handlebars<'static>, dir: &Path, sets: &mut BTreeSet<String>, errors: &mut Vec<TemplateError>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(TemplateError::Dir { path: dir.display().to_string(), message: e.to_string() });
+            return;
+        }
+    };
+    let mut set_dirs: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    set_dirs.sort();
+    for set_dir in set_dirs {
+        let Some(set) = set_dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+        if set.starts_with('.') {
+            continue;
+        }
+        let files = match std::fs::read_dir(&set_dir) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(TemplateError::Dir { path: set_dir.display().to_string(), message: e.to_string() });
+                continue;
+            }
+        };
+        let mut found = false;
+        for file in files.filter_map(Result::ok).map(|e| e.path()) {
+            if file.extension().and_then(|e| e.to_str()) != Some("hbs") {
+                continue;
+            }
+            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let shown = file.display().to_string();
+            if !KINDS.contains(&stem.as_str()) {
+                errors.push(TemplateError::Compile {
+                    file: shown,
+                    message: format!(
+                        "unknown template file; a set holds {}",
+                        KINDS.map(|k| format!("{k}.hbs")).join(", ")
+                    ),
+                });
+                continue;
+            }
+            match std::fs::read_to_string(&file) {
+                Ok(text) => match hb.register_template_string(&format!("{set}/{stem}"), text) {
+                    Ok(()) => found = true,
+                    Err(e) => errors.push(TemplateError::Compile { file: shown, message: e.to_string() }),
+                },
+                Err(e) => errors.push(TemplateError::Compile { file: shown, message: e.to_string() }),
+            }
+        }
+        if found {
+            sets.insert(set);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
