@@ -157,6 +157,12 @@ pub async fn run(
     Ok(())
 }
 
+/// Completes once shutdown has begun.
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not live across an await (it is not Send).
+    let _ = shutdown.wait_for(|&s| s).await.map(|_| ());
+}
+
 async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
     for h in handles {
         let _ = h.await;
@@ -173,7 +179,7 @@ async fn prune_loop(store: Store, retention: Duration, mut shutdown: watch::Rece
         }
         tokio::select! {
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
-            _ = shutdown.wait_for(|&s| s) => return,
+            _ = crate::stopped(&mut shutdown) => return,
         }
     }
 }

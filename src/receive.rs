@@ -101,7 +101,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = shutdown.wait_for(|&s| s) => break,
+            _ = crate::stopped(&mut shutdown) => break,
         };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -113,7 +113,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
                     continue;
                 }
             },
-            _ = shutdown.wait_for(|&s| s) => break,
+            _ = crate::stopped(&mut shutdown) => break,
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
@@ -196,7 +196,8 @@ async fn metrics(app: &App) -> Resp {
 }
 
 async fn ready(app: &App) -> Resp {
-    let ok = !*app.shutdown.borrow() && app.store.ping().await.is_ok();
+    let stopping = *app.shutdown.borrow();
+    let ok = !stopping && app.store.ping().await.is_ok();
     app.metrics.ready.set(i64::from(ok));
     if ok {
         text_response(StatusCode::OK, "ready\n")

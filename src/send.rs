@@ -107,7 +107,7 @@ pub fn backoff(cfg: &DeliveryConfig, attempts: i64) -> Duration {
 async fn sleep_until(deadline: Instant, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         _ = tokio::time::sleep_until(deadline) => true,
-        _ = shutdown.wait_for(|&s| s) => false,
+        _ = crate::stopped(shutdown) => false,
     }
 }
 
@@ -127,7 +127,7 @@ pub async fn run_sender(
             Ok(None) => {
                 tokio::select! {
                     _ = wake.notified() => {}
-                    _ = shutdown.wait_for(|&s| s) => {}
+                    _ = crate::stopped(&mut shutdown) => {}
                 }
                 continue;
             }
@@ -152,7 +152,7 @@ pub async fn run_sender(
         }
         let waited = tokio::select! {
             w = robot.acquire() => w,
-            _ = shutdown.wait_for(|&s| s) => break,
+            _ = crate::stopped(&mut shutdown) => break,
         };
         if waited {
             d.metrics.rate_limited.with_label_values(&[name]).inc();
@@ -163,7 +163,7 @@ pub async fn run_sender(
         let grace = d.shutdown_grace;
         let outcome = tokio::select! {
             o = attempt(&d, &target, &msg) => o,
-            _ = async { let _ = grace_rx.wait_for(|&s| s).await; tokio::time::sleep(grace).await } => {
+            _ = async { crate::stopped(&mut grace_rx).await; tokio::time::sleep(grace).await } => {
                 warn!(target = name, msg_uuid = %msg.msg_uuid, "send still in flight after the shutdown grace period; left queued for the next start");
                 break;
             }

@@ -280,9 +280,9 @@ impl Rendered {
 fn tidy(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut newlines = 0;
+    // Trailing spaces stay: two of them are a markdown line break.
     for line in text.trim().split('\n') {
-        let line = line.trim_end();
-        if line.is_empty() {
+        if line.trim().is_empty() {
             newlines += 1;
             continue;
         }

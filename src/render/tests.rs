@@ -1,1 +1,238 @@
+use super::*;
+use crate::config::{Endpoint, Mention};
+use crate::decode::decode;
+use crate::secret::Secret;
 
+const FIRING: &str = include_str!("../../tests/fixtures/alertmanager-0.25-firing.json");
+const RESOLVED: &str = include_str!("../../tests/fixtures/alertmanager-0.25-resolved.json");
+
+fn target(msgtype: MsgType) -> Target {
+    Target {
+        name: "ops".into(),
+        endpoint: Endpoint::Robot(Secret::new("https://oapi.dingtalk.com/robot/send?access_token=t")),
+        secret: None,
+        keyword: Some("Alert".into()),
+        template: DEFAULT_SET.into(),
+        msgtype,
+        mention: Mention {
+            all: false,
+            mobiles: vec!["13800000000".into()],
+            user_ids: vec!["manager01".into()],
+            on_resolved: false,
+        },
+    }
+}
+
+fn renderer() -> Renderer {
+    Renderer::new(None, chrono_tz::Asia::Shanghai, 20_000).unwrap()
+}
+
+fn body(m: &Message) -> Value {
+    serde_json::from_str(&m.body).unwrap()
+}
+
+/// A payload of `n` alerts whose descriptions are `desc_len` characters long.
+fn big_group(n: usize, desc_len: usize) -> String {
+    let mut v: Value = serde_json::from_str(FIRING).unwrap();
+    let template = v["alerts"][0].clone();
+    let alerts: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut a = template.clone();
+            a["labels"]["instance"] = json!(format!("node{i}:9100"));
+            a["fingerprint"] = json!(format!("fp{i:04}"));
+            a["annotations"]["description"] = json!("磁盘".repeat(desc_len / 2));
+            a
+        })
+        .collect();
+    v["alerts"] = Value::Array(alerts);
+    v.to_string()
+}
+
+#[test]
+fn firing_markdown_has_everything_a_phone_needs() {
+    let d = decode(FIRING.as_bytes()).unwrap();
+    let r = renderer().render(&target(MsgType::Markdown), &d);
+    assert_eq!(r.messages.len(), 1);
+    assert_eq!((r.keyword_inserted, r.truncated), (0, 0));
+    assert!(r.template_error.is_none());
+    let b = body(&r.messages[0]);
+    assert_eq!(b["msgtype"], "markdown");
+    assert_eq!(b["msgUuid"], r.messages[0].msg_uuid.as_str());
+    assert_eq!(b["markdown"]["title"], "Alert [FIRING:3] NodeDiskFull");
+    let text = b["markdown"]["text"].as_str().unwrap();
+    for needle in [
+        "Alert",
+        "[FIRING:3] NodeDiskFull",
+        "**Severity:** WARNING",
+        "Disk almost full on node2",
+        "instance=node2:9100",
+        "2026-11-22 10:16:51 CST",
+        "[Runbook](https://runbooks.example.com/NodeDiskFull)",
+        "[Source](http://prometheus.example.com:9090/graph?g0.expr=node_filesystem_avail_bytes)",
+        "[Silence](http://alertmanager.example.com:9093/#/silences/new?filter=%7Balertname%3D%22NodeDiskFull%22",
+        "[Alertmanager](http://alertmanager.example.com:9093)",
+        "@13800000000 @manager01",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("\n\n\n"), "{text}");
+    assert_eq!(b["at"], json!({"atMobiles": ["13800000000"], "atUserIds": ["manager01"], "isAtAll": false}));
+}
+
+#[test]
+fn resolved_shows_end_and_duration_and_does_not_ring_by_default() {
+    let d = decode(RESOLVED.as_bytes()).unwrap();
+    let mut t = target(MsgType::Markdown);
+    let b = body(&renderer().render(&t, &d).messages[0]);
+    assert_eq!(b["markdown"]["title"], "Alert [RESOLVED:3] NodeDiskFull");
+    let text = b["markdown"]["text"].as_str().unwrap();
+    assert!(text.contains("#### Resolved (3)"), "{text}");
+    assert!(text.contains("Ended 2026-11-22 10:16:56 CST, lasted 4s"), "{text}");
+    assert!(!text.contains("#### Firing"), "{text}");
+    assert!(!text.contains("@13800000000"), "{text}");
+    assert_eq!(b["at"]["atMobiles"], json!([]));
+
+    t.mention.on_resolved = true;
+    let b = body(&renderer().render(&t, &d).messages[0]);
+    assert!(b["markdown"]["text"].as_str().unwrap().ends_with("@13800000000 @manager01"));
+    assert_eq!(b["at"]["atUserIds"], json!(["manager01"]));
+}
+
+#[test]
+fn firing_and_resolved_alerts_of_one_group_are_shown_apart() {
+    let mut v: Value = serde_json::from_str(FIRING).unwrap();
+    v["alerts"][1]["status"] = json!("resolved");
+    v["alerts"][1]["endsAt"] = json!("2026-11-22T02:20:00Z");
+    let d = decode(v.to_string().as_bytes()).unwrap();
+    let text = body(&renderer().render(&target(MsgType::Markdown), &d).messages[0])["markdown"]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (firing, resolved) = (text.find("#### Firing (2)").unwrap(), text.find("#### Resolved (1)").unwrap());
+    assert!(firing < resolved);
+    assert!(text[resolved..].contains("node2"), "{text}");
+    assert!(!text[firing..resolved].contains("node2"), "{text}");
+}
+
+#[test]
+fn text_and_action_card() {
+    let d = decode(FIRING.as_bytes()).unwrap();
+    let b = body(&renderer().render(&target(MsgType::Text), &d).messages[0]);
+    assert_eq!(b["msgtype"], "text");
+    let content = b["text"]["content"].as_str().unwrap();
+    assert!(content.starts_with("Alert [FIRING:3] NodeDiskFull"), "{content}");
+    assert!(content.contains("- Disk almost full on node1 [instance=node1:9100], since 2026-11-22 10:16:51 CST"), "{content}");
+    assert!(content.ends_with("@13800000000 @manager01"), "{content}");
+
+    let b = body(&renderer().render(&target(MsgType::ActionCard), &d).messages[0]);
+    assert_eq!(b["msgtype"], "actionCard");
+    assert!(b.get("at").is_none(), "actionCard has no at field");
+    assert_eq!(b["actionCard"]["singleURL"], "http://alertmanager.example.com:9093");
+    assert!(b["actionCard"]["text"].as_str().unwrap().contains("@manager01"));
+}
+
+fn user_set(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mine")).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join("mine").join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn keyword_is_added_when_a_template_leaves_it_out() {
+    let dir = user_set(&[("title.hbs", "{{groupName}}"), ("markdown.hbs", "{{#each alerts}}{{labels.instance}} {{/each}}")]);
+    let r = Renderer::new(Some(dir.path()), chrono_tz::UTC, 20_000).unwrap();
+    let mut t = target(MsgType::Markdown);
+    t.template = "mine".into();
+    let out = r.render(&t, &decode(FIRING.as_bytes()).unwrap());
+    assert_eq!(out.keyword_inserted, 1);
+    let b = body(&out.messages[0]);
+    assert_eq!(b["markdown"]["title"], "Alert NodeDiskFull");
+    assert!(b["markdown"]["text"].as_str().unwrap().starts_with("Alert\n\nnode1:9100 node2:9100 node3:9100"));
+}
+
+#[test]
+fn a_template_that_fails_at_run_time_falls_back_to_the_builtin() {
+    // Strict mode: a field the payload lacks is an error, not an empty string.
+    let dir = user_set(&[("markdown.hbs", "{{commonLabels.team}} is on fire")]);
+    let r = Renderer::new(Some(dir.path()), chrono_tz::UTC, 20_000).unwrap();
+    let mut t = target(MsgType::Markdown);
+    t.template = "mine".into();
+    let d = decode(FIRING.as_bytes()).unwrap();
+    assert!(r.render_strict(&t, &d).unwrap_err().contains("mine/markdown"));
+    let out = r.render(&t, &d);
+    assert!(out.template_error.as_deref().unwrap().contains("commonLabels.team"), "{:?}", out.template_error);
+    let text = body(&out.messages[0])["markdown"]["text"].as_str().unwrap().to_string();
+    assert!(text.contains("Disk almost full on node3"), "{text}");
+}
+
+#[test]
+fn broken_template_files_are_named() {
+    let dir = user_set(&[("markdown.hbs", "{{#if x}}unclosed"), ("mardown.hbs", "typo")]);
+    let errors = Renderer::new(Some(dir.path()), chrono_tz::UTC, 20_000).err().unwrap();
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 2, "{text:?}");
+    assert!(text.iter().any(|e| e.contains("mine/markdown.hbs")), "{text:?}");
+    assert!(text.iter().any(|e| e.contains("mine/mardown.hbs") && e.contains("unknown template file")), "{text:?}");
+}
+
+#[test]
+fn big_group_is_split_into_few_numbered_parts_that_each_fit() {
+    let d = decode(big_group(300, 120).as_bytes()).unwrap();
+    let out = renderer().render(&target(MsgType::Markdown), &d);
+    let n = out.messages.len();
+    assert!(n > 1, "300 alerts cannot fit one message");
+    let mut seen = vec![0; 300];
+    let mut total_bytes = 0;
+    for (i, m) in out.messages.iter().enumerate() {
+        assert!(m.body.len() <= 20_000, "part {i} is {} bytes", m.body.len());
+        total_bytes += m.body.len();
+        let b = body(m);
+        let title = b["markdown"]["title"].as_str().unwrap();
+        assert_eq!(title, format!("Alert [FIRING:300] NodeDiskFull ({}/{n})", i + 1));
+        let text = b["markdown"]["text"].as_str().unwrap();
+        assert!(text.contains("Alert") && text.contains("@manager01"));
+        for (k, count) in seen.iter_mut().enumerate() {
+            if text.contains(&format!("instance=node{k}:9100 ")) || text.contains(&format!("instance=node{k}:9100\n")) {
+                *count += 1;
+            }
+        }
+    }
+    assert!(seen.iter().all(|&c| c == 1), "every alert exactly once: {seen:?}");
+    // As few parts as fit: the greedy packing wastes less than one part's worth of space.
+    assert!(n <= total_bytes / 20_000 + 2, "{n} parts for {total_bytes} bytes");
+    assert_eq!(out.truncated, 0);
+}
+
+#[test]
+fn a_lone_huge_alert_is_cut_at_a_character_boundary() {
+    let d = decode(big_group(1, 30_000).as_bytes()).unwrap();
+    let out = renderer().render(&target(MsgType::Markdown), &d);
+    assert_eq!((out.messages.len(), out.truncated), (1, 1));
+    let m = &out.messages[0];
+    assert!(m.body.len() <= 20_000 && m.body.len() > 19_000, "{} bytes", m.body.len());
+    let text = body(m)["markdown"]["text"].as_str().unwrap().to_string();
+    assert!(text.contains("… (cut to fit DingTalk's message size limit)"), "{text}");
+    assert!(text.starts_with("### Alert") && text.ends_with("@13800000000 @manager01"));
+}
+
+#[test]
+fn mention_tokens_match_whole_ids() {
+    assert!(contains_token("hi @138 there", "@138"));
+    assert!(contains_token("hi @138", "@138"));
+    assert!(!contains_token("hi @1380", "@138"));
+    assert!(!contains_token("hi @user01_x", "@user01"));
+}
+
+#[test]
+fn every_sample_renders_with_the_builtin_templates() {
+    for (name, payload) in crate::cli::SAMPLES {
+        let d = decode(payload.as_bytes()).unwrap();
+        for msgtype in [MsgType::Markdown, MsgType::Text, MsgType::ActionCard] {
+            let r = renderer().render_strict(&target(msgtype), &d);
+            assert!(r.is_ok(), "sample {name} as {msgtype:?}: {:?}", r.err());
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Shared by the integration tests: the protocol-enforcing mock DingTalk, a bridge started in-process
+//! with `run()` on loopback, and small HTTP and metrics helpers.
+#![allow(dead_code)]
+
+pub mod mock_dingtalk;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dingtalk_bridge::config::Config;
+use tokio::sync::oneshot;
+
+pub const FIRING: &str = include_str!("../fixtures/alertmanager-0.25-firing.json");
+pub const RESOLVED: &str = include_str!("../fixtures/alertmanager-0.25-resolved.json");
+
+/// A bridge running in this process.
+pub struct Bridge {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Bridge {
+    /// Starts the bridge with `yaml` (storage goes to `dir` unless the yaml says otherwise).
+    pub async fn start(dir: &Path, yaml: &str) -> Bridge {
+        let config = Config::from_yaml(yaml, "test.yaml", dir, &|n| std::env::var(n).ok()).expect("test config is valid");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            dingtalk_bridge::run(config, listener, async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("bridge runs");
+        });
+        let bridge = Bridge { addr, dir: dir.to_path_buf(), stop: Some(tx), task };
+        let ready = bridge.url("/-/ready");
+        wait_for("the bridge to be ready", || async {
+            reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        bridge
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Graceful shutdown, waiting for `run()` to return.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task).await.expect("bridge stops").unwrap();
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap()
+    }
+}
+
+/// POSTs `body` as JSON (or with the given content type); returns status and body.
+pub async fn post(url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new().post(url).header("content-type", content_type).body(body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+/// Polls `cond` until it holds. The limit only keeps a broken test from hanging; it is not a speed check.
+pub async fn wait_for<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !cond().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value of one sample in Prometheus text format, by name and exact label set; 0 if absent.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric_name, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let got: Vec<&str> = rest.trim_end_matches('}').split(',').filter(|s| !s.is_empty()).collect();
+            (metric_name == name && got.len() == wanted.len() && wanted.iter().all(|w| got.contains(&w.as_str())))
+                .then(|| value.parse::<f64>().unwrap())
+        })
+        .next()
+        .unwrap_or(0.0)
+}
