@@ -99,3 +99,67 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .next()
         .unwrap_or(0.0)
 }
+
+/// The real `dingtalk-bridge` binary, started with a config file, JSON logs captured.
+pub struct BinaryBridge {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl BinaryBridge {
+    pub fn start(config_path: &Path) -> BinaryBridge {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dingtalk-bridge"))
+            .args(["--config", config_path.to_str().unwrap(), "--log-format", "json", "--log-level", "debug"])
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "listening"
+                {
+                    let _ = tx.send(v["address"].as_str().unwrap_or_default().to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("bridge did not log its address; logs: {:?}", logs.lock().unwrap()));
+        BinaryBridge { addr: addr.parse().unwrap(), child, logs }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(mut self) -> Vec<String> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.logs.lock().unwrap().clone())
+    }
+}
+
+impl Drop for BinaryBridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,173 @@
+//! The real binary: SIGKILL while messages are queued and while a send is in flight, restart, and every
+//! message reaches the group exactly once; SIGTERM drains and exits 0; no secret ever reaches the logs;
+//! the command line's check-config and render.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mock_dingtalk::{Limits, MockDingTalk, Mode, RobotSpec};
+use common::{BinaryBridge, FIRING, post, wait_for};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "tok-4f1e9a7c2b";
+const SECRET: &str = "SEC7d2c9b1e4f6a8d0c3b5e7f9a1c2d4e6f8a0b1c3d5e7f9";
+
+fn write_config(dir: &std::path::Path, mock: &MockDingTalk) -> std::path::PathBuf {
+    let path = dir.join("dingtalk-bridge.yaml");
+    std::fs::write(dir.join("robot-url"), mock.url(TOKEN)).unwrap();
+    std::fs::write(dir.join("robot-secret"), format!("{SECRET}\n")).unwrap();
+    std::fs::write(
+        &path,
+        r#"
+listen: "127.0.0.1:0"
+storage: {path: data/outbox.sqlite3}
+server: {shutdown_grace: 1s}
+delivery: {backoff_initial: 50ms, backoff_max: 100ms, request_timeout: 30s}
+targets:
+  ops:
+    url_file: robot-url
+    secret_file: robot-secret
+    keyword: Alert
+"#,
+    )
+    .unwrap();
+    path
+}
+
+fn payload(i: usize) -> String {
+    let mut v: Value = serde_json::from_str(FIRING).unwrap();
+    v["groupLabels"] = json!({"alertname": format!("Incident{i}")});
+    v["groupKey"] = json!(format!("{{}}:{{alertname=\"Incident{i}\"}}"));
+    v.to_string()
+}
+
+fn assert_no_secrets(logs: &[String]) {
+    assert!(!logs.is_empty());
+    for line in logs {
+        assert!(!line.contains(TOKEN) && !line.contains(SECRET) && !line.contains("sign="), "secret in log line: {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_nothing() {
+    let robot = RobotSpec { token: TOKEN.into(), secret: Some(SECRET.into()), keywords: vec!["Alert".into()] };
+    let mock = MockDingTalk::start(vec![robot], Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &mock);
+
+    // 1. DingTalk unreachable: five notifications accepted, then the bridge is killed.
+    mock.set_mode(Mode::Down);
+    let bridge = BinaryBridge::start(&config);
+    for i in 0..5 {
+        let (status, body) = post(&bridge.url("/dingtalk/ops/send"), "application/json", payload(i)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    wait_for("failed attempts", || async { mock.requests() >= 2 }).await;
+    let mut logs = bridge.kill();
+
+    // 2. DingTalk posts the first message but its answer never comes back before the kill.
+    mock.set_mode(Mode::SlowAnswer(Duration::from_secs(30)));
+    let bridge = BinaryBridge::start(&config);
+    wait_for("the first message to be posted", || async { mock.posted().len() == 1 }).await;
+    logs.extend(bridge.kill());
+
+    // 3. Back to normal: the first message is resent with its msgUuid (DingTalk keeps one copy), the rest follow.
+    mock.set_mode(Mode::Normal);
+    let bridge = BinaryBridge::start(&config);
+    wait_for("all five in the group", || async { mock.posted().len() == 5 }).await;
+    wait_for("the resend of the first", || async { mock.duplicate_uuids() >= 1 }).await;
+    let titles: Vec<String> = mock.posted().iter().map(|p| p.body["markdown"]["title"].as_str().unwrap().to_string()).collect();
+    let expected: Vec<String> = (0..5).map(|i| format!("Alert [FIRING:3] Incident{i}")).collect();
+    assert_eq!(titles, expected, "each exactly once, in the order accepted");
+    let (status, more) = bridge.terminate();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    logs.extend(more);
+    assert!(logs.iter().any(|l| l.contains("\"reason\":\"network\"")), "the outage was logged with its reason");
+    assert_no_secrets(&logs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failures_are_logged_with_reason_and_hint_but_no_secret() {
+    let robot = RobotSpec { token: TOKEN.into(), secret: Some(SECRET.into()), keywords: vec!["Alert".into()] };
+    let mock = MockDingTalk::start(vec![robot], Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &mock);
+    mock.script(400102, "机器人已停用");
+    let bridge = BinaryBridge::start(&config);
+    post(&bridge.url("/dingtalk/ops/send"), "application/json", payload(0)).await;
+    wait_for("the give-up log line", || async {
+        bridge.logs.lock().unwrap().iter().any(|l| l.contains("message given up"))
+    })
+    .await;
+    let logs = bridge.kill();
+    let line = logs.iter().find(|l| l.contains("message given up")).unwrap();
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["reason"], "robot_disabled");
+    assert!(v["hint"].as_str().unwrap().contains("disabled"), "{line}");
+    assert_no_secrets(&logs);
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dingtalk-bridge")).args(args).output().unwrap()
+}
+
+#[test]
+fn check_config_names_file_key_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, "targets:\n  ops:\n    url: \"https://oapi.dingtalk.com/robot/send?access_token=${NO_SUCH_VAR_X}\"\n").unwrap();
+    let out = cli(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("c.yaml: targets.ops.url: environment variable NO_SUCH_VAR_X is not set"), "{err}");
+
+    std::fs::write(&path, "targets:\n  ops:\n    dry_run: true\n    keyword: Alert\n    mentoin: {}\n").unwrap();
+    let out = cli(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `mentoin`"));
+
+    std::fs::create_dir_all(dir.path().join("t/quiet")).unwrap();
+    std::fs::write(dir.path().join("t/quiet/markdown.hbs"), "{{groupName}} is {{status}}").unwrap();
+    std::fs::write(&path, "templates_dir: t\ntargets:\n  ops:\n    dry_run: true\n    keyword: Alert\n    template: quiet\n").unwrap();
+    let out = cli(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("targets.ops.template: template set \"quiet\" leaves out the keyword \"Alert\""), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 targets"));
+
+    std::fs::write(dir.path().join("t/quiet/markdown.hbs"), "{{commonLabels.team}}").unwrap();
+    let out = cli(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("targets.ops.template: fails on the firing sample payload") && err.contains("commonLabels.team"), "{err}");
+}
+
+#[test]
+fn render_prints_the_exact_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, "targets:\n  ops:\n    dry_run: true\n    keyword: Alert\n    msgtype: text\n").unwrap();
+    let payload = dir.path().join("p.json");
+    std::fs::write(&payload, common::RESOLVED).unwrap();
+    let out = cli(&["render", "--config", path.to_str().unwrap(), "--target", "ops", payload.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let body: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(body["msgtype"], "text");
+    assert!(body["text"]["content"].as_str().unwrap().starts_with("Alert [RESOLVED:3] NodeDiskFull"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("# {} bytes", stdout.trim().len())));
+
+    let out = cli(&["render", "--config", path.to_str().unwrap(), "--target", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no target \"nope\"; configured: ops"));
+}
+
+#[test]
+fn version_and_bad_config_exit_codes() {
+    let out = cli(&["--version"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("dingtalk-bridge {}", env!("CARGO_PKG_VERSION")));
+    let out = cli(&["--config", "/nonexistent/dingtalk-bridge.yaml"]);
+    assert_eq!(out.status.code(), Some(64), "running with a config that cannot load exits 64");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/dingtalk-bridge.yaml: cannot read"));
+}

@@ -1,0 +1,180 @@
+//! End to end with the real tools from Debian's packages: Prometheus Alertmanager (prometheus-alertmanager)
+//! posting to the real bridge binary, which delivers to the protocol-enforcing mock DingTalk; and
+//! `promtool check metrics` (prometheus) on the bridge's /metrics. Ignored on machines without them;
+//! `.ci/run` installs them and runs these with `--include-ignored`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::mock_dingtalk::{Limits, MockDingTalk, RobotSpec};
+use common::{BinaryBridge, metric, wait_for};
+use serde_json::json;
+
+const TOKEN: &str = "tok-e2e-8c1d";
+const SECRET: &str = "SECe2e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7";
+
+fn tool(name: &str) -> String {
+    let env = format!("{}_BIN", name.to_uppercase().replace('-', "_"));
+    std::env::var(env).unwrap_or_else(|_| format!("/usr/bin/{name}"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Alertmanager {
+    child: Child,
+    url: String,
+}
+
+impl Alertmanager {
+    fn start(dir: &Path, bridge_url: &str) -> Alertmanager {
+        let port = free_port();
+        let config = dir.join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+route:
+  receiver: dingtalk
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+receivers:
+- name: dingtalk
+  webhook_configs:
+  - url: {bridge_url}/dingtalk/ops/send
+    send_resolved: true
+"#
+            ),
+        )
+        .unwrap();
+        let child = Command::new(tool("prometheus-alertmanager"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--web.external-url=http://127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-alertmanager starts (Debian package prometheus-alertmanager)");
+        Alertmanager { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    async fn post_alert(&self, ends_at: Option<chrono::DateTime<chrono::Utc>>) {
+        let mut alert = json!({
+            "labels": {"alertname": "NodeDiskFull", "instance": "node1:9100", "severity": "critical"},
+            "annotations": {"summary": "Disk almost full on node1", "runbook_url": "https://runbooks.example.com/NodeDiskFull"},
+            "startsAt": (chrono::Utc::now() - chrono::Duration::minutes(3)).to_rfc3339(),
+            "generatorURL": "http://prometheus.example.com:9090/graph",
+        });
+        if let Some(end) = ends_at {
+            alert["endsAt"] = json!(end.to_rfc3339());
+        }
+        let resp = reqwest::Client::new().post(format!("{}/api/v2/alerts", self.url)).header("content-type", "application/json").body(json!([alert]).to_string()).send().await.unwrap();
+        assert!(resp.status().is_success(), "Alertmanager took the alert: {}", resp.status());
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bridge_config(dir: &Path, mock: &MockDingTalk) -> std::path::PathBuf {
+    let path = dir.join("bridge.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+listen: "127.0.0.1:0"
+storage: {{path: outbox.sqlite3}}
+timezone: Asia/Shanghai
+targets:
+  ops:
+    url: "{url}"
+    secret: "{SECRET}"
+    keyword: Alert
+    mention: {{mobiles: ["13800000000"]}}
+"#,
+            url = mock.url(TOKEN)
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs /usr/bin/prometheus-alertmanager (Debian package prometheus-alertmanager); .ci/run runs it"]
+async fn real_alertmanager_firing_then_resolved_reaches_dingtalk_signed_with_keyword() {
+    let robot = RobotSpec { token: TOKEN.into(), secret: Some(SECRET.into()), keywords: vec!["Alert".into()] };
+    let mock = MockDingTalk::start(vec![robot], Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = BinaryBridge::start(&bridge_config(dir.path(), &mock));
+    let am = Alertmanager::start(dir.path(), &format!("http://{}", bridge.addr));
+    wait_for("Alertmanager to be ready", || async {
+        reqwest::get(format!("{}/-/ready", am.url)).await.is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+
+    am.post_alert(None).await;
+    wait_for("the firing message", || async { !mock.posted().is_empty() }).await;
+    am.post_alert(Some(chrono::Utc::now())).await;
+    wait_for("the resolved message", || async { mock.posted().len() >= 2 }).await;
+
+    let posted = mock.posted();
+    assert_eq!(posted.len(), 2, "{posted:#?}");
+    assert_eq!(posted[0].body["markdown"]["title"], "Alert [FIRING:1] NodeDiskFull");
+    assert_eq!(posted[1].body["markdown"]["title"], "Alert [RESOLVED:1] NodeDiskFull");
+    let firing_text = posted[0].body["markdown"]["text"].as_str().unwrap();
+    assert!(firing_text.contains("Disk almost full on node1"), "{firing_text}");
+    assert!(firing_text.contains(&format!("[Alertmanager]({})", am.url)), "externalURL links back: {firing_text}");
+    assert!(firing_text.contains("[Runbook](https://runbooks.example.com/NodeDiskFull)"), "{firing_text}");
+    assert_eq!(posted[0].highlighted, vec!["13800000000"]);
+    // The mock checked signature, timestamp window and keyword before posting either.
+    assert!(mock.answered().iter().all(|a| a.errcode == 0), "{:?}", mock.answered());
+
+    let m = reqwest::get(bridge.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&m, "dingtalk_bridge_notifications_total", &[("target", "ops")]), 2.0);
+    assert_eq!(metric(&m, "dingtalk_bridge_webhook_requests_total", &[("target", "ops"), ("code", "200")]), 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs /usr/bin/promtool (Debian package prometheus); .ci/run runs it"]
+async fn promtool_finds_nothing_to_complain_about_in_metrics() {
+    let robot = RobotSpec { token: TOKEN.into(), secret: Some(SECRET.into()), keywords: vec!["Alert".into()] };
+    let mock = MockDingTalk::start(vec![robot], Limits::default()).await;
+    mock.script(400102, "机器人已停用");
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = BinaryBridge::start(&bridge_config(dir.path(), &mock));
+    for _ in 0..2 {
+        let (s, _) = common::post(&bridge.url("/dingtalk/ops/send"), "application/json", common::FIRING).await;
+        assert_eq!(s, 200);
+    }
+    common::post(&bridge.url("/dingtalk/ops/send"), "application/json", "{}").await;
+    wait_for("one delivered, one failed", || async { mock.posted().len() == 1 && mock.answered().len() == 2 }).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = reqwest::get(bridge.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(text.contains("dingtalk_bridge_notifications_failed_total{reason=\"robot_disabled\",target=\"ops\"} 1"), "{text}");
+
+    let mut child = Command::new(tool("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool starts (Debian package prometheus)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let complaints = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && complaints.trim().is_empty(), "promtool check metrics: {complaints}");
+}
