@@ -45,7 +45,10 @@ fn payload(i: usize) -> String {
 fn assert_no_secrets(logs: &[String]) {
     assert!(!logs.is_empty());
     for line in logs {
-        assert!(!line.contains(TOKEN) && !line.contains(SECRET) && !line.contains("sign="), "secret in log line: {line}");
+        assert!(
+            !line.contains(TOKEN) && !line.contains(SECRET) && !line.contains("sign="),
+            "secret in log line: {line}"
+        );
     }
 }
 
@@ -77,7 +80,8 @@ async fn sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_nothing
     let bridge = BinaryBridge::start(&config);
     wait_for("all five in the group", || async { mock.posted().len() == 5 }).await;
     wait_for("the resend of the first", || async { mock.duplicate_uuids() >= 1 }).await;
-    let titles: Vec<String> = mock.posted().iter().map(|p| p.body["markdown"]["title"].as_str().unwrap().to_string()).collect();
+    let titles: Vec<String> =
+        mock.posted().iter().map(|p| p.body["markdown"]["title"].as_str().unwrap().to_string()).collect();
     let expected: Vec<String> = (0..5).map(|i| format!("Alert [FIRING:3] Incident{i}")).collect();
     assert_eq!(titles, expected, "each exactly once, in the order accepted");
     let (status, more) = bridge.terminate();
@@ -116,7 +120,11 @@ fn cli(args: &[&str]) -> std::process::Output {
 fn check_config_names_file_key_and_problem() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yaml");
-    std::fs::write(&path, "targets:\n  ops:\n    url: \"https://oapi.dingtalk.com/robot/send?access_token=${NO_SUCH_VAR_X}\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "targets:\n  ops:\n    url: \"https://oapi.dingtalk.com/robot/send?access_token=${NO_SUCH_VAR_X}\"\n",
+    )
+    .unwrap();
     let out = cli(&["check-config", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -129,7 +137,11 @@ fn check_config_names_file_key_and_problem() {
 
     std::fs::create_dir_all(dir.path().join("t/quiet")).unwrap();
     std::fs::write(dir.path().join("t/quiet/markdown.hbs"), "{{groupName}} is {{status}}").unwrap();
-    std::fs::write(&path, "templates_dir: t\ntargets:\n  ops:\n    dry_run: true\n    keyword: Alert\n    template: quiet\n").unwrap();
+    std::fs::write(
+        &path,
+        "templates_dir: t\ntargets:\n  ops:\n    dry_run: true\n    keyword: Alert\n    template: quiet\n",
+    )
+    .unwrap();
     let out = cli(&["check-config", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -140,7 +152,10 @@ fn check_config_names_file_key_and_problem() {
     let out = cli(&["check-config", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("targets.ops.template: fails on the firing sample payload") && err.contains("commonLabels.team"), "{err}");
+    assert!(
+        err.contains("targets.ops.template: fails on the firing sample payload") && err.contains("commonLabels.team"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -103,13 +103,21 @@ async fn a_wrong_secret_is_given_up_once_with_its_reason() {
     assert!(recs[0].last_error.as_deref().unwrap().contains("sign not match"));
     // A second notification shows the sender went on after giving up, still without retrying the first.
     post(&bridge.url("/dingtalk/ops/send"), "application/json", RESOLVED).await;
-    wait_for("the second failure", || async { records(dir.path()).await.iter().filter(|r| r.state == "failed").count() == 2 })
-        .await;
+    wait_for("the second failure", || async {
+        records(dir.path()).await.iter().filter(|r| r.state == "failed").count() == 2
+    })
+    .await;
     assert_eq!(mock.requests(), 2, "one request per message, no retry storm");
     assert!(mock.posted().is_empty());
     let m = bridge.metrics().await;
-    assert_eq!(metric(&m, "dingtalk_bridge_notifications_failed_total", &[("target", "ops"), ("reason", "signature")]), 2.0);
-    assert_eq!(metric(&m, "dingtalk_bridge_notification_requests_failed_total", &[("target", "ops"), ("reason", "signature")]), 2.0);
+    assert_eq!(
+        metric(&m, "dingtalk_bridge_notifications_failed_total", &[("target", "ops"), ("reason", "signature")]),
+        2.0
+    );
+    assert_eq!(
+        metric(&m, "dingtalk_bridge_notification_requests_failed_total", &[("target", "ops"), ("reason", "signature")]),
+        2.0
+    );
     assert!(!m.contains(SECRET) && !m.contains("tok-ops"), "no secret in metrics");
     bridge.stop().await;
 }
@@ -133,12 +141,17 @@ async fn dingtalk_down_then_up_delivers_once() {
     assert_eq!(mock.posted().len(), 1, "delivered exactly once");
 
     let m = bridge.metrics().await;
-    let failed = |reason| metric(&m, "dingtalk_bridge_notification_requests_failed_total", &[("target", "ops"), ("reason", reason)]);
+    let failed = |reason| {
+        metric(&m, "dingtalk_bridge_notification_requests_failed_total", &[("target", "ops"), ("reason", reason)])
+    };
     assert!(failed("network") >= 3.0, "{m}");
     assert!(failed("http_5xx") >= 2.0, "{m}");
     assert_eq!(failed("busy"), 1.0);
     assert_eq!(metric(&m, "dingtalk_bridge_notifications_total", &[("target", "ops")]), 1.0);
-    assert_eq!(metric(&m, "dingtalk_bridge_notifications_failed_total", &[("target", "ops"), ("reason", "network")]), 0.0);
+    assert_eq!(
+        metric(&m, "dingtalk_bridge_notifications_failed_total", &[("target", "ops"), ("reason", "network")]),
+        0.0
+    );
     let rec = &records(dir.path()).await[0];
     assert_eq!(rec.state, "delivered");
     assert!(rec.attempts >= 7, "{rec:?}");
@@ -155,14 +168,22 @@ async fn messages_that_cannot_be_delivered_in_time_expire_visibly() {
     wait_for("expiry", || async { records(dir.path()).await.iter().any(|r| r.state == "failed") }).await;
     assert_eq!(records(dir.path()).await[0].reason.as_deref(), Some("expired"));
     let m = bridge.metrics().await;
-    assert_eq!(metric(&m, "dingtalk_bridge_notifications_failed_total", &[("target", "ops"), ("reason", "expired")]), 1.0);
+    assert_eq!(
+        metric(&m, "dingtalk_bridge_notifications_failed_total", &[("target", "ops"), ("reason", "expired")]),
+        1.0
+    );
     bridge.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_pauses_the_robot_and_loses_nothing() {
     // The bridge is told it may send 100 per second; the mock allows 5 per second and blocks for 500ms.
-    let limits = Limits { per_window: 5, window: Duration::from_secs(1), block: Duration::from_millis(500), ..Limits::default() };
+    let limits = Limits {
+        per_window: 5,
+        window: Duration::from_secs(1),
+        block: Duration::from_millis(500),
+        ..Limits::default()
+    };
     let mock = MockDingTalk::start(vec![robot("tok-ops", Some(SECRET), "Alert")], limits).await;
     let dir = tempfile::tempdir().unwrap();
     let extra = "  rate_limit: {messages: 100, per: 1s}\n  throttle_penalty: 600ms";
@@ -185,7 +206,8 @@ async fn throttling_pauses_the_robot_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_budget_keeps_the_robot_from_being_throttled() {
-    let limits = Limits { per_window: 5, window: Duration::from_secs(1), block: Duration::from_secs(600), ..Limits::default() };
+    let limits =
+        Limits { per_window: 5, window: Duration::from_secs(1), block: Duration::from_secs(600), ..Limits::default() };
     let mock = MockDingTalk::start(vec![robot("tok-ops", Some(SECRET), "Alert")], limits).await;
     let dir = tempfile::tempdir().unwrap();
     // Same count as the mock, over a slightly longer window: what crosses the network late still fits.
@@ -271,12 +293,16 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     let mock = MockDingTalk::start(vec![robot("tok-ops", Some(SECRET), "Alert")], Limits::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let yaml = config(&mock, "tok-ops", SECRET, "").replace("shutdown_grace: 2s", "shutdown_grace: 2s, header_read_timeout: 300ms");
+    let yaml = config(&mock, "tok-ops", SECRET, "")
+        .replace("shutdown_grace: 2s", "shutdown_grace: 2s, header_read_timeout: 300ms");
     let bridge = Bridge::start(dir.path(), &yaml).await;
     // The server closes the connection (answering 408 or nothing) instead of waiting forever.
-    let answer = tokio::time::timeout(Duration::from_secs(20), raw(bridge.addr, b"POST /dingtalk/ops/send HTTP/1.1\r\nhost: x\r\n"))
-        .await
-        .expect("connection closed by the header-read timeout");
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        raw(bridge.addr, b"POST /dingtalk/ops/send HTTP/1.1\r\nhost: x\r\n"),
+    )
+    .await
+    .expect("connection closed by the header-read timeout");
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
     bridge.stop().await;
 }
@@ -316,7 +342,8 @@ async fn graceful_shutdown_leaves_undelivered_messages_for_the_next_start() {
     mock.set_mode(Mode::Normal);
     let bridge = Bridge::start(dir.path(), &yaml).await;
     wait_for("both delivered after restart", || async { mock.posted().len() == 2 }).await;
-    let titles: Vec<String> = mock.posted().iter().map(|p| p.body["markdown"]["title"].as_str().unwrap().to_string()).collect();
+    let titles: Vec<String> =
+        mock.posted().iter().map(|p| p.body["markdown"]["title"].as_str().unwrap().to_string()).collect();
     assert_eq!(titles, vec!["Alert [FIRING:3] NodeDiskFull", "Alert [RESOLVED:3] NodeDiskFull"], "in order");
     bridge.stop().await;
 }

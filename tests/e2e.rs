@@ -77,7 +77,13 @@ receivers:
         if let Some(end) = ends_at {
             alert["endsAt"] = json!(end.to_rfc3339());
         }
-        let resp = reqwest::Client::new().post(format!("{}/api/v2/alerts", self.url)).header("content-type", "application/json").body(json!([alert]).to_string()).send().await.unwrap();
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v2/alerts", self.url))
+            .header("content-type", "application/json")
+            .body(json!([alert]).to_string())
+            .send()
+            .await
+            .unwrap();
         assert!(resp.status().is_success(), "Alertmanager took the alert: {}", resp.status());
     }
 }
@@ -163,7 +169,10 @@ async fn promtool_finds_nothing_to_complain_about_in_metrics() {
     wait_for("one delivered, one failed", || async { mock.posted().len() == 1 && mock.answered().len() == 2 }).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let text = reqwest::get(bridge.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(text.contains("dingtalk_bridge_notifications_failed_total{reason=\"robot_disabled\",target=\"ops\"} 1"), "{text}");
+    assert!(
+        text.contains("dingtalk_bridge_notifications_failed_total{reason=\"robot_disabled\",target=\"ops\"} 1"),
+        "{text}"
+    );
 
     let mut child = Command::new(tool("promtool"))
         .args(["check", "metrics"])

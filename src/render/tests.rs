@@ -121,7 +121,10 @@ fn text_and_action_card() {
     assert_eq!(b["msgtype"], "text");
     let content = b["text"]["content"].as_str().unwrap();
     assert!(content.starts_with("Alert [FIRING:3] NodeDiskFull"), "{content}");
-    assert!(content.contains("- Disk almost full on node1 [instance=node1:9100], since 2026-11-22 10:16:51 CST"), "{content}");
+    assert!(
+        content.contains("- Disk almost full on node1 [instance=node1:9100], since 2026-11-22 10:16:51 CST"),
+        "{content}"
+    );
     assert!(content.ends_with("@13800000000 @manager01"), "{content}");
 
     let b = body(&renderer().render(&target(MsgType::ActionCard), &d).messages[0]);
@@ -142,7 +145,8 @@ fn user_set(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 #[test]
 fn keyword_is_added_when_a_template_leaves_it_out() {
-    let dir = user_set(&[("title.hbs", "{{groupName}}"), ("markdown.hbs", "{{#each alerts}}{{labels.instance}} {{/each}}")]);
+    let dir =
+        user_set(&[("title.hbs", "{{groupName}}"), ("markdown.hbs", "{{#each alerts}}{{labels.instance}} {{/each}}")]);
     let r = Renderer::new(Some(dir.path()), chrono_tz::UTC, 20_000).unwrap();
     let mut t = target(MsgType::Markdown);
     t.template = "mine".into();

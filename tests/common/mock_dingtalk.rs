@@ -264,9 +264,15 @@ impl MockDingTalk {
                     && nonempty(&msg["actionCard"]["text"])
                     && nonempty(&msg["actionCard"]["singleURL"]) =>
             {
-                format!("{}\n{}", msg["actionCard"]["title"].as_str().unwrap(), msg["actionCard"]["text"].as_str().unwrap())
+                format!(
+                    "{}\n{}",
+                    msg["actionCard"]["title"].as_str().unwrap(),
+                    msg["actionCard"]["text"].as_str().unwrap()
+                )
             }
-            Some("text" | "markdown" | "actionCard") => return (40035, "缺少参数 json (required field missing)".into()),
+            Some("text" | "markdown" | "actionCard") => {
+                return (40035, "缺少参数 json (required field missing)".into());
+            }
             _ => return (400105, "不支持的消息类型".into()),
         };
         if !robot.keywords.is_empty() && !robot.keywords.iter().any(|k| visible.contains(k.as_str())) {

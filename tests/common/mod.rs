@@ -26,7 +26,8 @@ pub struct Bridge {
 impl Bridge {
     /// Starts the bridge with `yaml` (storage goes to `dir` unless the yaml says otherwise).
     pub async fn start(dir: &Path, yaml: &str) -> Bridge {
-        let config = Config::from_yaml(yaml, "test.yaml", dir, &|n| std::env::var(n).ok()).expect("test config is valid");
+        let config =
+            Config::from_yaml(yaml, "test.yaml", dir, &|n| std::env::var(n).ok()).expect("test config is valid");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
