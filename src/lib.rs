@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, Endpoint};
 use crate::metrics::Metrics;
 use crate::render::Renderer;
 use crate::send::{Delivery, Robot};
@@ -92,6 +92,21 @@ pub async fn run(
         warn!("{w}");
     }
     let renderer = load_templates(&config)?;
+    for t in config.targets.values() {
+        let endpoint = match &t.endpoint {
+            Endpoint::Robot(url) => secret::redact_url(url.expose()),
+            Endpoint::DryRun => "dry run (bodies are logged, not sent)".to_string(),
+        };
+        info!(
+            target = %t.name,
+            %endpoint,
+            signed = t.secret.is_some(),
+            keyword = t.keyword.as_deref().unwrap_or(""),
+            template = %t.template,
+            msgtype = t.msgtype.as_str(),
+            "target configured"
+        );
+    }
     let store = Store::open(&config.storage.path, config.storage.sync)?;
     let metrics = Arc::new(Metrics::new());
     let client = send::http_client(&config.delivery).map_err(|e| RunError::Client(e.to_string()))?;

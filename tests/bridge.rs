@@ -366,3 +366,27 @@ async fn a_broken_user_template_falls_back_and_is_counted() {
     assert_eq!(metric(&m, "dingtalk_bridge_template_failures_total", &[("target", "ops")]), 1.0);
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_send_is_retried_with_the_same_msg_uuid_and_shown_once() {
+    let mock = MockDingTalk::start(vec![robot("tok-ops", Some(SECRET), "Alert")], Limits::default()).await;
+    // DingTalk posts the message but answers after the bridge's request timeout.
+    mock.set_mode(Mode::SlowAnswer(Duration::from_secs(5)));
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(&mock, "tok-ops", SECRET, "").replace("request_timeout: 2s", "request_timeout: 300ms");
+    let bridge = Bridge::start(dir.path(), &yaml).await;
+    post(&bridge.url("/dingtalk/ops/send"), "application/json", FIRING).await;
+    wait_for("a timed-out attempt", || async {
+        metric(
+            &bridge.metrics().await,
+            "dingtalk_bridge_notification_requests_failed_total",
+            &[("target", "ops"), ("reason", "timeout")],
+        ) >= 1.0
+    })
+    .await;
+    mock.set_mode(Mode::Normal);
+    wait_for("the delivered record", || async { records(dir.path()).await[0].state == "delivered" }).await;
+    assert_eq!(mock.posted().len(), 1, "the group shows it once");
+    assert!(mock.duplicate_uuids() >= 1, "the resend carried the same msgUuid");
+    bridge.stop().await;
+}

@@ -110,9 +110,21 @@ pub struct BinaryBridge {
 
 impl BinaryBridge {
     pub fn start(config_path: &Path) -> BinaryBridge {
+        Self::start_with_env(config_path, &[])
+    }
+
+    pub fn start_with_env(config_path: &Path, env: &[(&str, &str)]) -> BinaryBridge {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dingtalk-bridge"))
             .args(["--config", config_path.to_str().unwrap(), "--log-format", "json", "--log-level", "debug"])
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .spawn()
