@@ -15,6 +15,8 @@ use crate::secret::Secret;
 pub const DEFAULT_CONFIG_PATH: &str = "dingtalk-bridge.yaml";
 /// DingTalk rejects a body over this many bytes (errcode 460101).
 pub const DINGTALK_MAX_BYTES: usize = 20_000;
+/// DingTalk's documented budget per robot.
+pub const DINGTALK_RATE_LIMIT: RateLimit = RateLimit { messages: 20, per: Duration::from_secs(60) };
 /// DingTalk mentions at most this many people per message.
 pub const DINGTALK_MAX_MENTIONS: usize = 50;
 
@@ -89,6 +91,8 @@ struct RawDelivery {
     rate_limit: Option<RawRateLimit>,
     throttle_penalty: Option<String>,
     max_message_bytes: Option<usize>,
+    digest_after: Option<String>,
+    dedup_window: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +116,7 @@ struct RawTarget {
     mention: RawMention,
     #[serde(default)]
     dry_run: bool,
+    rate_limit: Option<RawRateLimit>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,6 +184,11 @@ pub struct DeliveryConfig {
     pub rate_limit: RateLimit,
     pub throttle_penalty: Duration,
     pub max_message_bytes: usize,
+    /// Waiting messages are merged into a digest when the robot's budget cannot send them all within this.
+    pub digest_after: Duration,
+    /// An identical notification for the same target within this window is acknowledged, not sent again
+    /// (zero turns suppression off).
+    pub dedup_window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +245,8 @@ pub struct Target {
     pub template: String,
     pub msgtype: MsgType,
     pub mention: Mention,
+    /// The robot's send budget (targets that share a robot share one budget, so they must agree).
+    pub rate_limit: RateLimit,
 }
 
 impl Target {
@@ -405,16 +417,7 @@ impl Validator<'_> {
         };
 
         let d = &raw.delivery;
-        let rate_limit = match &d.rate_limit {
-            None => RateLimit { messages: 20, per: Duration::from_secs(60) },
-            Some(r) => {
-                let per = self.duration("delivery.rate_limit.per", Some(&r.per), Duration::from_secs(60));
-                if r.messages == 0 || per.is_zero() {
-                    self.problem("delivery.rate_limit", "messages and per must be greater than zero");
-                }
-                RateLimit { messages: r.messages.max(1), per }
-            }
-        };
+        let rate_limit = self.rate_limit("delivery.rate_limit", d.rate_limit.as_ref(), DINGTALK_RATE_LIMIT);
         let delivery = DeliveryConfig {
             connect_timeout: self.duration(
                 "delivery.connect_timeout",
@@ -440,6 +443,8 @@ impl Validator<'_> {
                 Duration::from_secs(600),
             ),
             max_message_bytes: d.max_message_bytes.unwrap_or(DINGTALK_MAX_BYTES),
+            digest_after: self.duration("delivery.digest_after", d.digest_after.as_deref(), Duration::from_secs(15)),
+            dedup_window: self.duration("delivery.dedup_window", d.dedup_window.as_deref(), Duration::from_secs(120)),
         };
         if delivery.max_message_bytes < 2000 || delivery.max_message_bytes > DINGTALK_MAX_BYTES {
             self.problem(
@@ -457,11 +462,31 @@ impl Validator<'_> {
         if raw.targets.is_empty() {
             self.problem("targets", "no targets configured; add at least one under targets:");
         }
-        let mut targets = BTreeMap::new();
+        let mut targets: BTreeMap<String, Target> = BTreeMap::new();
         for (name, t) in raw.targets {
-            if let Some(target) = self.target(&name, t) {
+            if let Some(target) = self.target(&name, t, rate_limit) {
                 targets.insert(name, target);
             }
+        }
+        // One robot, one budget: targets posting to the same robot must not disagree about it.
+        let mut by_robot: BTreeMap<String, &Target> = BTreeMap::new();
+        let mut conflicts = vec![];
+        for t in targets.values() {
+            match by_robot.get(&t.robot_key()) {
+                Some(first) if first.rate_limit != t.rate_limit => conflicts.push((first.name.clone(), t.name.clone())),
+                Some(_) => {}
+                None => {
+                    by_robot.insert(t.robot_key(), t);
+                }
+            }
+        }
+        for (a, b) in conflicts {
+            self.problem(
+                &format!("targets.{b}.rate_limit"),
+                format!(
+                    "targets {a} and {b} post to the same robot, which has one budget; give them the same rate_limit"
+                ),
+            );
         }
         Some(Config {
             source: PathBuf::from(&self.file),
@@ -476,7 +501,20 @@ impl Validator<'_> {
         })
     }
 
-    fn target(&mut self, name: &str, t: RawTarget) -> Option<Target> {
+    fn rate_limit(&mut self, key: &str, raw: Option<&RawRateLimit>, default: RateLimit) -> RateLimit {
+        match raw {
+            None => default,
+            Some(r) => {
+                let per = self.duration(&format!("{key}.per"), Some(&r.per), default.per);
+                if r.messages == 0 || per.is_zero() {
+                    self.problem(key, "messages and per must be greater than zero");
+                }
+                RateLimit { messages: r.messages.max(1), per: per.max(Duration::from_millis(1)) }
+            }
+        }
+    }
+
+    fn target(&mut self, name: &str, t: RawTarget, default_rate: RateLimit) -> Option<Target> {
         let key = format!("targets.{name}");
         if !valid_target_name(name) {
             self.problem(&key, "target names must match [A-Za-z][A-Za-z0-9_-]* (they appear in URLs and metrics)");
@@ -566,6 +604,7 @@ impl Validator<'_> {
                 self.problem(&format!("{key}.mention.user_ids[{i}]"), format!("{u:?} is not a DingTalk user id"));
             }
         }
+        let rate_limit = self.rate_limit(&format!("{key}.rate_limit"), t.rate_limit.as_ref(), default_rate);
         Some(Target {
             name: name.to_string(),
             endpoint,
@@ -574,6 +613,7 @@ impl Validator<'_> {
             template,
             msgtype,
             mention,
+            rate_limit,
         })
     }
 }
@@ -765,6 +805,19 @@ targets:
         assert!(matches!(c.targets["try"].endpoint, Endpoint::DryRun));
         let err = load("targets:\n  t:\n    keyword: x\n").unwrap_err().to_string();
         assert!(err.contains("targets.t.url: missing"), "{err}");
+    }
+
+    #[test]
+    fn targets_sharing_a_robot_share_one_rate_limit() {
+        let text = "targets:\n  a:\n    url: https://x/send?access_token=1\n  b:\n    url: https://x/send?access_token=1\n    rate_limit: {messages: 5, per: 1m}\n  c:\n    url: https://x/send?access_token=2\n    rate_limit: {messages: 5, per: 1m}\n";
+        let ConfigError::Invalid { problems } = load(text).unwrap_err() else { panic!("expected Invalid") };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "targets.b.rate_limit");
+        let ok =
+            load(&text.replace("rate_limit: {messages: 5, per: 1m}\n  c", "rate_limit: {messages: 20, per: 60s}\n  c"))
+                .unwrap();
+        assert_eq!(ok.targets["c"].rate_limit, RateLimit { messages: 5, per: Duration::from_secs(60) });
+        assert_eq!(ok.delivery.dedup_window, Duration::from_secs(120));
     }
 
     #[test]

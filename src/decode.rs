@@ -88,6 +88,38 @@ impl Notification {
     }
 }
 
+impl Decoded {
+    /// What makes two notifications "the same" for duplicate suppression: the group, its status and each
+    /// alert's identity and state. Not `externalURL` or `receiver`, which differ between the peers of an HA
+    /// Alertmanager cluster sending the same notification, nor `endsAt` of firing alerts, which moves.
+    pub fn identity(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let n = &self.notification;
+        let mut alerts: Vec<String> = n
+            .alerts
+            .iter()
+            .map(|a| {
+                let id = if a.fingerprint.is_empty() {
+                    a.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join(",")
+                } else {
+                    a.fingerprint.clone()
+                };
+                format!("{id}|{}|{}", a.status.as_str(), a.starts_at.map(|t| t.timestamp_millis()).unwrap_or(0))
+            })
+            .collect();
+        alerts.sort();
+        let mut h = Sha256::new();
+        h.update(n.group_key.as_bytes());
+        h.update([0]);
+        h.update(n.status.as_str().as_bytes());
+        for a in alerts {
+            h.update([0]);
+            h.update(a.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 pub fn decode(body: &[u8]) -> Result<Decoded, DecodeError> {
     let raw: Value = serde_json::from_slice(body)
         .map_err(|e| DecodeError { field: None, message: format!("body is not valid JSON: {e}") })?;
@@ -159,6 +191,21 @@ mod tests {
         let e = decode(serde_json::to_vec(&v).unwrap().as_slice()).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("alerts"));
         assert_eq!(e.message, "missing field alerts");
+    }
+
+    #[test]
+    fn identity_ignores_what_ha_peers_differ_in() {
+        let a = decode(FIRING.as_bytes()).unwrap();
+        let mut v: Value = serde_json::from_str(FIRING).unwrap();
+        v["externalURL"] = Value::String("http://am-1:9093".into());
+        v["alerts"][0]["endsAt"] = Value::String("2026-11-22T03:00:00Z".into());
+        v["alerts"].as_array_mut().unwrap().reverse();
+        let b = decode(v.to_string().as_bytes()).unwrap();
+        assert_eq!(a.identity(), b.identity());
+        v["alerts"][1]["status"] = Value::String("resolved".into());
+        assert_ne!(a.identity(), decode(v.to_string().as_bytes()).unwrap().identity());
+        let resolved = decode(include_str!("../tests/fixtures/alertmanager-0.25-resolved.json").as_bytes()).unwrap();
+        assert_ne!(a.identity(), resolved.identity());
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub enum RunError {
 /// What request handlers share.
 pub struct App {
     pub config: Config,
-    pub renderer: Renderer,
+    pub renderer: Arc<Renderer>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     /// Wakes a target's sender when a message for it is committed.
@@ -125,23 +125,36 @@ pub async fn run(
         }
     }
 
+    let renderer = Arc::new(renderer);
     let delivery = Arc::new(Delivery {
         client,
         store: store.clone(),
         metrics: metrics.clone(),
+        renderer: renderer.clone(),
         cfg: config.delivery.clone(),
         shutdown_grace: config.server.shutdown_grace,
     });
-    // Targets that post to the same robot share its budget.
+    // Targets that post to the same robot share its budget, which survives restarts.
     let mut robots: HashMap<String, Arc<Robot>> = HashMap::new();
     let mut wakers = HashMap::new();
     let mut senders = Vec::new();
     for target in config.targets.values() {
         metrics.init_target(&target.name);
-        let robot = robots
-            .entry(target.robot_key())
-            .or_insert_with(|| Arc::new(Robot::new(config.delivery.rate_limit)))
-            .clone();
+        let key = send::robot_key(target);
+        let robot = match robots.get(&key) {
+            Some(robot) => robot.clone(),
+            None => {
+                let now = send::now_ms();
+                let since = now - target.rate_limit.per.as_millis() as i64;
+                let (sends, pause) = store.robot_state(&key, since, now).await?;
+                if let Some(until) = pause {
+                    warn!(target = %target.name, remaining_s = (until - now) / 1000, "the robot is still paused after DingTalk throttled it");
+                }
+                let robot = Arc::new(Robot::restore(key.clone(), target.rate_limit, &sends, pause, now));
+                robots.insert(key, robot.clone());
+                robot
+            }
+        };
         let wake = Arc::new(Notify::new());
         wakers.insert(target.name.clone(), wake.clone());
         senders.push(tokio::spawn(send::run_sender(

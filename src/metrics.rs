@@ -7,6 +7,8 @@ use prometheus::{
 
 /// The label used for requests to a target that is not configured (the path is caller-controlled).
 pub const UNKNOWN_TARGET: &str = "_unknown";
+/// `reason` of a notification identical to one accepted within the dedup window.
+pub const SUPPRESSED_DUPLICATE: &str = "duplicate";
 
 pub struct Metrics {
     pub registry: Registry,
@@ -25,6 +27,9 @@ pub struct Metrics {
     pub messages_truncated: IntCounterVec,
     pub throttled: IntCounterVec,
     pub rate_limited: IntCounterVec,
+    pub digests: IntCounterVec,
+    pub suppressed: IntCounterVec,
+    pub alerts_truncated: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub ready: IntGauge,
 }
@@ -147,6 +152,24 @@ impl Metrics {
                 "Sends that waited for the robot's rate budget.",
                 &["target"],
             ),
+            digests: counter(
+                r,
+                "dingtalk_bridge_digests_total",
+                "Digest messages made because a robot's backlog could not drain within its budget.",
+                &["target"],
+            ),
+            suppressed: counter(
+                r,
+                "dingtalk_bridge_notifications_suppressed_total",
+                "Notifications acknowledged but not sent again, by reason.",
+                &["target", "reason"],
+            ),
+            alerts_truncated: counter(
+                r,
+                "dingtalk_bridge_alerts_truncated_total",
+                "Alerts Alertmanager left out of notifications (truncatedAlerts, from max_alerts).",
+                &["target"],
+            ),
             build_info: gauge(
                 r,
                 "dingtalk_bridge_build_info",
@@ -166,9 +189,17 @@ impl Metrics {
         for m in [&self.notifications, &self.notification_requests, &self.template_failures, &self.keyword_inserted] {
             m.with_label_values(&[target]);
         }
-        for m in [&self.messages_split, &self.messages_truncated, &self.throttled, &self.rate_limited] {
+        for m in [
+            &self.messages_split,
+            &self.messages_truncated,
+            &self.throttled,
+            &self.rate_limited,
+            &self.digests,
+            &self.alerts_truncated,
+        ] {
             m.with_label_values(&[target]);
         }
+        self.suppressed.with_label_values(&[target, SUPPRESSED_DUPLICATE]);
         for status in ["firing", "resolved"] {
             self.alerts_received.with_label_values(&[target, status]);
         }

@@ -22,9 +22,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::App;
 use crate::decode::{self, DecodeError};
-use crate::metrics::UNKNOWN_TARGET;
+use crate::metrics::{SUPPRESSED_DUPLICATE, UNKNOWN_TARGET};
 use crate::send::now_ms;
-use crate::store::{NewNotification, StoreError};
+use crate::store::{Enqueued, NewNotification, StoreError};
 
 type Resp = Response<Full<Bytes>>;
 
@@ -235,14 +235,33 @@ async fn webhook(app: &App, name: &str, req: Request<Incoming>) -> Result<Resp, 
     }
     let rendered = app.renderer.render(target, &decoded);
     let n = &decoded.notification;
-    let new =
-        NewNotification { target: name, group_key: &n.group_key, status: n.status.as_str(), alerts: n.alerts.len() };
-    let id = app.store.enqueue(new, &rendered.messages, now_ms()).await?;
+    let now = now_ms();
+    let window = app.config.delivery.dedup_window;
+    let identity = (!window.is_zero()).then(|| decoded.identity());
+    let new = NewNotification {
+        target: name,
+        group_key: &n.group_key,
+        status: n.status.as_str(),
+        alerts: n.alerts.len(),
+        dedup: identity.as_deref().map(|key| (key, now - window.as_millis() as i64)),
+        summary: &rendered.summary,
+    };
+    let m = &app.metrics;
+    let id = match app.store.enqueue(new, &rendered.messages, now).await? {
+        Enqueued::Accepted(id) => id,
+        Enqueued::Duplicate(original) => {
+            // Alertmanager retrying after a timeout, or the other peer of an HA pair: acknowledge, don't resend.
+            m.suppressed.with_label_values(&[name, SUPPRESSED_DUPLICATE]).inc();
+            info!(target = name, group_key = %n.group_key, status = n.status.as_str(), original, "duplicate notification suppressed");
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({"status": "duplicate", "notification": original, "messages": []}),
+            ));
+        }
+    };
     if let Some(wake) = app.wakers.get(name) {
         wake.notify_one();
     }
-
-    let m = &app.metrics;
     m.alerts_received.with_label_values(&[name, "firing"]).inc_by(n.firing().count() as u64);
     m.alerts_received.with_label_values(&[name, "resolved"]).inc_by(n.resolved().count() as u64);
     if let Some(error) = &rendered.template_error {
@@ -257,6 +276,9 @@ async fn webhook(app: &App, name: &str, req: Request<Incoming>) -> Result<Resp, 
     }
     if rendered.truncated > 0 {
         m.messages_truncated.with_label_values(&[name]).inc_by(rendered.truncated as u64);
+    }
+    if n.truncated_alerts > 0 {
+        m.alerts_truncated.with_label_values(&[name]).inc_by(n.truncated_alerts);
     }
     let uuids: Vec<&str> = rendered.messages.iter().map(|m| m.msg_uuid.as_str()).collect();
     info!(

@@ -14,8 +14,9 @@ use tracing::{debug, error, info, warn};
 use crate::config::{DeliveryConfig, Endpoint, RateLimit, Target};
 use crate::dingtalk::{self, Outcome, Reason};
 use crate::metrics::Metrics;
+use crate::render::{Renderer, Summary};
 use crate::secret::scrub;
-use crate::store::{Pending, Store};
+use crate::store::{Kind, Pending, Store, StoreError};
 
 /// DingTalk's answers are tiny; anything longer is an error page, of which the start says enough.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -37,53 +38,124 @@ pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, reqwest::Err
 }
 
 /// A robot's send budget: at most `messages` sends in any window of `per`, shared by every target that
-/// posts to the same robot, plus the pause DingTalk imposes when it throttles.
+/// posts to the same robot, plus the pause DingTalk imposes when it throttles. A send counts from when
+/// it *finished*: DingTalk received it somewhere between start and finish, so a window measured from
+/// finishes is never shorter than the one DingTalk sees, whatever the network's delays.
 pub struct Robot {
+    /// A hash of the robot URL: how the store tells robots apart without keeping the access_token.
+    pub key: String,
     limit: RateLimit,
     state: Mutex<RobotState>,
 }
 
 struct RobotState {
+    /// Start (while in flight) or finish times of the sends in the current window, oldest first.
     sent: VecDeque<Instant>,
     paused_until: Option<Instant>,
 }
 
+/// The store's name for a target's robot.
+pub fn robot_key(target: &Target) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(target.robot_key().as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A wall-clock time in milliseconds as an `Instant`, if it is not before the process could represent.
+fn instant_at(at_ms: i64, now_ms: i64) -> Option<Instant> {
+    let now = Instant::now();
+    if at_ms >= now_ms {
+        Some(now + Duration::from_millis((at_ms - now_ms) as u64))
+    } else {
+        now.checked_sub(Duration::from_millis((now_ms - at_ms) as u64))
+    }
+}
+
 impl Robot {
-    pub fn new(limit: RateLimit) -> Self {
-        Robot { limit, state: Mutex::new(RobotState { sent: VecDeque::new(), paused_until: None }) }
+    pub fn new(key: String, limit: RateLimit) -> Self {
+        Robot { key, limit, state: Mutex::new(RobotState { sent: VecDeque::new(), paused_until: None }) }
     }
 
-    /// Waits until a send is allowed and takes it from the budget; true if it had to wait.
-    pub async fn acquire(&self) -> bool {
-        let mut waited = false;
-        loop {
-            let wait = {
-                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                let now = Instant::now();
-                match s.paused_until {
-                    Some(until) if until > now => until - now,
-                    _ => {
-                        s.paused_until = None;
-                        while s.sent.front().is_some_and(|&t| now.duration_since(t) >= self.limit.per) {
-                            s.sent.pop_front();
-                        }
-                        if s.sent.len() < self.limit.messages as usize {
-                            s.sent.push_back(now);
-                            return waited;
-                        }
-                        self.limit.per - now.duration_since(s.sent[0])
-                    }
-                }
-            };
-            waited = true;
-            tokio::time::sleep(wait).await;
+    /// A robot whose recent sends and pause (wall-clock milliseconds, from the store) still count, so a
+    /// restart neither resets the window nor lifts DingTalk's penalty.
+    pub fn restore(key: String, limit: RateLimit, sends_ms: &[i64], paused_until_ms: Option<i64>, now_ms: i64) -> Self {
+        let robot = Robot::new(key, limit);
+        {
+            let mut s = robot.lock();
+            s.sent = sends_ms.iter().filter_map(|&t| instant_at(t, now_ms)).collect();
+            s.paused_until = paused_until_ms.and_then(|t| instant_at(t, now_ms));
         }
+        robot
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RobotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends the budget allows within `horizon` from now (zero while paused beyond it).
+    pub fn available_within(&self, horizon: Duration) -> usize {
+        let s = self.lock();
+        let at = Instant::now() + horizon;
+        if s.paused_until.is_some_and(|until| until > at) {
+            return 0;
+        }
+        let counted = s.sent.iter().filter(|&&t| t + self.limit.per > at).count();
+        (self.limit.messages as usize).saturating_sub(counted)
+    }
+
+    /// How long until the budget allows a send (zero: now).
+    pub fn wait_time(&self) -> Duration {
+        let mut s = self.lock();
+        let now = Instant::now();
+        if let Some(until) = s.paused_until {
+            if until > now {
+                return until - now;
+            }
+            s.paused_until = None;
+        }
+        while s.sent.front().is_some_and(|&t| now.duration_since(t) >= self.limit.per) {
+            s.sent.pop_front();
+        }
+        if s.sent.len() < self.limit.messages as usize {
+            return Duration::ZERO;
+        }
+        // The window is full: the next send may go when enough of the oldest sends have aged out.
+        let excess = s.sent.len() - self.limit.messages as usize;
+        (s.sent[excess] + self.limit.per).saturating_duration_since(now)
+    }
+
+    /// Takes a send from the budget if one is free now; the returned slot is passed to `finished`.
+    pub fn try_acquire(&self) -> Option<Instant> {
+        if !self.wait_time().is_zero() {
+            return None;
+        }
+        let now = Instant::now();
+        self.lock().sent.push_back(now);
+        Some(now)
+    }
+
+    /// Waits until a send is allowed and takes it.
+    pub async fn acquire(&self) -> Instant {
+        loop {
+            if let Some(slot) = self.try_acquire() {
+                return slot;
+            }
+            tokio::time::sleep(self.wait_time().max(Duration::from_millis(1))).await;
+        }
+    }
+
+    /// The send that took `slot` has finished: from now on it counts from now.
+    pub fn finished(&self, slot: Instant) {
+        let mut s = self.lock();
+        let now = Instant::now();
+        if let Some(pos) = s.sent.iter().position(|&t| t == slot) {
+            s.sent[pos] = now;
+        }
+        s.sent.make_contiguous().sort_unstable();
     }
 
     /// Stops all sends to this robot for `penalty` (DingTalk said it sends too fast).
     pub fn pause(&self, penalty: Duration) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.paused_until = Some(Instant::now() + penalty);
+        self.lock().paused_until = Some(Instant::now() + penalty);
     }
 }
 
@@ -92,9 +164,16 @@ pub struct Delivery {
     pub client: reqwest::Client,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub renderer: Arc<Renderer>,
     pub cfg: DeliveryConfig,
     pub shutdown_grace: Duration,
 }
+
+/// While a robot's budget is exhausted, how often the sender looks again (the backlog may call for a
+/// digest meanwhile).
+const RECHECK: Duration = Duration::from_secs(1);
+/// The most waiting messages one digest considers.
+const MAX_DIGEST_CANDIDATES: usize = 2000;
 
 /// Exponential backoff with jitter: the n-th retry waits between half and all of initial * 2^(n-1), capped.
 pub fn backoff(cfg: &DeliveryConfig, attempts: i64) -> Duration {
@@ -120,6 +199,8 @@ pub async fn run_sender(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = target.name.as_str();
+    // The message already counted as waiting for the budget (counted once, however long it waits).
+    let mut counted_wait: Option<i64> = None;
     debug!(target = name, "sender started");
     while !*shutdown.borrow() {
         let msg = match d.store.next_pending(name).await {
@@ -140,9 +221,27 @@ pub async fn run_sender(
         let now = now_ms();
         let expires_ms = msg.created_at_ms + d.cfg.max_age.as_millis() as i64;
         if now >= expires_ms {
-            let detail =
-                format!("not delivered within delivery.max_age ({:?}); last attempts: {}", d.cfg.max_age, msg.attempts);
-            give_up(&d, name, &msg, msg.attempts, Reason::Expired, &detail).await;
+            match msg.kind {
+                // A digest carries it (and everything behind it), with a fresh max_age of its own.
+                Kind::Message => {
+                    let why = format!(
+                        "They could not be delivered within delivery.max_age ({}), so they are listed together now.",
+                        human(d.cfg.max_age)
+                    );
+                    if let Err(e) = make_digest(&d, &target, 0, &why).await {
+                        error!(target = name, error = %e, "cannot make a digest of expired messages");
+                        sleep_until(Instant::now() + STORE_RETRY, &mut shutdown).await;
+                    }
+                }
+                Kind::Digest => {
+                    let detail = format!(
+                        "not delivered within delivery.max_age ({}); attempts: {}",
+                        human(d.cfg.max_age),
+                        msg.attempts
+                    );
+                    give_up(&d, name, &msg, msg.attempts, Reason::Expired, &detail).await;
+                }
+            }
             continue;
         }
         if msg.next_attempt_ms > now {
@@ -150,12 +249,34 @@ pub async fn run_sender(
             sleep_until(Instant::now() + Duration::from_millis(wait_ms), &mut shutdown).await;
             continue;
         }
-        let waited = tokio::select! {
-            w = robot.acquire() => w,
-            _ = crate::stopped(&mut shutdown) => break,
-        };
-        if waited {
-            d.metrics.rate_limited.with_label_values(&[name]).inc();
+        let wait = robot.wait_time();
+        if !wait.is_zero() {
+            if counted_wait != Some(msg.id) {
+                counted_wait = Some(msg.id);
+                d.metrics.rate_limited.with_label_values(&[name]).inc();
+                debug!(target = name, ?wait, "waiting for the robot's rate budget");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait.min(RECHECK)) => {}
+                _ = wake.notified() => {}
+                _ = crate::stopped(&mut shutdown) => {}
+            }
+            continue;
+        }
+        if msg.kind == Kind::Message {
+            match storm(&d, &target, &robot).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => error!(target = name, error = %e, "cannot make a digest; sending messages one by one"),
+            }
+        }
+        // Another target on the same robot may have taken the last free send meanwhile.
+        let Some(slot) = robot.try_acquire() else { continue };
+        // Recorded before the request leaves, at the latest moment DingTalk could receive it, so a restart
+        // after a kill at any point still counts this send.
+        let latest_ms = now_ms() + d.cfg.request_timeout.as_millis() as i64;
+        if let Err(e) = d.store.record_send(&robot.key, latest_ms).await {
+            warn!(target = name, error = %e, "cannot record the send for the rate budget");
         }
         // An attempt under way when shutdown starts gets the grace period, then is abandoned: the message
         // stays pending and its msgUuid keeps a resend after restart from posting twice.
@@ -168,9 +289,66 @@ pub async fn run_sender(
                 break;
             }
         };
+        robot.finished(slot);
         record(&d, &target, &robot, &msg, outcome).await;
     }
     debug!(target = name, "sender stopped");
+}
+
+fn human(d: Duration) -> String {
+    crate::render::helpers::human_duration(d.as_secs() as i64)
+}
+
+/// The storm policy: when more messages wait than the robot's budget can send within
+/// `delivery.digest_after`, the first of them that the budget allows are sent as they are and the rest
+/// are merged into one digest behind them. True if a digest was made.
+async fn storm(d: &Delivery, target: &Target, robot: &Robot) -> Result<bool, StoreError> {
+    let pending = d.store.pending_count(&target.name).await? as usize;
+    let room = robot.available_within(d.cfg.digest_after);
+    if pending < 2 || pending <= room {
+        return Ok(false);
+    }
+    let limit = target.rate_limit;
+    let why = format!(
+        "They arrived faster than this robot may post ({} messages per {}), so they are listed together.",
+        limit.messages,
+        human(limit.per)
+    );
+    make_digest(d, target, room.saturating_sub(1), &why).await
+}
+
+/// Merges the waiting messages after the first `keep` into a digest (as many as fit one message).
+async fn make_digest(d: &Delivery, target: &Target, keep: usize, why: &str) -> Result<bool, StoreError> {
+    let name = target.name.as_str();
+    let candidates = d.store.digest_candidates(name, keep + MAX_DIGEST_CANDIDATES).await?;
+    let candidates = candidates.get(keep..).unwrap_or_default();
+    if candidates.is_empty() {
+        return Ok(false);
+    }
+    // One line per notification: the parts of a split notification share it.
+    let mut notifications: Vec<i64> = vec![];
+    let mut entries: Vec<Summary> = vec![];
+    for c in candidates {
+        if notifications.last() != Some(&c.notification_id) {
+            notifications.push(c.notification_id);
+            entries.push(serde_json::from_str(&c.summary).unwrap_or_default());
+        }
+    }
+    let (message, carried) = d.renderer.digest(target, &entries, why);
+    let carried: &[i64] = &notifications[..carried];
+    let merged: Vec<i64> = candidates.iter().filter(|c| carried.contains(&c.notification_id)).map(|c| c.id).collect();
+    let id = d.store.merge_into_digest(name, &merged, &message, now_ms()).await?;
+    d.metrics.digests.with_label_values(&[name]).inc();
+    info!(
+        target = name,
+        digest = id,
+        msg_uuid = %message.msg_uuid,
+        notifications = carried.len(),
+        messages = merged.len(),
+        kept = keep,
+        "merged waiting messages into a digest"
+    );
+    Ok(true)
 }
 
 /// One HTTP request to DingTalk (or a log line for a dry-run target).
@@ -253,6 +431,9 @@ async fn record(d: &Delivery, target: &Target, robot: &Robot, msg: &Pending, out
             d.metrics.throttled.with_label_values(&[name]).inc();
             let penalty = d.cfg.throttle_penalty;
             robot.pause(penalty);
+            if let Err(e) = d.store.record_pause(&robot.key, now + penalty.as_millis() as i64).await {
+                warn!(target = name, error = %e, "cannot record the throttle pause");
+            }
             warn!(target = name, msg_uuid = %msg.msg_uuid, %detail, pause = ?penalty, "DingTalk throttled the robot; pausing it, the message will be resent");
             d.store.schedule_retry(msg.id, attempts, now + penalty.as_millis() as i64, &detail).await
         }
@@ -292,6 +473,8 @@ mod tests {
             rate_limit: RateLimit { messages: 20, per: Duration::from_secs(60) },
             throttle_penalty: Duration::from_secs(600),
             max_message_bytes: 20000,
+            digest_after: Duration::from_secs(15),
+            dedup_window: Duration::from_secs(120),
         }
     }
 
@@ -308,18 +491,61 @@ mod tests {
         }
     }
 
+    fn robot(messages: u32) -> Robot {
+        Robot::new("r".into(), RateLimit { messages, per: Duration::from_secs(60) })
+    }
+
     #[tokio::test(start_paused = true)]
     async fn robot_budget_is_a_sliding_window() {
-        let robot = Robot::new(RateLimit { messages: 3, per: Duration::from_secs(60) });
+        let robot = robot(3);
         let start = Instant::now();
         for _ in 0..3 {
-            assert!(!robot.acquire().await);
+            let slot = robot.acquire().await;
+            robot.finished(slot);
         }
-        assert!(robot.acquire().await, "the fourth send in a minute must wait");
-        assert_eq!(start.elapsed(), Duration::from_secs(60));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(robot.available_within(Duration::ZERO), 0);
+        assert_eq!(robot.available_within(Duration::from_secs(60)), 3);
+        robot.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(60), "the fourth send in a minute waits for the window");
         robot.pause(Duration::from_secs(600));
-        assert!(robot.acquire().await);
+        assert_eq!(robot.available_within(Duration::from_secs(599)), 0);
+        robot.acquire().await;
         assert_eq!(start.elapsed(), Duration::from_secs(660));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_counts_from_when_it_finished() {
+        let robot = robot(1);
+        let start = Instant::now();
+        let slot = robot.try_acquire().unwrap();
+        assert!(robot.try_acquire().is_none());
+        tokio::time::sleep(Duration::from_secs(5)).await; // a slow answer
+        robot.finished(slot);
+        robot.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(65));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restored_robot_keeps_its_window_and_pause() {
+        let now = 1_000_000;
+        let r = Robot::restore(
+            "r".into(),
+            RateLimit { messages: 2, per: Duration::from_secs(60) },
+            &[now - 50_000, now - 10_000],
+            None,
+            now,
+        );
+        assert_eq!(r.wait_time(), Duration::from_secs(10));
+        let r = Robot::restore(
+            "r".into(),
+            RateLimit { messages: 2, per: Duration::from_secs(60) },
+            &[],
+            Some(now + 300_000),
+            now,
+        );
+        assert_eq!(r.wait_time(), Duration::from_secs(300));
+        assert_eq!(r.available_within(Duration::from_secs(301)), 2);
     }
 
     #[test]

@@ -29,12 +29,30 @@ pub struct NewNotification<'a> {
     pub group_key: &'a str,
     pub status: &'a str,
     pub alerts: usize,
+    /// Duplicate suppression: the notification's identity and how far back to look for it.
+    pub dedup: Option<(&'a str, i64)>,
+    pub summary: &'a str,
+}
+
+/// What `enqueue` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Accepted(i64),
+    /// An identical notification was accepted within the window (its id); nothing was stored.
+    Duplicate(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Message,
+    Digest,
 }
 
 /// A message waiting to be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
     pub id: i64,
+    pub kind: Kind,
     pub msg_uuid: String,
     pub body: String,
     pub created_at_ms: i64,
@@ -42,13 +60,24 @@ pub struct Pending {
     pub next_attempt_ms: i64,
 }
 
+/// A pending message a digest may take over, with its notification's summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub id: i64,
+    pub notification_id: i64,
+    pub summary: String,
+}
+
 /// A message's record, for tests and (later) the operations console.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub id: i64,
     pub target: String,
+    pub kind: String,
+    pub notification_id: Option<i64>,
     pub msg_uuid: String,
     pub state: String,
+    pub carried_by: Option<i64>,
     pub attempts: i64,
     pub reason: Option<String>,
     pub last_error: Option<String>,
@@ -68,15 +97,28 @@ CREATE TABLE IF NOT EXISTS notifications (
     group_key      TEXT NOT NULL,
     status         TEXT NOT NULL,
     alerts         INTEGER NOT NULL,
-    received_at_ms INTEGER NOT NULL
+    received_at_ms INTEGER NOT NULL,
+    -- Identity for duplicate suppression (group key, status, alert states); NULL when suppression is off.
+    dedup_key      TEXT,
+    -- A compact JSON summary, what a storm digest lists for this notification.
+    summary        TEXT NOT NULL DEFAULT '{}'
 );
+CREATE INDEX IF NOT EXISTS notifications_dedup ON notifications (target, dedup_key, received_at_ms)
+    WHERE dedup_key IS NOT NULL;
+-- A message is one DingTalk request body. kind 'message' carries (part of) one notification; kind
+-- 'digest' carries the notifications of the messages it merged (state 'merged', carried_by = the digest).
 CREATE TABLE IF NOT EXISTS messages (
     id              INTEGER PRIMARY KEY,
-    notification_id INTEGER NOT NULL REFERENCES notifications(id),
+    notification_id INTEGER REFERENCES notifications(id),
     target          TEXT NOT NULL,
+    kind            TEXT NOT NULL DEFAULT 'message' CHECK (kind IN ('message', 'digest')),
+    -- Delivery order within a target; a digest takes the place of the oldest message it merged.
+    seq             INTEGER,
     msg_uuid        TEXT NOT NULL UNIQUE,
     body            TEXT NOT NULL,
-    state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+    state           TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'delivered', 'failed', 'merged')),
+    carried_by      INTEGER REFERENCES messages(id),
     created_at_ms   INTEGER NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_ms INTEGER NOT NULL,
@@ -84,10 +126,24 @@ CREATE TABLE IF NOT EXISTS messages (
     last_error      TEXT,
     finished_at_ms  INTEGER
 );
-CREATE INDEX IF NOT EXISTS messages_pending ON messages (target, id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS messages_pending ON messages (target, seq, id) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS messages_finished ON messages (finished_at_ms) WHERE state != 'pending';
+-- Each robot's recent sends and throttle pause, so a restart keeps its rate budget. `robot` is a hash of
+-- the robot URL, never the access_token itself.
+CREATE TABLE IF NOT EXISTS robot_sends (
+    robot      TEXT NOT NULL,
+    sent_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS robot_sends_by_robot ON robot_sends (robot, sent_at_ms);
+CREATE TABLE IF NOT EXISTS robot_pauses (
+    robot       TEXT PRIMARY KEY,
+    until_ms    INTEGER NOT NULL
+);
 PRAGMA user_version = 1;
 ";
+
+/// How long send times are kept for rate budgets (longer than any sensible window).
+const ROBOT_SENDS_KEPT_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Clone)]
 pub struct Store {
@@ -124,17 +180,47 @@ impl Store {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Commits a notification and its messages in one transaction; returns the notification's id.
-    pub async fn enqueue(&self, n: NewNotification<'_>, messages: &[Message], now_ms: i64) -> Result<i64, StoreError> {
+    /// Commits a notification and its messages in one transaction, unless an identical notification was
+    /// accepted within the dedup window (checked in the same transaction, so two peers racing still
+    /// produce one).
+    pub async fn enqueue(
+        &self,
+        n: NewNotification<'_>,
+        messages: &[Message],
+        now_ms: i64,
+    ) -> Result<Enqueued, StoreError> {
         let (target, group_key, status, alerts) =
             (n.target.to_string(), n.group_key.to_string(), n.status.to_string(), n.alerts as i64);
+        let dedup = n.dedup.map(|(key, since)| (key.to_string(), since));
+        let summary = n.summary.to_string();
         let messages = messages.to_vec();
         self.call(move |conn| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT INTO notifications (target, group_key, status, alerts, received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![target, group_key, status, alerts, now_ms],
-            )?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if let Some((key, since)) = &dedup {
+                let existing: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT id FROM notifications WHERE target = ?1 AND dedup_key = ?2 AND received_at_ms >= ?3
+                         ORDER BY id DESC LIMIT 1",
+                    )?
+                    .query_row(params![target, key, since], |r| r.get(0))
+                    .optional()?;
+                if let Some(id) = existing {
+                    return Ok(Enqueued::Duplicate(id));
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO notifications (target, group_key, status, alerts, received_at_ms, dedup_key, summary)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                target,
+                group_key,
+                status,
+                alerts,
+                now_ms,
+                dedup.as_ref().map(|d| &d.0),
+                summary
+            ])?;
             let id = tx.last_insert_rowid();
             {
                 let mut insert = tx.prepare_cached(
@@ -145,8 +231,138 @@ impl Store {
                     insert.execute(params![id, target, m.msg_uuid, m.body, now_ms])?;
                 }
             }
+            tx.prepare_cached("UPDATE messages SET seq = id WHERE notification_id = ?1")?.execute([id])?;
             tx.commit()?;
-            Ok(id)
+            Ok(Enqueued::Accepted(id))
+        })
+        .await
+    }
+
+    /// How many messages wait for a target.
+    pub async fn pending_count(&self, target: &str) -> Result<i64, StoreError> {
+        let target = target.to_string();
+        self.call(move |conn| {
+            conn.prepare_cached("SELECT COUNT(*) FROM messages WHERE target = ?1 AND state = 'pending'")?
+                .query_row([target], |r| r.get(0))
+        })
+        .await
+    }
+
+    /// The oldest pending messages of a target that a digest may merge: kind 'message', in order, up to the
+    /// first pending digest (which keeps its place).
+    pub async fn digest_candidates(&self, target: &str, limit: usize) -> Result<Vec<Candidate>, StoreError> {
+        let target = target.to_string();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT m.id, m.kind, m.notification_id, n.summary FROM messages m
+                 LEFT JOIN notifications n ON n.id = m.notification_id
+                 WHERE m.target = ?1 AND m.state = 'pending' ORDER BY m.seq, m.id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![target, limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })?;
+            let mut out = vec![];
+            for row in rows {
+                match row? {
+                    (id, kind, Some(notification_id), Some(summary)) if kind == "message" => {
+                        out.push(Candidate { id, notification_id, summary })
+                    }
+                    _ => break,
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Replaces pending messages by one digest message, in one transaction: the digest takes the place of
+    /// the oldest; each merged message records that the digest carries it. Returns the digest's id.
+    pub async fn merge_into_digest(
+        &self,
+        target: &str,
+        merged: &[i64],
+        digest: &Message,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let target = target.to_string();
+        let merged = merged.to_vec();
+        let digest = digest.clone();
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut seq: Option<i64> = None;
+            for id in &merged {
+                let s: i64 = tx
+                    .prepare_cached("SELECT seq FROM messages WHERE id = ?1 AND state = 'pending'")?
+                    .query_row([id], |r| r.get(0))?;
+                seq = Some(seq.map_or(s, |m: i64| m.min(s)));
+            }
+            tx.prepare_cached(
+                "INSERT INTO messages (target, kind, seq, msg_uuid, body, created_at_ms, next_attempt_ms)
+                 VALUES (?1, 'digest', ?2, ?3, ?4, ?5, ?5)",
+            )?
+            .execute(params![target, seq, digest.msg_uuid, digest.body, now_ms])?;
+            let digest_id = tx.last_insert_rowid();
+            let mut merge = tx.prepare_cached(
+                "UPDATE messages SET state = 'merged', carried_by = ?2, finished_at_ms = ?3 WHERE id = ?1 AND state = 'pending'",
+            )?;
+            for id in &merged {
+                merge.execute(params![id, digest_id, now_ms])?;
+            }
+            drop(merge);
+            tx.commit()?;
+            Ok(digest_id)
+        })
+        .await
+    }
+
+    /// Records a send to a robot (by its hash) for its rate budget.
+    pub async fn record_send(&self, robot: &str, at_ms: i64) -> Result<(), StoreError> {
+        let robot = robot.to_string();
+        self.call(move |conn| {
+            conn.prepare_cached("INSERT INTO robot_sends (robot, sent_at_ms) VALUES (?1, ?2)")?
+                .execute(params![robot, at_ms])
+                .map(drop)
+        })
+        .await
+    }
+
+    pub async fn record_pause(&self, robot: &str, until_ms: i64) -> Result<(), StoreError> {
+        let robot = robot.to_string();
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO robot_pauses (robot, until_ms) VALUES (?1, ?2) ON CONFLICT (robot) DO UPDATE SET until_ms = ?2",
+                params![robot, until_ms],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    /// A robot's sends since `since_ms` (oldest first) and its pause, if one is still running at `now_ms`.
+    pub async fn robot_state(
+        &self,
+        robot: &str,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<(Vec<i64>, Option<i64>), StoreError> {
+        let robot = robot.to_string();
+        self.call(move |conn| {
+            let sends = conn
+                .prepare_cached(
+                    "SELECT sent_at_ms FROM robot_sends WHERE robot = ?1 AND sent_at_ms > ?2 ORDER BY sent_at_ms",
+                )?
+                .query_map(params![robot, since_ms], |r| r.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            let pause = conn
+                .prepare_cached("SELECT until_ms FROM robot_pauses WHERE robot = ?1 AND until_ms > ?2")?
+                .query_row(params![robot, now_ms], |r| r.get(0))
+                .optional()?;
+            Ok((sends, pause))
         })
         .await
     }
@@ -156,17 +372,18 @@ impl Store {
         let target = target.to_string();
         self.call(move |conn| {
             conn.prepare_cached(
-                "SELECT id, msg_uuid, body, created_at_ms, attempts, next_attempt_ms FROM messages
-                 WHERE target = ?1 AND state = 'pending' ORDER BY id LIMIT 1",
+                "SELECT id, kind, msg_uuid, body, created_at_ms, attempts, next_attempt_ms FROM messages
+                 WHERE target = ?1 AND state = 'pending' ORDER BY seq, id LIMIT 1",
             )?
             .query_row([target], |r| {
                 Ok(Pending {
                     id: r.get(0)?,
-                    msg_uuid: r.get(1)?,
-                    body: r.get(2)?,
-                    created_at_ms: r.get(3)?,
-                    attempts: r.get(4)?,
-                    next_attempt_ms: r.get(5)?,
+                    kind: if r.get::<_, String>(1)? == "digest" { Kind::Digest } else { Kind::Message },
+                    msg_uuid: r.get(2)?,
+                    body: r.get(3)?,
+                    created_at_ms: r.get(4)?,
+                    attempts: r.get(5)?,
+                    next_attempt_ms: r.get(6)?,
                 })
             })
             .optional()
@@ -241,17 +458,21 @@ impl Store {
         let target = target.to_string();
         self.call(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, target, msg_uuid, state, attempts, reason, last_error FROM messages WHERE target = ?1 ORDER BY id",
+                "SELECT id, target, kind, notification_id, msg_uuid, state, carried_by, attempts, reason, last_error
+                 FROM messages WHERE target = ?1 ORDER BY id",
             )?;
             let rows = stmt.query_map([target], |r| {
                 Ok(Record {
                     id: r.get(0)?,
                     target: r.get(1)?,
-                    msg_uuid: r.get(2)?,
-                    state: r.get(3)?,
-                    attempts: r.get(4)?,
-                    reason: r.get(5)?,
-                    last_error: r.get(6)?,
+                    kind: r.get(2)?,
+                    notification_id: r.get(3)?,
+                    msg_uuid: r.get(4)?,
+                    state: r.get(5)?,
+                    carried_by: r.get(6)?,
+                    attempts: r.get(7)?,
+                    reason: r.get(8)?,
+                    last_error: r.get(9)?,
                 })
             })?;
             rows.collect()
@@ -259,11 +480,25 @@ impl Store {
         .await
     }
 
-    /// Deletes finished messages (and notifications left without messages) finished before `before_ms`.
+    /// Deletes finished messages (and notifications left without messages) finished before `before_ms`,
+    /// and send times too old for any rate budget.
     pub async fn prune(&self, before_ms: i64) -> Result<usize, StoreError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
-            let n = tx.execute("DELETE FROM messages WHERE state != 'pending' AND finished_at_ms < ?1", [before_ms])?;
+            // Merged messages go with the digest that carried them, and before it (they reference it).
+            let carried = tx.execute(
+                "DELETE FROM messages WHERE state = 'merged' AND carried_by IN
+                 (SELECT id FROM messages WHERE state IN ('delivered', 'failed') AND finished_at_ms < ?1)",
+                [before_ms],
+            )?;
+            let finished = tx.execute(
+                "DELETE FROM messages WHERE state IN ('delivered', 'failed') AND finished_at_ms < ?1
+                 AND NOT EXISTS (SELECT 1 FROM messages c WHERE c.carried_by = messages.id)",
+                [before_ms],
+            )?;
+            let n = carried + finished;
+            tx.execute("DELETE FROM robot_sends WHERE sent_at_ms < ?1", [crate::send::now_ms() - ROBOT_SENDS_KEPT_MS])?;
+            tx.execute("DELETE FROM robot_pauses WHERE until_ms < ?1", [crate::send::now_ms()])?;
             tx.execute(
                 "DELETE FROM notifications WHERE received_at_ms < ?1
                  AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.notification_id = notifications.id)",
@@ -290,7 +525,7 @@ mod tests {
     }
 
     fn n(target: &str) -> NewNotification<'_> {
-        NewNotification { target, group_key: "{}:{a=\"b\"}", status: "firing", alerts: 1 }
+        NewNotification { target, group_key: "{}:{a=\"b\"}", status: "firing", alerts: 1, dedup: None, summary: "{}" }
     }
 
     #[tokio::test]
@@ -336,5 +571,65 @@ mod tests {
         store.enqueue(n("ops"), &[msg("u1")], 1).await.unwrap();
         assert!(store.enqueue(n("ops"), &[msg("u2"), msg("u1")], 2).await.is_err());
         assert_eq!(store.records("ops").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn duplicates_within_the_window_are_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("o.sqlite3"), SyncMode::Normal).unwrap();
+        let with_key = |since| NewNotification { dedup: Some(("k1", since)), ..n("ops") };
+        assert_eq!(store.enqueue(with_key(0), &[msg("u1")], 1000).await.unwrap(), Enqueued::Accepted(1));
+        assert_eq!(store.enqueue(with_key(500), &[msg("u2")], 1500).await.unwrap(), Enqueued::Duplicate(1));
+        // Outside the window, or for another target, it is new.
+        assert_eq!(store.enqueue(with_key(1001), &[msg("u3")], 2000).await.unwrap(), Enqueued::Accepted(2));
+        let other = NewNotification { dedup: Some(("k1", 0)), ..n("dev") };
+        assert_eq!(store.enqueue(other, &[msg("u4")], 2000).await.unwrap(), Enqueued::Accepted(3));
+    }
+
+    #[tokio::test]
+    async fn a_digest_takes_the_place_of_what_it_merges_and_records_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("o.sqlite3"), SyncMode::Normal).unwrap();
+        for i in 0..4 {
+            let summary = format!("{{\"i\":{i}}}");
+            let new = NewNotification { summary: &summary, ..n("ops") };
+            store.enqueue(new, &[msg(&format!("m{i}"))], 1000 + i).await.unwrap();
+        }
+        let candidates = store.digest_candidates("ops", 3).await.unwrap();
+        assert_eq!(
+            candidates.iter().map(|c| c.summary.as_str()).collect::<Vec<_>>(),
+            vec!["{\"i\":0}", "{\"i\":1}", "{\"i\":2}"]
+        );
+        let ids: Vec<i64> = candidates.iter().map(|c| c.id).collect();
+        let digest = store.merge_into_digest("ops", &ids, &msg("d1"), 5000).await.unwrap();
+        assert_eq!(store.pending_count("ops").await.unwrap(), 2);
+        let head = store.next_pending("ops").await.unwrap().unwrap();
+        assert_eq!((head.id, head.kind, head.created_at_ms), (digest, Kind::Digest, 5000), "the digest goes first");
+        // A pending digest is never merged into another.
+        assert!(store.digest_candidates("ops", 10).await.unwrap().is_empty());
+        store.mark_delivered(digest, 1, 6000).await.unwrap();
+        assert_eq!(store.next_pending("ops").await.unwrap().unwrap().msg_uuid, "m3");
+        let recs = store.records("ops").await.unwrap();
+        assert_eq!(recs.iter().filter(|r| r.carried_by == Some(digest) && r.state == "merged").count(), 3);
+
+        assert_eq!(store.prune(7000).await.unwrap(), 4, "the digest and what it carried go together");
+        assert_eq!(store.records("ops").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn robot_sends_and_pauses_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.sqlite3");
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        for t in [100, 200, 300] {
+            store.record_send("robot-a", t).await.unwrap();
+        }
+        store.record_pause("robot-a", 9000).await.unwrap();
+        store.record_pause("robot-a", 9500).await.unwrap();
+        drop(store);
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        assert_eq!(store.robot_state("robot-a", 150, 1000).await.unwrap(), (vec![200, 300], Some(9500)));
+        assert_eq!(store.robot_state("robot-a", 0, 9600).await.unwrap().1, None);
+        assert_eq!(store.robot_state("robot-b", 0, 0).await.unwrap(), (vec![], None));
     }
 }

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::mock_dingtalk::{Limits, MockDingTalk, Mode, RobotSpec};
-use common::{BinaryBridge, FIRING, post, wait_for};
-use serde_json::{Value, json};
+use common::{BinaryBridge, post, wait_for};
+use serde_json::Value;
 
 const TOKEN: &str = "tok-4f1e9a7c2b";
 const SECRET: &str = "SEC7d2c9b1e4f6a8d0c3b5e7f9a1c2d4e6f8a0b1c3d5e7f9";
@@ -36,10 +36,7 @@ targets:
 }
 
 fn payload(i: usize) -> String {
-    let mut v: Value = serde_json::from_str(FIRING).unwrap();
-    v["groupLabels"] = json!({"alertname": format!("Incident{i}")});
-    v["groupKey"] = json!(format!("{{}}:{{alertname=\"Incident{i}\"}}"));
-    v.to_string()
+    common::group(i)
 }
 
 fn assert_no_secrets(logs: &[String]) {
@@ -82,7 +79,7 @@ async fn sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_nothing
     wait_for("the resend of the first", || async { mock.duplicate_uuids() >= 1 }).await;
     let titles: Vec<String> =
         mock.posted().iter().map(|p| p.body["markdown"]["title"].as_str().unwrap().to_string()).collect();
-    let expected: Vec<String> = (0..5).map(|i| format!("Alert [FIRING:3] Incident{i}")).collect();
+    let expected: Vec<String> = (0..5).map(|i| format!("Alert [FIRING:3] Incident-{i:03}")).collect();
     assert_eq!(titles, expected, "each exactly once, in the order accepted");
     let (status, more) = bridge.terminate();
     assert!(status.success(), "SIGTERM exits 0: {status:?}");

@@ -3,7 +3,10 @@
 //! keyword guarantee, mentions, and keeping every body under DingTalk's size limit (splitting a group into
 //! numbered parts, cutting a lone oversized alert at a UTF-8 boundary).
 
+pub mod digest;
 pub mod helpers;
+
+pub use digest::{Summary, summarize};
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -53,6 +56,8 @@ pub struct Rendered {
     pub keyword_inserted: usize,
     /// Messages whose text was cut to fit the size limit.
     pub truncated: usize,
+    /// The notification in one line's worth of JSON ([`Summary`]), for storm digests.
+    pub summary: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,11 +129,12 @@ impl Renderer {
             .filter(|&i| n.alerts[i].status == Status::Firing)
             .chain((0..n.alerts.len()).filter(|&i| n.alerts[i].status == Status::Resolved))
             .collect();
-        let mut out = Rendered::default();
+        let env = Envelope::of(target, d);
+        let mut out = Rendered { summary: summarize(d), ..Rendered::default() };
         let whole = self.draft(src, target, d, &order, None)?;
         let uuid = new_uuid();
-        if self.fits(&whole, target, d, &uuid) || order.len() == 1 {
-            out.push(self.finish(whole, target, d, uuid));
+        if self.fits(&whole, target, &env, &uuid) || order.len() == 1 {
+            out.push(self.finish(whole, target, &env, uuid));
             return Ok(out);
         }
         // Too big: greedily give each part the longest run of alerts that fits (found by binary search).
@@ -139,7 +145,7 @@ impl Renderer {
             while lo < hi {
                 let mid = (lo + hi).div_ceil(2);
                 let draft = self.draft(src, target, d, &rest[..mid], Some(PART_PLACEHOLDER))?;
-                if self.fits(&draft, target, d, &uuid) {
+                if self.fits(&draft, target, &env, &uuid) {
                     lo = mid;
                 } else {
                     hi = mid - 1;
@@ -152,7 +158,7 @@ impl Renderer {
         for (i, part) in parts.into_iter().enumerate() {
             let numbering = (total > 1).then_some((i + 1, total));
             let draft = self.draft(src, target, d, part, numbering)?;
-            out.push(self.finish(draft, target, d, new_uuid()));
+            out.push(self.finish(draft, target, &env, new_uuid()));
         }
         Ok(out)
     }
@@ -166,7 +172,7 @@ impl Renderer {
         alerts: &[usize],
         part: Option<(usize, usize)>,
     ) -> Result<Draft, String> {
-        let mentions = mention_tokens(target, d).join(" ");
+        let mentions = mention_tokens(target, &Envelope::of(target, d)).join(" ");
         let (title, text) = match src {
             Source::Plain => plain(d, alerts, part),
             Source::Set(_) | Source::Builtin => {
@@ -206,13 +212,13 @@ impl Renderer {
         Ok(draft)
     }
 
-    fn fits(&self, draft: &Draft, target: &Target, d: &Decoded, uuid: &str) -> bool {
-        body(target, d, &draft.title, &self.full_text(draft, target, d, None), uuid).len() <= self.max_bytes
+    fn fits(&self, draft: &Draft, target: &Target, env: &Envelope, uuid: &str) -> bool {
+        body(target, env, &draft.title, &self.full_text(draft, target, env, None), uuid).len() <= self.max_bytes
     }
 
     /// The text as sent: the draft (cut to `cut` bytes if given, with a marker), then mentions DingTalk needs
     /// to see written in the text.
-    fn full_text(&self, draft: &Draft, target: &Target, d: &Decoded, cut: Option<usize>) -> String {
+    fn full_text(&self, draft: &Draft, target: &Target, env: &Envelope, cut: Option<usize>) -> String {
         let mut text = match cut {
             Some(len) => {
                 let mut end = len.min(draft.text.len());
@@ -229,7 +235,7 @@ impl Renderer {
             text = format!("{kw}\n\n{text}");
         }
         let missing: Vec<String> =
-            mention_tokens(target, d).into_iter().filter(|t| !contains_token(&text, t)).collect();
+            mention_tokens(target, env).into_iter().filter(|t| !contains_token(&text, t)).collect();
         if !missing.is_empty() {
             text.push_str("\n\n");
             text.push_str(&missing.join(" "));
@@ -238,15 +244,15 @@ impl Renderer {
     }
 
     /// The final body; a single alert too big even alone has its text cut at a UTF-8 boundary.
-    fn finish(&self, draft: Draft, target: &Target, d: &Decoded, uuid: String) -> Finished {
-        let mut text = self.full_text(&draft, target, d, None);
-        let mut json = body(target, d, &draft.title, &text, &uuid);
+    fn finish(&self, draft: Draft, target: &Target, env: &Envelope, uuid: String) -> Finished {
+        let mut text = self.full_text(&draft, target, env, None);
+        let mut json = body(target, env, &draft.title, &text, &uuid);
         let mut cut = draft.text.len();
         while json.len() > self.max_bytes && cut > 0 {
             // JSON escaping can make a byte of text cost more than one byte of body: cut by the excess, repeat.
             cut = cut.saturating_sub(json.len() - self.max_bytes + 16);
-            text = self.full_text(&draft, target, d, Some(cut));
-            json = body(target, d, &draft.title, &text, &uuid);
+            text = self.full_text(&draft, target, env, Some(cut));
+            json = body(target, env, &draft.title, &text, &uuid);
         }
         Finished {
             truncated: cut < draft.text.len(),
@@ -299,14 +305,30 @@ fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Whether mentions apply to this notification at all.
-fn mentions_active(target: &Target, d: &Decoded) -> bool {
-    !target.mention.is_empty() && (d.notification.status == Status::Firing || target.mention.on_resolved)
+/// What a message body needs beyond title and text: whether its mentions ring, and the link an
+/// actionCard's button opens.
+struct Envelope {
+    ring: bool,
+    action_url: Option<String>,
+}
+
+impl Envelope {
+    fn new(target: &Target, firing: bool, action_url: Option<String>) -> Self {
+        Envelope { ring: !target.mention.is_empty() && (firing || target.mention.on_resolved), action_url }
+    }
+
+    fn of(target: &Target, d: &Decoded) -> Self {
+        let n = &d.notification;
+        let url = Some(n.external_url.as_str())
+            .filter(|u| !u.is_empty())
+            .or_else(|| n.alerts.iter().map(|a| a.generator_url.as_str()).find(|u| !u.is_empty()));
+        Envelope::new(target, n.status == Status::Firing, url.map(str::to_string))
+    }
 }
 
 /// `@mobile` / `@userId` tokens: DingTalk only highlights a mention that is also written in the text.
-fn mention_tokens(target: &Target, d: &Decoded) -> Vec<String> {
-    if !mentions_active(target, d) {
+fn mention_tokens(target: &Target, env: &Envelope) -> Vec<String> {
+    if !env.ring {
         return vec![];
     }
     target.mention.mobiles.iter().chain(&target.mention.user_ids).map(|m| format!("@{m}")).collect()
@@ -320,10 +342,10 @@ fn contains_token(text: &str, token: &str) -> bool {
 }
 
 /// The JSON body DingTalk receives.
-fn body(target: &Target, d: &Decoded, title: &str, text: &str, uuid: &str) -> String {
+fn body(target: &Target, env: &Envelope, title: &str, text: &str, uuid: &str) -> String {
     let at = || {
         let m = &target.mention;
-        let active = mentions_active(target, d);
+        let active = env.ring;
         json!({
             "atMobiles": if active { m.mobiles.clone() } else { vec![] },
             "atUserIds": if active { m.user_ids.clone() } else { vec![] },
@@ -336,11 +358,7 @@ fn body(target: &Target, d: &Decoded, title: &str, text: &str, uuid: &str) -> St
             json!({"msgtype": "markdown", "markdown": {"title": title, "text": text}, "at": at(), "msgUuid": uuid})
         }
         MsgType::ActionCard => {
-            let n = &d.notification;
-            let url = Some(n.external_url.as_str())
-                .filter(|u| !u.is_empty())
-                .or_else(|| n.alerts.iter().map(|a| a.generator_url.as_str()).find(|u| !u.is_empty()));
-            match url {
+            match env.action_url.as_deref() {
                 Some(url) => json!({
                     "msgtype": "actionCard",
                     "actionCard": {"title": title, "text": text, "singleTitle": "Open in Alertmanager", "singleURL": url},

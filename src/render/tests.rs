@@ -20,6 +20,7 @@ fn target(msgtype: MsgType) -> Target {
             user_ids: vec!["manager01".into()],
             on_resolved: false,
         },
+        rate_limit: crate::config::RateLimit { messages: 20, per: std::time::Duration::from_secs(60) },
     }
 }
 

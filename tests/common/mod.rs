@@ -176,3 +176,39 @@ impl Drop for BinaryBridge {
         let _ = self.child.wait();
     }
 }
+
+/// A distinct alert group (`Incident-007`) of the firing capture's three alerts.
+pub fn group(i: usize) -> String {
+    let name = format!("Incident-{i:03}");
+    let mut v: serde_json::Value = serde_json::from_str(FIRING).unwrap();
+    v["groupLabels"] = serde_json::json!({"alertname": name});
+    v["commonLabels"]["alertname"] = serde_json::json!(name);
+    v["groupKey"] = serde_json::json!(format!("{{}}:{{alertname=\"{name}\"}}"));
+    for a in v["alerts"].as_array_mut().unwrap() {
+        a["labels"]["alertname"] = serde_json::json!(name);
+        a["fingerprint"] = serde_json::json!(format!("{}-{i:03}", a["fingerprint"].as_str().unwrap()));
+    }
+    v.to_string()
+}
+
+/// The text of a message DingTalk posted (title and body, any msgtype).
+pub fn visible(p: &mock_dingtalk::Posted) -> String {
+    let b = &p.body;
+    [
+        &b["markdown"]["title"],
+        &b["markdown"]["text"],
+        &b["text"]["content"],
+        &b["actionCard"]["title"],
+        &b["actionCard"]["text"],
+    ]
+    .iter()
+    .filter_map(|v| v.as_str())
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+/// How many posted messages show group `i` (alone or as a digest line).
+pub fn shown(posted: &[mock_dingtalk::Posted], i: usize) -> usize {
+    let name = format!("Incident-{i:03}");
+    posted.iter().filter(|p| visible(p).contains(&name)).count()
+}

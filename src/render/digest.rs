@@ -1,0 +1,243 @@
+//! Storm digests: when a robot's backlog cannot drain within its rate budget, waiting notifications are
+//! listed one line each in a digest message. Each notification's line is made from a [`Summary`] taken
+//! when it was accepted, so a digest never needs the original payload.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Envelope, Message, Renderer, body, contains_token, group_name, helpers::escape_markdown, mention_tokens, new_uuid,
+};
+use crate::config::{MsgType, Target};
+use crate::decode::{Decoded, Status};
+
+const MAX_SUMMARY_CHARS: usize = 160;
+const MAX_NAME_CHARS: usize = 100;
+/// Labels that identify an alert's subject, in the order they are preferred.
+const IDENTITY_LABELS: [&str; 6] = ["instance", "pod", "host", "node", "service", "job"];
+/// Up to this many alerts are named in a digest line; beyond it, a count.
+const NAMED_ALERTS: usize = 3;
+
+/// What a digest says about one notification.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub status: String,
+    pub name: String,
+    #[serde(default)]
+    pub severity: String,
+    #[serde(default)]
+    pub firing: usize,
+    #[serde(default)]
+    pub resolved: usize,
+    /// The subjects (instance, pod, ...) of the group's alerts when there are only a few.
+    #[serde(default)]
+    pub subjects: Vec<String>,
+    #[serde(default)]
+    pub summary: String,
+    #[serde(default)]
+    pub external_url: String,
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max { s.to_string() } else { s.chars().take(max - 1).chain(['…']).collect() }
+}
+
+/// The summary of a decoded notification, as JSON for the store.
+pub fn summarize(d: &Decoded) -> String {
+    let n = &d.notification;
+    let severity = n
+        .common_labels
+        .get("severity")
+        .or_else(|| n.alerts.iter().find_map(|a| a.labels.get("severity")))
+        .cloned()
+        .unwrap_or_default();
+    let summary = n
+        .common_annotations
+        .get("summary")
+        .or_else(|| n.alerts.iter().find_map(|a| a.annotations.get("summary")))
+        .map(|s| cut(s, MAX_SUMMARY_CHARS))
+        .unwrap_or_default();
+    let subjects = if n.alerts.len() <= NAMED_ALERTS {
+        n.alerts
+            .iter()
+            .filter_map(|a| IDENTITY_LABELS.iter().find_map(|l| a.labels.get(*l)).map(|v| cut(v, MAX_NAME_CHARS)))
+            .collect()
+    } else {
+        vec![]
+    };
+    let s = Summary {
+        status: n.status.as_str().to_string(),
+        name: cut(&group_name(d), MAX_NAME_CHARS),
+        severity,
+        firing: n.firing().count(),
+        resolved: n.resolved().count(),
+        subjects,
+        summary,
+        external_url: n.external_url.clone(),
+    };
+    serde_json::to_string(&s).expect("a summary serializes")
+}
+
+impl Summary {
+    fn line(&self, markdown: bool) -> String {
+        let firing = self.status == Status::Firing.as_str();
+        let mut parts = vec![];
+        parts.push(match (markdown, firing) {
+            (true, true) => format!("🔥 **{}**", escape_markdown(&self.name)),
+            (true, false) => format!("✅ **{}**", escape_markdown(&self.name)),
+            (false, _) => format!("[{}] {}", self.status.to_uppercase(), self.name),
+        });
+        if !self.severity.is_empty() {
+            parts.push(self.severity.clone());
+        }
+        let count = match (self.firing, self.resolved) {
+            (f, 0) if firing => format!("{f} firing"),
+            (0, r) => format!("{r} resolved"),
+            (f, r) => format!("{f} firing, {r} resolved"),
+        };
+        parts.push(if self.subjects.is_empty() || self.subjects.len() != self.firing + self.resolved {
+            count
+        } else {
+            self.subjects.join(", ")
+        });
+        if !self.summary.is_empty() {
+            parts.push(if markdown { escape_markdown(&self.summary) } else { self.summary.clone() });
+        }
+        format!("- {}", parts.join(" · "))
+    }
+}
+
+impl Renderer {
+    /// A digest of as many of `entries` (in order) as fit one message; returns it and how many it carries
+    /// (at least one). `why` is a sentence saying why they are listed together.
+    pub fn digest(&self, target: &Target, entries: &[Summary], why: &str) -> (Message, usize) {
+        let uuid = new_uuid();
+        let build = |k: usize| self.digest_body(target, &entries[..k], entries.len(), why, &uuid);
+        let (mut lo, mut hi) = (1, entries.len().max(1));
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if build(mid).len() <= self.max_bytes {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        (Message { msg_uuid: uuid.clone(), body: build(lo) }, lo.min(entries.len()))
+    }
+
+    fn digest_body(&self, target: &Target, entries: &[Summary], waiting: usize, why: &str, uuid: &str) -> String {
+        let markdown = target.msgtype != MsgType::Text;
+        let firing = entries.iter().filter(|e| e.status == Status::Firing.as_str()).count();
+        let resolved = entries.len() - firing;
+        let kw = target.keyword.as_deref().map(|k| format!("{k} ")).unwrap_or_default();
+        let title = format!("{kw}[DIGEST] {} notifications ({firing} firing, {resolved} resolved)", entries.len());
+        let rest = waiting - entries.len();
+        let mut text =
+            if markdown { format!("### {kw}📋 {} notifications\n\n", entries.len()) } else { format!("{title}\n\n") };
+        text.push_str(why);
+        if rest > 0 {
+            text.push_str(&format!(" {rest} more follow in the next message."));
+        }
+        text.push_str("\n\n");
+        text.push_str(&entries.iter().map(|e| e.line(markdown)).collect::<Vec<_>>().join("\n"));
+        let url = entries.iter().map(|e| e.external_url.as_str()).find(|u| !u.is_empty());
+        if let Some(url) = url {
+            text.push_str(&if markdown {
+                format!("\n\n[Alertmanager]({url})")
+            } else {
+                format!("\n\nAlertmanager: {url}")
+            });
+        }
+        let env = Envelope::new(target, firing > 0, url.map(str::to_string));
+        let missing: Vec<String> =
+            mention_tokens(target, &env).into_iter().filter(|t| !contains_token(&text, t)).collect();
+        if !missing.is_empty() {
+            text.push_str("\n\n");
+            text.push_str(&missing.join(" "));
+        }
+        body(target, &env, &title, &text, uuid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Endpoint, Mention};
+    use crate::decode::decode;
+    use crate::secret::Secret;
+    use serde_json::Value;
+
+    fn target() -> Target {
+        Target {
+            name: "ops".into(),
+            endpoint: Endpoint::Robot(Secret::new("https://x/robot/send?access_token=t")),
+            secret: None,
+            keyword: Some("Alert".into()),
+            template: "default".into(),
+            msgtype: MsgType::Markdown,
+            mention: Mention { mobiles: vec!["13800000000".into()], ..Mention::default() },
+            rate_limit: crate::config::RateLimit { messages: 20, per: std::time::Duration::from_secs(60) },
+        }
+    }
+
+    fn entry(i: usize, status: &str) -> Summary {
+        Summary {
+            status: status.into(),
+            name: format!("Incident_{i}"),
+            severity: "critical".into(),
+            firing: usize::from(status == "firing"),
+            resolved: usize::from(status == "resolved"),
+            subjects: vec![format!("node{i}:9100")],
+            summary: format!("Something broke on node{i}"),
+            external_url: "http://am:9093".into(),
+        }
+    }
+
+    #[test]
+    fn summary_of_a_real_capture() {
+        let d = decode(include_str!("../../tests/fixtures/alertmanager-0.25-firing.json").as_bytes()).unwrap();
+        let s: Summary = serde_json::from_str(&summarize(&d)).unwrap();
+        assert_eq!(s.name, "NodeDiskFull");
+        assert_eq!((s.firing, s.resolved, s.severity.as_str()), (3, 0, "warning"));
+        assert_eq!(s.subjects, vec!["node1:9100", "node2:9100", "node3:9100"]);
+        assert_eq!(s.summary, "Disk almost full on node1");
+        assert_eq!(
+            s.line(true),
+            "- 🔥 **NodeDiskFull** · warning · node1:9100, node2:9100, node3:9100 · Disk almost full on node1"
+        );
+    }
+
+    #[test]
+    fn digest_lists_every_entry_with_keyword_and_mentions() {
+        let r = Renderer::new(None, chrono_tz::UTC, 20_000).unwrap();
+        let entries: Vec<Summary> = (0..30).map(|i| entry(i, if i % 3 == 0 { "resolved" } else { "firing" })).collect();
+        let (m, carried) = r.digest(&target(), &entries, "Too many at once.");
+        assert_eq!(carried, 30);
+        let b: Value = serde_json::from_str(&m.body).unwrap();
+        assert_eq!(b["msgUuid"], m.msg_uuid.as_str());
+        assert_eq!(b["markdown"]["title"], "Alert [DIGEST] 30 notifications (20 firing, 10 resolved)");
+        let text = b["markdown"]["text"].as_str().unwrap();
+        for i in 0..30 {
+            assert!(
+                text.contains(&format!("**Incident\\_{i}** · critical · node{i}:9100 · Something broke on node{i}")),
+                "{text}"
+            );
+        }
+        assert!(text.starts_with("### Alert 📋 30 notifications\n\nToo many at once."), "{text}");
+        assert!(text.ends_with("@13800000000"), "{text}");
+        assert_eq!(b["at"]["atMobiles"][0], "13800000000");
+    }
+
+    #[test]
+    fn digest_packs_what_fits_and_says_more_follow() {
+        let r = Renderer::new(None, chrono_tz::UTC, 4_000).unwrap();
+        let entries: Vec<Summary> = (0..100).map(|i| entry(i, "firing")).collect();
+        let (m, carried) = r.digest(&target(), &entries, "Too many at once.");
+        assert!(carried > 5 && carried < 100, "{carried}");
+        assert!(m.body.len() <= 4_000);
+        let text = serde_json::from_str::<Value>(&m.body).unwrap()["markdown"]["text"].as_str().unwrap().to_string();
+        assert!(text.contains(&format!("{} more follow in the next message", 100 - carried)), "{text}");
+        assert!(
+            text.contains(&format!("Incident\\_{}", carried - 1)) && !text.contains(&format!("Incident\\_{carried}**"))
+        );
+    }
+}
