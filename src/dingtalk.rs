@@ -30,6 +30,7 @@ pub fn signed_url(url: &str, secret: Option<&str>, timestamp_ms: i64) -> String 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     // Transient: retried.
+    Connect,
     Network,
     Timeout,
     Http5xx,
@@ -59,6 +60,7 @@ pub enum Reason {
 impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
+            Reason::Connect => "connect",
             Reason::Network => "network",
             Reason::Timeout => "timeout",
             Reason::Http5xx => "http_5xx",
@@ -83,6 +85,11 @@ impl Reason {
             Reason::UnknownErrcode => "unknown_errcode",
             Reason::Expired => "expired",
         }
+    }
+
+    /// Whether DingTalk may have posted a message whose attempt failed this way (no answer came back).
+    pub fn in_doubt(self) -> bool {
+        matches!(self, Reason::Network | Reason::Timeout)
     }
 
     /// What a user should do about a permanent failure; shown in logs.

@@ -222,15 +222,26 @@ pub async fn run_sender(
         let expires_ms = msg.created_at_ms + d.cfg.max_age.as_millis() as i64;
         if now >= expires_ms {
             match msg.kind {
-                // A digest carries it (and everything behind it), with a fresh max_age of its own.
+                // A digest carries it (and everything behind it), with a fresh max_age of its own, unless
+                // DingTalk may already have it: then it is given up rather than risk showing it twice.
                 Kind::Message => {
                     let why = format!(
                         "They could not be delivered within delivery.max_age ({}), so they are listed together now.",
                         human(d.cfg.max_age)
                     );
-                    if let Err(e) = make_digest(&d, &target, 0, &why).await {
-                        error!(target = name, error = %e, "cannot make a digest of expired messages");
-                        sleep_until(Instant::now() + STORE_RETRY, &mut shutdown).await;
+                    match make_digest(&d, &target, 0, &why).await {
+                        Ok(merged) if merged.contains(&msg.id) => {}
+                        Ok(_) => {
+                            let detail = format!(
+                                "not delivered within delivery.max_age ({}); its last attempt got no answer, so DingTalk may have posted it",
+                                human(d.cfg.max_age)
+                            );
+                            give_up(&d, name, &msg, msg.attempts, Reason::Expired, &detail).await;
+                        }
+                        Err(e) => {
+                            error!(target = name, error = %e, "cannot make a digest of expired messages");
+                            sleep_until(Instant::now() + STORE_RETRY, &mut shutdown).await;
+                        }
                     }
                 }
                 Kind::Digest => {
@@ -275,8 +286,9 @@ pub async fn run_sender(
         // Recorded before the request leaves, at the latest moment DingTalk could receive it, so a restart
         // after a kill at any point still counts this send.
         let latest_ms = now_ms() + d.cfg.request_timeout.as_millis() as i64;
-        if let Err(e) = d.store.record_send(&robot.key, latest_ms).await {
-            warn!(target = name, error = %e, "cannot record the send for the rate budget");
+        if let Err(e) = d.store.begin_attempt(msg.id, &robot.key, latest_ms).await {
+            // Sending unrecorded beats not sending; the in-memory budget still holds.
+            warn!(target = name, error = %e, "cannot record the attempt");
         }
         // An attempt under way when shutdown starts gets the grace period, then is abandoned: the message
         // stays pending and its msgUuid keeps a resend after restart from posting twice.
@@ -314,16 +326,17 @@ async fn storm(d: &Delivery, target: &Target, robot: &Robot) -> Result<bool, Sto
         limit.messages,
         human(limit.per)
     );
-    make_digest(d, target, room.saturating_sub(1), &why).await
+    Ok(!make_digest(d, target, room.saturating_sub(1), &why).await?.is_empty())
 }
 
-/// Merges the waiting messages after the first `keep` into a digest (as many as fit one message).
-async fn make_digest(d: &Delivery, target: &Target, keep: usize, why: &str) -> Result<bool, StoreError> {
+/// Merges the waiting messages after the first `keep` into a digest (as many as fit one message); returns
+/// the ids of the messages it merged (none: no digest).
+async fn make_digest(d: &Delivery, target: &Target, keep: usize, why: &str) -> Result<Vec<i64>, StoreError> {
     let name = target.name.as_str();
     let candidates = d.store.digest_candidates(name, keep + MAX_DIGEST_CANDIDATES).await?;
     let candidates = candidates.get(keep..).unwrap_or_default();
     if candidates.is_empty() {
-        return Ok(false);
+        return Ok(vec![]);
     }
     // One line per notification: the parts of a split notification share it.
     let mut notifications: Vec<i64> = vec![];
@@ -348,7 +361,7 @@ async fn make_digest(d: &Delivery, target: &Target, keep: usize, why: &str) -> R
         kept = keep,
         "merged waiting messages into a digest"
     );
-    Ok(true)
+    Ok(merged)
 }
 
 /// One HTTP request to DingTalk (or a log line for a dry-run target).
@@ -384,7 +397,14 @@ async fn attempt(d: &Delivery, target: &Target, msg: &Pending) -> Outcome {
     match result {
         Ok((status, body)) => dingtalk::classify_response(status, &body),
         Err(e) => {
-            let reason = if e.is_timeout() { Reason::Timeout } else { Reason::Network };
+            // A refused connection proves nothing was posted; a timeout or a lost answer does not.
+            let reason = if e.is_connect() {
+                Reason::Connect
+            } else if e.is_timeout() {
+                Reason::Timeout
+            } else {
+                Reason::Network
+            };
             Outcome::Retry { reason, detail: describe(e, url.expose(), secret) }
         }
     }
@@ -424,7 +444,7 @@ async fn record(d: &Delivery, target: &Target, robot: &Robot, msg: &Pending, out
             failed_request(reason);
             let delay = backoff(&d.cfg, attempts);
             warn!(target = name, msg_uuid = %msg.msg_uuid, attempts, reason = reason.as_str(), %detail, retry_in = ?delay, "send failed; will retry");
-            d.store.schedule_retry(msg.id, attempts, now + delay.as_millis() as i64, &detail).await
+            d.store.schedule_retry(msg.id, attempts, now + delay.as_millis() as i64, &detail, reason.in_doubt()).await
         }
         Outcome::Throttled { detail } => {
             failed_request(Reason::Throttled);
@@ -435,7 +455,7 @@ async fn record(d: &Delivery, target: &Target, robot: &Robot, msg: &Pending, out
                 warn!(target = name, error = %e, "cannot record the throttle pause");
             }
             warn!(target = name, msg_uuid = %msg.msg_uuid, %detail, pause = ?penalty, "DingTalk throttled the robot; pausing it, the message will be resent");
-            d.store.schedule_retry(msg.id, attempts, now + penalty.as_millis() as i64, &detail).await
+            d.store.schedule_retry(msg.id, attempts, now + penalty.as_millis() as i64, &detail, false).await
         }
         Outcome::Permanent { reason, detail } => {
             failed_request(reason);

@@ -119,6 +119,9 @@ CREATE TABLE IF NOT EXISTS messages (
     state           TEXT NOT NULL DEFAULT 'pending'
                     CHECK (state IN ('pending', 'delivered', 'failed', 'merged')),
     carried_by      INTEGER REFERENCES messages(id),
+    -- 1 while DingTalk may have the message: an attempt started and no answer proved it was not posted.
+    -- Such a message is resent as itself (DingTalk deduplicates its msgUuid), never merged into a digest.
+    in_doubt        INTEGER NOT NULL DEFAULT 0,
     created_at_ms   INTEGER NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_ms INTEGER NOT NULL,
@@ -249,12 +252,12 @@ impl Store {
     }
 
     /// The oldest pending messages of a target that a digest may merge: kind 'message', in order, up to the
-    /// first pending digest (which keeps its place).
+    /// first pending digest (which keeps its place), leaving out a message DingTalk may already have.
     pub async fn digest_candidates(&self, target: &str, limit: usize) -> Result<Vec<Candidate>, StoreError> {
         let target = target.to_string();
         self.call(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT m.id, m.kind, m.notification_id, n.summary FROM messages m
+                "SELECT m.id, m.kind, m.notification_id, n.summary, m.in_doubt FROM messages m
                  LEFT JOIN notifications n ON n.id = m.notification_id
                  WHERE m.target = ?1 AND m.state = 'pending' ORDER BY m.seq, m.id LIMIT ?2",
             )?;
@@ -264,12 +267,15 @@ impl Store {
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<i64>>(2)?,
                     r.get::<_, Option<String>>(3)?,
+                    r.get::<_, bool>(4)?,
                 ))
             })?;
             let mut out = vec![];
             for row in rows {
                 match row? {
-                    (id, kind, Some(notification_id), Some(summary)) if kind == "message" => {
+                    // Only the head can be in doubt (delivery is in order), so skipping it keeps the order.
+                    (_, kind, _, _, true) if kind == "message" => continue,
+                    (id, kind, Some(notification_id), Some(summary), false) if kind == "message" => {
                         out.push(Candidate { id, notification_id, summary })
                     }
                     _ => break,
@@ -320,13 +326,16 @@ impl Store {
         .await
     }
 
-    /// Records a send to a robot (by its hash) for its rate budget.
-    pub async fn record_send(&self, robot: &str, at_ms: i64) -> Result<(), StoreError> {
+    /// Before a request leaves: counts it in the robot's (by hash) budget at `sent_at_ms`, and marks the
+    /// message in doubt until an answer proves otherwise.
+    pub async fn begin_attempt(&self, id: i64, robot: &str, sent_at_ms: i64) -> Result<(), StoreError> {
         let robot = robot.to_string();
         self.call(move |conn| {
-            conn.prepare_cached("INSERT INTO robot_sends (robot, sent_at_ms) VALUES (?1, ?2)")?
-                .execute(params![robot, at_ms])
-                .map(drop)
+            let tx = conn.transaction()?;
+            tx.prepare_cached("INSERT INTO robot_sends (robot, sent_at_ms) VALUES (?1, ?2)")?
+                .execute(params![robot, sent_at_ms])?;
+            tx.prepare_cached("UPDATE messages SET in_doubt = 1 WHERE id = ?1")?.execute([id])?;
+            tx.commit()
         })
         .await
     }
@@ -421,18 +430,20 @@ impl Store {
         .await
     }
 
+    /// Schedules another attempt; `in_doubt` says whether the failed one may still have been posted.
     pub async fn schedule_retry(
         &self,
         id: i64,
         attempts: i64,
         next_attempt_ms: i64,
         detail: &str,
+        in_doubt: bool,
     ) -> Result<(), StoreError> {
         let detail = detail.to_string();
         self.call(move |conn| {
             conn.execute(
-                "UPDATE messages SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4 WHERE id = ?1",
-                params![id, attempts, next_attempt_ms, detail],
+                "UPDATE messages SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4, in_doubt = ?5 WHERE id = ?1",
+                params![id, attempts, next_attempt_ms, detail, in_doubt],
             )
             .map(drop)
         })
@@ -551,7 +562,7 @@ mod tests {
             ]
         );
         let p = store.next_pending("ops").await.unwrap().unwrap();
-        store.schedule_retry(p.id, 1, 5000, "HTTP 502").await.unwrap();
+        store.schedule_retry(p.id, 1, 5000, "HTTP 502", false).await.unwrap();
         let p = store.next_pending("ops").await.unwrap().unwrap();
         assert_eq!((p.attempts, p.next_attempt_ms), (1, 5000));
         store.mark_failed(p.id, 2, "signature", "errcode 310000", 6000).await.unwrap();
@@ -617,12 +628,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_message_that_may_have_been_posted_is_never_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("o.sqlite3"), SyncMode::Normal).unwrap();
+        for i in 0..3 {
+            store.enqueue(n("ops"), &[msg(&format!("m{i}"))], 1000 + i).await.unwrap();
+        }
+        store.begin_attempt(1, "r", 1).await.unwrap();
+        let ids = |c: Vec<Candidate>| c.iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(store.digest_candidates("ops", 10).await.unwrap()), vec![2, 3], "in doubt: resent as itself");
+        store.schedule_retry(1, 1, 0, "connection refused", false).await.unwrap();
+        assert_eq!(ids(store.digest_candidates("ops", 10).await.unwrap()), vec![1, 2, 3], "proved not posted");
+    }
+
+    #[tokio::test]
     async fn robot_sends_and_pauses_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.sqlite3");
         let store = Store::open(&path, SyncMode::Normal).unwrap();
+        store.enqueue(n("ops"), &[msg("u1")], 1).await.unwrap();
         for t in [100, 200, 300] {
-            store.record_send("robot-a", t).await.unwrap();
+            store.begin_attempt(1, "robot-a", t).await.unwrap();
         }
         store.record_pause("robot-a", 9000).await.unwrap();
         store.record_pause("robot-a", 9500).await.unwrap();

@@ -160,13 +160,14 @@ async fn dingtalk_down_then_up_delivers_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_that_cannot_be_delivered_in_time_expire_visibly() {
+    // DingTalk answers 502: provably not posted, so a digest takes the expired message over (with a fresh
+    // max_age) and, when that cannot be delivered either, the digest expires.
     let mock = MockDingTalk::start(vec![robot("tok-ops", Some(SECRET), "Alert")], Limits::default()).await;
-    mock.set_mode(Mode::Down);
+    mock.set_mode(Mode::BadGateway);
     let dir = tempfile::tempdir().unwrap();
     let bridge = Bridge::start(dir.path(), &config(&mock, "tok-ops", SECRET, "  max_age: 400ms")).await;
     post(&bridge.url("/dingtalk/ops/send"), "application/json", FIRING).await;
     wait_for("expiry", || async { records(dir.path()).await.iter().any(|r| r.state == "failed") }).await;
-    // First a digest took the expired message over (with a fresh max_age); it expired in turn.
     let recs = records(dir.path()).await;
     let digest = recs.iter().find(|r| r.kind == "digest").expect("a digest");
     assert_eq!((digest.state.as_str(), digest.reason.as_deref()), ("failed", Some("expired")));
@@ -176,6 +177,21 @@ async fn messages_that_cannot_be_delivered_in_time_expire_visibly() {
         metric(&m, "dingtalk_bridge_notifications_failed_total", &[("target", "ops"), ("reason", "expired")]),
         1.0
     );
+    assert_eq!(metric(&m, "dingtalk_bridge_digests_total", &[("target", "ops")]), 1.0);
+    bridge.stop().await;
+
+    // The connection drops after the request was sent: DingTalk may have posted it, so no digest may
+    // repeat it; it expires as itself.
+    let mock = MockDingTalk::start(vec![robot("tok-ops", Some(SECRET), "Alert")], Limits::default()).await;
+    mock.set_mode(Mode::Down);
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &config(&mock, "tok-ops", SECRET, "  max_age: 400ms")).await;
+    post(&bridge.url("/dingtalk/ops/send"), "application/json", FIRING).await;
+    wait_for("expiry", || async { records(dir.path()).await.iter().any(|r| r.state == "failed") }).await;
+    let recs = records(dir.path()).await;
+    assert_eq!(recs.len(), 1, "no digest: {recs:?}");
+    assert_eq!(recs[0].reason.as_deref(), Some("expired"));
+    assert!(recs[0].last_error.as_deref().unwrap().contains("may have posted it"), "{recs:?}");
     bridge.stop().await;
 }
 
