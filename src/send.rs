@@ -229,7 +229,7 @@ pub async fn run_sender(
                         "They could not be delivered within delivery.max_age ({}), so they are listed together now.",
                         human(d.cfg.max_age)
                     );
-                    match make_digest(&d, &target, 0, &why).await {
+                    match make_digest(&d, &target, 0, 1, &why).await {
                         Ok(merged) if merged.contains(&msg.id) => {}
                         Ok(_) => {
                             let detail = format!(
@@ -326,16 +326,23 @@ async fn storm(d: &Delivery, target: &Target, robot: &Robot) -> Result<bool, Sto
         limit.messages,
         human(limit.per)
     );
-    Ok(!make_digest(d, target, room.saturating_sub(1), &why).await?.is_empty())
+    // A digest of one message would cost the same send as the message itself, and say less.
+    Ok(!make_digest(d, target, room.saturating_sub(1), 2, &why).await?.is_empty())
 }
 
-/// Merges the waiting messages after the first `keep` into a digest (as many as fit one message); returns
-/// the ids of the messages it merged (none: no digest).
-async fn make_digest(d: &Delivery, target: &Target, keep: usize, why: &str) -> Result<Vec<i64>, StoreError> {
+/// Merges the waiting messages after the first `keep` into a digest (as many as fit one message), if there
+/// are at least `min` of them; returns the ids of the messages it merged (none: no digest).
+async fn make_digest(
+    d: &Delivery,
+    target: &Target,
+    keep: usize,
+    min: usize,
+    why: &str,
+) -> Result<Vec<i64>, StoreError> {
     let name = target.name.as_str();
     let candidates = d.store.digest_candidates(name, keep + MAX_DIGEST_CANDIDATES).await?;
     let candidates = candidates.get(keep..).unwrap_or_default();
-    if candidates.is_empty() {
+    if candidates.is_empty() || candidates.len() < min {
         return Ok(vec![]);
     }
     // One line per notification: the parts of a split notification share it.

@@ -161,10 +161,15 @@ async fn promtool_finds_nothing_to_complain_about_in_metrics() {
     mock.script(400102, "机器人已停用");
     let dir = tempfile::tempdir().unwrap();
     let bridge = BinaryBridge::start(&bridge_config(dir.path(), &mock));
-    for _ in 0..2 {
-        let (s, _) = common::post(&bridge.url("/dingtalk/ops/send"), "application/json", common::FIRING).await;
+    for payload in [common::FIRING, common::RESOLVED] {
+        let (s, _) = common::post(&bridge.url("/dingtalk/ops/send"), "application/json", payload).await;
         assert_eq!(s, 200);
     }
+    // A repeat within the dedup window moves the suppression counter too.
+    assert_eq!(
+        common::post(&bridge.url("/dingtalk/ops/send"), "application/json", common::FIRING).await.1["status"],
+        "duplicate"
+    );
     common::post(&bridge.url("/dingtalk/ops/send"), "application/json", "{}").await;
     wait_for("one delivered, one failed", || async { mock.posted().len() == 1 && mock.answered().len() == 2 }).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
