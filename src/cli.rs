@@ -96,7 +96,7 @@ fn run(path: &Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match crate::run(config, listener, shutdown_signal()).await {
+        match crate::run_with_reload(config, listener, shutdown_signal(), Some(reload_signal())).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e @ (crate::RunError::Templates(_) | crate::RunError::Config(_))) => {
                 error!("configuration invalid:\n{e}");
@@ -121,6 +121,24 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// A message for each SIGHUP: reload the configuration.
+fn reload_signal() -> tokio::sync::mpsc::Receiver<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    // A reload already pending covers this one too.
+                    let _ = tx.try_send(());
+                }
+            });
+        }
+        Err(e) => error!(error = %e, "cannot install the SIGHUP handler; use POST /-/reload"),
+    }
+    rx
 }
 
 fn check_config(path: &Path) -> ExitCode {

@@ -78,6 +78,27 @@ struct RawServer {
     max_connections: Option<usize>,
     header_read_timeout: Option<String>,
     shutdown_grace: Option<String>,
+    auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    bearer_token: Option<String>,
+    bearer_token_file: Option<String>,
+    basic_auth: Option<RawBasicAuth>,
+    #[serde(default)]
+    protect_metrics: bool,
+    #[serde(default)]
+    protect_health: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBasicAuth {
+    username: String,
+    password: Option<String>,
+    password_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +193,22 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub auth: Auth,
+}
+
+/// Who may post notifications (and, optionally, scrape and probe). Empty: anyone.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    pub bearer_token: Option<Secret>,
+    pub basic: Option<(String, Secret)>,
+    pub protect_metrics: bool,
+    pub protect_health: bool,
+}
+
+impl Auth {
+    pub fn enabled(&self) -> bool {
+        self.bearer_token.is_some() || self.basic.is_some()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -414,6 +451,7 @@ impl Validator<'_> {
                 raw.server.shutdown_grace.as_deref(),
                 Duration::from_secs(10),
             ),
+            auth: self.auth(raw.server.auth),
         };
 
         let d = &raw.delivery;
@@ -499,6 +537,35 @@ impl Validator<'_> {
             targets,
             warnings: vec![],
         })
+    }
+
+    fn auth(&mut self, raw: Option<RawAuth>) -> Auth {
+        let Some(raw) = raw else { return Auth::default() };
+        let bearer_token = self
+            .inline_or_file("server.auth.bearer_token", raw.bearer_token.as_deref(), raw.bearer_token_file.as_deref())
+            .map(Secret::new);
+        let basic = raw.basic_auth.and_then(|b| {
+            let password = self.inline_or_file(
+                "server.auth.basic_auth.password",
+                b.password.as_deref(),
+                b.password_file.as_deref(),
+            );
+            match password {
+                Some(p) if !b.username.is_empty() => Some((b.username, Secret::new(p))),
+                _ => {
+                    if !self.problems.iter().any(|p| p.key.starts_with("server.auth.basic_auth")) {
+                        self.problem("server.auth.basic_auth", "needs a username and a password or password_file");
+                    }
+                    None
+                }
+            }
+        });
+        let auth =
+            Auth { bearer_token, basic, protect_metrics: raw.protect_metrics, protect_health: raw.protect_health };
+        if !auth.enabled() && !self.problems.iter().any(|p| p.key.starts_with("server.auth")) {
+            self.problem("server.auth", "set bearer_token(_file) or basic_auth, or remove server.auth");
+        }
+        auth
     }
 
     fn rate_limit(&mut self, key: &str, raw: Option<&RawRateLimit>, default: RateLimit) -> RateLimit {
@@ -818,6 +885,30 @@ targets:
                 .unwrap();
         assert_eq!(ok.targets["c"].rate_limit, RateLimit { messages: 5, per: Duration::from_secs(60) });
         assert_eq!(ok.delivery.dedup_window, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn receiver_auth_from_inline_values_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "hunter2\n").unwrap();
+        let text = format!(
+            "server:\n  auth:\n    bearer_token: ${{OPS_TOKEN}}\n    basic_auth: {{username: am, password_file: pw}}\n    protect_metrics: true\n{}",
+            &GOOD[GOOD.find("targets:").unwrap()..]
+        );
+        let c = Config::from_yaml(&text, "t.yaml", dir.path(), &env).unwrap();
+        let a = &c.server.auth;
+        assert_eq!(a.bearer_token.as_ref().unwrap().expose(), "tok123");
+        assert_eq!(a.basic.as_ref().map(|(u, p)| (u.as_str(), p.expose())), Some(("am", "hunter2")));
+        assert!(a.protect_metrics && !a.protect_health);
+        let err = Config::from_yaml(
+            &text.replace("    bearer_token: ${OPS_TOKEN}\n    basic_auth: {username: am, password_file: pw}\n", ""),
+            "t.yaml",
+            dir.path(),
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server.auth: set bearer_token"), "{err}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod telemetry;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -48,15 +48,198 @@ pub enum RunError {
     Client(String),
 }
 
-/// What request handlers share.
-pub struct App {
+/// What can change on reload: the configuration and everything built from it.
+pub struct Live {
     pub config: Config,
     pub renderer: Arc<Renderer>,
+    pub delivery: Arc<Delivery>,
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// What request handlers and senders share. The store, metrics and robots' rate budgets outlive reloads.
+pub struct App {
+    live: RwLock<Arc<Live>>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
-    /// Wakes a target's sender when a message for it is committed.
-    pub wakers: HashMap<String, Arc<Notify>>,
     pub shutdown: watch::Receiver<bool>,
+    /// Wakes a target's sender when a message for it is committed.
+    wakers: RwLock<HashMap<String, Arc<Notify>>>,
+    robots: Mutex<HashMap<String, Arc<Robot>>>,
+    senders: tokio::sync::Mutex<HashMap<String, Running>>,
+    /// One reload (or shutdown of senders) at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl App {
+    /// The configuration in force now.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn wake(&self, target: &str) {
+        if let Some(w) = self.wakers.read().unwrap_or_else(|e| e.into_inner()).get(target) {
+            w.notify_one();
+        }
+    }
+
+    /// Validates a configuration and builds what it needs, touching nothing that runs.
+    fn prepare(config: Config, store: &Store, metrics: &Arc<Metrics>) -> Result<Live, RunError> {
+        let renderer = Arc::new(load_templates(&config)?);
+        let client = send::http_client(&config.delivery).map_err(|e| RunError::Client(e.to_string()))?;
+        let delivery = Arc::new(Delivery {
+            client,
+            store: store.clone(),
+            metrics: metrics.clone(),
+            renderer: renderer.clone(),
+            cfg: config.delivery.clone(),
+            shutdown_grace: config.server.shutdown_grace,
+        });
+        Ok(Live { config, renderer, delivery })
+    }
+
+    /// Starts a sender per target of `live`. Targets that post to the same robot share its budget, which
+    /// survives restarts (from the store) and reloads (kept here).
+    async fn start_senders(&self, live: &Live) -> Result<(), RunError> {
+        let mut senders = self.senders.lock().await;
+        for target in live.config.targets.values() {
+            self.metrics.init_target(&target.name);
+            let key = send::robot_key(target);
+            let known = self.robots.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+            let robot = match known {
+                Some(robot) => {
+                    robot.set_limit(target.rate_limit);
+                    robot
+                }
+                None => {
+                    let now = send::now_ms();
+                    let since = now - target.rate_limit.per.as_millis() as i64;
+                    let (sends, pause) = self.store.robot_state(&key, since, now).await?;
+                    if let Some(until) = pause {
+                        warn!(target = %target.name, remaining_s = (until - now) / 1000, "the robot is still paused after DingTalk throttled it");
+                    }
+                    let robot = Arc::new(Robot::restore(key.clone(), target.rate_limit, &sends, pause, now));
+                    self.robots.lock().unwrap_or_else(|e| e.into_inner()).insert(key, robot.clone());
+                    robot
+                }
+            };
+            let wake = self
+                .wakers
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(target.name.clone())
+                .or_insert_with(|| Arc::new(Notify::new()))
+                .clone();
+            // Whatever arrived while no sender ran is picked up at once.
+            wake.notify_one();
+            let (stop, stop_rx) = watch::channel(false);
+            let handle =
+                tokio::spawn(send::run_sender(Arc::new(target.clone()), robot, live.delivery.clone(), wake, stop_rx));
+            senders.insert(target.name.clone(), Running { stop, handle });
+        }
+        Ok(())
+    }
+
+    /// Stops every sender: an attempt in flight gets the shutdown grace period, then is abandoned (the
+    /// message stays queued, in doubt, and is resent with its msgUuid).
+    async fn stop_senders(&self) {
+        let running: Vec<Running> = self.senders.lock().await.drain().map(|(_, r)| r).collect();
+        for r in &running {
+            let _ = r.stop.send(true);
+        }
+        let bound = self.live().config.server.shutdown_grace + Duration::from_secs(1);
+        let all = async {
+            for r in running {
+                let _ = r.handle.await;
+            }
+        };
+        if tokio::time::timeout(bound, all).await.is_err() {
+            error!("senders did not stop within the grace period");
+        }
+    }
+
+    /// Re-reads the configuration file and templates and switches to them atomically; on any error the
+    /// old configuration keeps serving. Settings bound at start (listen address, storage, connection
+    /// limit) keep their old values until a restart.
+    pub async fn reload(&self) -> Result<(), String> {
+        let _one = self.reloading.lock().await;
+        if *self.shutdown.borrow() {
+            return Err("shutting down".into());
+        }
+        let old = self.live();
+        let prepared = Config::load(&old.config.source).map_err(|e| e.to_string()).and_then(|mut config| {
+            let (o, n) = (&old.config, &mut config);
+            if n.listen != o.listen || n.storage.path != o.storage.path || n.storage.sync != o.storage.sync
+                || n.server.max_connections != o.server.max_connections
+            {
+                warn!("listen, storage and server.max_connections take effect at the next restart; keeping the running values");
+                n.listen = o.listen;
+                n.storage = o.storage.clone();
+                n.server.max_connections = o.server.max_connections;
+            }
+            App::prepare(config, &self.store, &self.metrics).map_err(|e| e.to_string())
+        });
+        let live = match prepared {
+            Ok(live) => live,
+            Err(e) => {
+                self.metrics.reload_successful.set(0);
+                error!(error = %e, "reload failed; the previous configuration keeps serving");
+                return Err(e);
+            }
+        };
+        for w in &live.config.warnings {
+            warn!("{w}");
+        }
+        self.stop_senders().await;
+        let live = Arc::new(live);
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = live.clone();
+        if let Err(e) = self.start_senders(&live).await {
+            // The store failed under us; senders come back with the next reload or restart.
+            error!(error = %e, "cannot start senders after reload");
+            self.metrics.reload_successful.set(0);
+            return Err(e.to_string());
+        }
+        self.report_orphans().await;
+        self.metrics.reload_successful.set(1);
+        self.metrics.reload_timestamp.set(chrono::Utc::now().timestamp());
+        log_targets(&live.config);
+        info!(targets = live.config.targets.len(), "configuration reloaded");
+        Ok(())
+    }
+
+    /// Queued messages for targets the configuration no longer has stay in the store; say so.
+    async fn report_orphans(&self) {
+        let live = self.live();
+        match self.store.queue_stats().await {
+            Ok(stats) => {
+                for s in stats.iter().filter(|s| !live.config.targets.contains_key(&s.target)) {
+                    warn!(target = %s.target, queued = s.depth, "messages are queued for a target that is no longer configured; they stay in the store until it is configured again");
+                }
+            }
+            Err(e) => error!(error = %e, "cannot read queue statistics"),
+        }
+    }
+}
+
+fn log_targets(config: &Config) {
+    for t in config.targets.values() {
+        let endpoint = match &t.endpoint {
+            Endpoint::Robot(url) => secret::redact_url(url.expose()),
+            Endpoint::DryRun => "dry run (bodies are logged, not sent)".to_string(),
+        };
+        info!(
+            target = %t.name,
+            %endpoint,
+            signed = t.secret.is_some(),
+            keyword = t.keyword.as_deref().unwrap_or(""),
+            template = %t.template,
+            msgtype = t.msgtype.as_str(),
+            "target configured"
+        );
+    }
 }
 
 /// Builds the renderer and checks every target names a template set that exists.
@@ -88,98 +271,72 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    run_with_reload(config, listener, shutdown, None).await
+}
+
+/// [`run`], also reloading the configuration each time `reload` receives (the binary wires it to SIGHUP).
+pub async fn run_with_reload(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    reload: Option<tokio::sync::mpsc::Receiver<()>>,
+) -> Result<(), RunError> {
     for w in &config.warnings {
         warn!("{w}");
     }
-    let renderer = load_templates(&config)?;
-    for t in config.targets.values() {
-        let endpoint = match &t.endpoint {
-            Endpoint::Robot(url) => secret::redact_url(url.expose()),
-            Endpoint::DryRun => "dry run (bodies are logged, not sent)".to_string(),
-        };
-        info!(
-            target = %t.name,
-            %endpoint,
-            signed = t.secret.is_some(),
-            keyword = t.keyword.as_deref().unwrap_or(""),
-            template = %t.template,
-            msgtype = t.msgtype.as_str(),
-            "target configured"
-        );
-    }
     let store = Store::open(&config.storage.path, config.storage.sync)?;
     let metrics = Arc::new(Metrics::new());
-    let client = send::http_client(&config.delivery).map_err(|e| RunError::Client(e.to_string()))?;
+    let live = Arc::new(App::prepare(config, &store, &metrics)?);
+    log_targets(&live.config);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = Arc::new(App {
+        live: RwLock::new(live.clone()),
+        store: store.clone(),
+        metrics,
+        shutdown: shutdown_rx.clone(),
+        wakers: RwLock::new(HashMap::new()),
+        robots: Mutex::new(HashMap::new()),
+        senders: tokio::sync::Mutex::new(HashMap::new()),
+        reloading: tokio::sync::Mutex::new(()),
+    });
+    app.report_orphans().await;
+    app.start_senders(&live).await?;
+    app.metrics.reload_successful.set(1);
+    app.metrics.reload_timestamp.set(chrono::Utc::now().timestamp());
+
+    // On shutdown the senders stop alongside the HTTP drain, each with the same grace period.
+    let stopper = tokio::spawn({
+        let app = app.clone();
+        let mut rx = shutdown_rx.clone();
+        async move {
+            stopped(&mut rx).await;
+            let _one = app.reloading.lock().await;
+            app.stop_senders().await;
+        }
+    });
     tokio::spawn(async move {
         shutdown.await;
         info!("shutting down: no new connections; draining requests and sends");
         let _ = shutdown_tx.send(true);
     });
-
-    for s in store.queue_stats().await? {
-        if !config.targets.contains_key(&s.target) {
-            warn!(target = %s.target, queued = s.depth, "messages are queued for a target that is no longer configured; they stay in the store until it is configured again");
-        } else {
-            info!(target = %s.target, queued = s.depth, "resuming delivery of queued messages");
-        }
-    }
-
-    let renderer = Arc::new(renderer);
-    let delivery = Arc::new(Delivery {
-        client,
-        store: store.clone(),
-        metrics: metrics.clone(),
-        renderer: renderer.clone(),
-        cfg: config.delivery.clone(),
-        shutdown_grace: config.server.shutdown_grace,
-    });
-    // Targets that post to the same robot share its budget, which survives restarts.
-    let mut robots: HashMap<String, Arc<Robot>> = HashMap::new();
-    let mut wakers = HashMap::new();
-    let mut senders = Vec::new();
-    for target in config.targets.values() {
-        metrics.init_target(&target.name);
-        let key = send::robot_key(target);
-        let robot = match robots.get(&key) {
-            Some(robot) => robot.clone(),
-            None => {
-                let now = send::now_ms();
-                let since = now - target.rate_limit.per.as_millis() as i64;
-                let (sends, pause) = store.robot_state(&key, since, now).await?;
-                if let Some(until) = pause {
-                    warn!(target = %target.name, remaining_s = (until - now) / 1000, "the robot is still paused after DingTalk throttled it");
-                }
-                let robot = Arc::new(Robot::restore(key.clone(), target.rate_limit, &sends, pause, now));
-                robots.insert(key, robot.clone());
-                robot
+    if let Some(mut reload) = reload {
+        let app = app.clone();
+        tokio::spawn(async move {
+            while reload.recv().await.is_some() {
+                info!("reloading the configuration (SIGHUP)");
+                let _ = app.reload().await;
             }
-        };
-        let wake = Arc::new(Notify::new());
-        wakers.insert(target.name.clone(), wake.clone());
-        senders.push(tokio::spawn(send::run_sender(
-            Arc::new(target.clone()),
-            robot,
-            delivery.clone(),
-            wake,
-            shutdown_rx.clone(),
-        )));
+        });
     }
-    let pruner = tokio::spawn(prune_loop(store.clone(), config.storage.retention, shutdown_rx.clone()));
+    let pruner = tokio::spawn(prune_loop(store.clone(), live.config.storage.retention, shutdown_rx.clone()));
 
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let app = Arc::new(App { config, renderer, store, metrics, wakers, shutdown: shutdown_rx });
     app.metrics.ready.set(1);
-    info!(address = %addr, targets = app.config.targets.len(), version = env!("CARGO_PKG_VERSION"), "listening");
-    receive::serve(listener, app.clone(), app.shutdown.clone()).await;
+    info!(address = %addr, targets = live.config.targets.len(), version = env!("CARGO_PKG_VERSION"), "listening");
+    drop(live);
+    receive::serve(listener, app.clone(), shutdown_rx).await;
     app.metrics.ready.set(0);
-
-    // Senders stop on the same signal; an in-flight send has the grace period, then is abandoned.
-    let grace = app.config.server.shutdown_grace + Duration::from_secs(1);
-    let all = futures_join(senders);
-    if tokio::time::timeout(grace, all).await.is_err() {
-        error!("senders did not stop within the grace period");
-    }
+    let _ = stopper.await;
     pruner.abort();
     info!("stopped");
     Ok(())
@@ -189,12 +346,6 @@ pub async fn run(
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns must not live across an await (it is not Send).
     let _ = shutdown.wait_for(|&s| s).await.map(|_| ());
-}
-
-async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
-    for h in handles {
-        let _ = h.await;
-    }
 }
 
 async fn prune_loop(store: Store, retention: Duration, mut shutdown: watch::Receiver<bool>) {

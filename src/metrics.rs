@@ -32,6 +32,8 @@ pub struct Metrics {
     pub alerts_truncated: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub ready: IntGauge,
+    pub reload_successful: IntGauge,
+    pub reload_timestamp: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -66,6 +68,19 @@ impl Metrics {
         )
         .expect("valid metric definition");
         registry.register(Box::new(ready.clone())).expect("metric registered once");
+        let plain = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric definition");
+            registry.register(Box::new(g.clone())).expect("metric registered once");
+            g
+        };
+        let reload_successful = plain(
+            "dingtalk_bridge_config_last_reload_successful",
+            "1 if the last configuration (re)load succeeded; 0 while a broken one is refused and the previous one serves.",
+        );
+        let reload_timestamp = plain(
+            "dingtalk_bridge_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully, as a Unix timestamp.",
+        );
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
@@ -177,6 +192,8 @@ impl Metrics {
                 &["version"],
             ),
             ready,
+            reload_successful,
+            reload_timestamp,
             registry,
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);

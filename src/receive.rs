@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -20,11 +20,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::App;
+use base64::Engine;
+
+use crate::config::Auth;
 use crate::decode::{self, DecodeError};
 use crate::metrics::{SUPPRESSED_DUPLICATE, UNKNOWN_TARGET};
 use crate::send::now_ms;
 use crate::store::{Enqueued, NewNotification, StoreError};
+use crate::{App, Live};
 
 type Resp = Response<Full<Bytes>>;
 
@@ -63,11 +66,11 @@ impl WebhookError {
         }
     }
 
-    fn response(&self, app: &App) -> Resp {
+    fn response(&self, live: &Live) -> Resp {
         let mut body = json!({"status": "error", "error": self.to_string()});
         match self {
             WebhookError::Decode(DecodeError { field: Some(field), .. }) => body["field"] = json!(field),
-            WebhookError::UnknownTarget(_) => body["targets"] = json!(app.config.targets.keys().collect::<Vec<_>>()),
+            WebhookError::UnknownTarget(_) => body["targets"] = json!(live.config.targets.keys().collect::<Vec<_>>()),
             _ => {}
         }
         let mut resp = json_response(self.status(), &body);
@@ -96,8 +99,7 @@ fn text_response(status: StatusCode, body: &'static str) -> Resp {
 /// grace period).
 pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(app.config.server.max_connections));
-    let header_timeout = app.config.server.header_read_timeout;
+    let slots = Arc::new(Semaphore::new(app.live().config.server.max_connections));
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
@@ -116,6 +118,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
             _ = crate::stopped(&mut shutdown) => break,
         };
         let _ = stream.set_nodelay(true);
+        let header_timeout = app.live().config.server.header_read_timeout;
         let app = app.clone();
         let conn = http1::Builder::new()
             // Without a timer hyper silently ignores the header-read timeout.
@@ -131,51 +134,124 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
         });
     }
     drop(listener);
-    let grace = app.config.server.shutdown_grace;
+    let grace = app.live().config.server.shutdown_grace;
     tokio::select! {
         _ = graceful.shutdown() => debug!("all connections closed"),
         _ = tokio::time::sleep(grace) => warn!(?grace, "connections still open after the shutdown grace period; closing them"),
     }
 }
 
+/// Which credentials a route needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Notifications and admin actions: whenever auth is configured.
+    Protected,
+    Metrics,
+    Health,
+}
+
 async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let path = req.uri().path().to_string();
-    let resp = match path.as_str() {
-        "/metrics" => metrics(&app).await,
-        "/-/healthy" => text_response(StatusCode::OK, "OK\n"),
-        "/-/ready" => ready(&app).await,
-        p => match p.strip_prefix("/dingtalk/").and_then(|r| r.strip_suffix("/send")).filter(|t| !t.contains('/')) {
-            Some(target) => {
-                let target = target.to_string();
-                let result = webhook(&app, &target, req).await;
-                let label = if app.config.targets.contains_key(&target) { target.as_str() } else { UNKNOWN_TARGET };
-                let resp = match result {
-                    Ok(resp) => resp,
-                    Err(e) => {
-                        match e.status() {
-                            s if s.is_server_error() => error!(target = label, error = %e, "webhook not accepted"),
-                            _ => warn!(target = label, error = %e, "webhook rejected"),
-                        }
-                        e.response(&app)
-                    }
-                };
-                app.metrics.webhook_requests.with_label_values(&[label, resp.status().as_str()]).inc();
-                resp
-            }
-            None => json_response(
-                StatusCode::NOT_FOUND,
-                &json!({"status": "error", "error": format!("no such endpoint {p}; notifications go to POST /dingtalk/<target>/send")}),
-            ),
+    let live = app.live();
+    let webhook_target = path
+        .strip_prefix("/dingtalk/")
+        .and_then(|r| r.strip_suffix("/send"))
+        .filter(|t| !t.contains('/'))
+        .map(str::to_string);
+    let access = match path.as_str() {
+        "/metrics" => Access::Metrics,
+        "/-/healthy" | "/-/ready" => Access::Health,
+        _ => Access::Protected,
+    };
+    if !authorized(&live.config.server.auth, access, &req) {
+        if let Some(target) = &webhook_target {
+            let label = if live.config.targets.contains_key(target) { target.as_str() } else { UNKNOWN_TARGET };
+            app.metrics.webhook_requests.with_label_values(&[label, "401"]).inc();
+            warn!(target = label, "webhook rejected: missing or wrong credentials");
+        }
+        return Ok(unauthorized(&live.config.server.auth));
+    }
+    let resp = match (path.as_str(), webhook_target) {
+        ("/metrics", _) => metrics(&app).await,
+        ("/-/healthy", _) => text_response(StatusCode::OK, "OK\n"),
+        ("/-/ready", _) => ready(&app).await,
+        ("/-/reload", _) if req.method() == Method::POST => match app.reload().await {
+            Ok(()) => text_response(StatusCode::OK, "reloaded\n"),
+            // As Prometheus does: the old configuration keeps serving, the caller learns why.
+            Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"status": "error", "error": e})),
         },
+        ("/-/reload", _) => WebhookError::MethodNotAllowed(req.method().clone()).response(&live),
+        (_, Some(target)) => {
+            let result = webhook(&app, &live, &target, req).await;
+            let label = if live.config.targets.contains_key(&target) { target.as_str() } else { UNKNOWN_TARGET };
+            let resp = match result {
+                Ok(resp) => resp,
+                Err(e) => {
+                    match e.status() {
+                        s if s.is_server_error() => error!(target = label, error = %e, "webhook not accepted"),
+                        _ => warn!(target = label, error = %e, "webhook rejected"),
+                    }
+                    e.response(&live)
+                }
+            };
+            app.metrics.webhook_requests.with_label_values(&[label, resp.status().as_str()]).inc();
+            resp
+        }
+        (p, None) => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"status": "error", "error": format!("no such endpoint {p}; notifications go to POST /dingtalk/<target>/send")}),
+        ),
     };
     Ok(resp)
+}
+
+/// Whether the request carries the configured credentials (bearer token or basic auth), compared in
+/// constant time.
+fn authorized(auth: &Auth, access: Access, req: &Request<Incoming>) -> bool {
+    let required = auth.enabled()
+        && match access {
+            Access::Protected => true,
+            Access::Metrics => auth.protect_metrics,
+            Access::Health => auth.protect_health,
+        };
+    if !required {
+        return true;
+    }
+    let Some(header) = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+    let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
+    let value = value.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return auth.bearer_token.as_ref().is_some_and(|t| constant_time_eq(value.as_bytes(), t.expose().as_bytes()));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let Some((user, password)) = auth.basic.as_ref() else { return false };
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(value) else { return false };
+        let expected = format!("{user}:{}", password.expose());
+        return constant_time_eq(&decoded, expected.as_bytes());
+    }
+    false
+}
+
+/// Equality whose time does not depend on where the inputs differ (nor, via hashing, on their lengths).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (ha, hb) = (Sha256::digest(a), Sha256::digest(b));
+    ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorized(auth: &Auth) -> Resp {
+    let mut resp =
+        json_response(StatusCode::UNAUTHORIZED, &json!({"status": "error", "error": "missing or wrong credentials"}));
+    let challenge = if auth.basic.is_some() { "Basic realm=\"dingtalk-bridge\"" } else { "Bearer" };
+    resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    resp
 }
 
 async fn metrics(app: &App) -> Resp {
     match app.store.queue_stats().await {
         Ok(stats) => {
             let now = now_ms();
-            for name in app.config.targets.keys() {
+            for name in app.live().config.targets.keys() {
                 app.metrics.queue_depth.with_label_values(&[name]).set(0);
                 app.metrics.queue_oldest_age.with_label_values(&[name]).set(0);
             }
@@ -207,17 +283,17 @@ async fn ready(app: &App) -> Resp {
 }
 
 /// Receive -> decode -> render -> store; the sender takes it from there.
-async fn webhook(app: &App, name: &str, req: Request<Incoming>) -> Result<Resp, WebhookError> {
+async fn webhook(app: &App, live: &Live, name: &str, req: Request<Incoming>) -> Result<Resp, WebhookError> {
     if req.method() != Method::POST {
         return Err(WebhookError::MethodNotAllowed(req.method().clone()));
     }
-    let target = app.config.targets.get(name).ok_or_else(|| WebhookError::UnknownTarget(name.to_string()))?;
+    let target = live.config.targets.get(name).ok_or_else(|| WebhookError::UnknownTarget(name.to_string()))?;
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime != "application/json" {
         return Err(WebhookError::UnsupportedMediaType(content_type));
     }
-    let limit = app.config.server.max_request_bytes;
+    let limit = live.config.server.max_request_bytes;
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(WebhookError::TooLarge(limit));
@@ -233,10 +309,10 @@ async fn webhook(app: &App, name: &str, req: Request<Incoming>) -> Result<Resp, 
     if *app.shutdown.borrow() {
         return Err(WebhookError::ShuttingDown);
     }
-    let rendered = app.renderer.render(target, &decoded);
+    let rendered = live.renderer.render(target, &decoded);
     let n = &decoded.notification;
     let now = now_ms();
-    let window = app.config.delivery.dedup_window;
+    let window = live.config.delivery.dedup_window;
     let identity = (!window.is_zero()).then(|| decoded.identity());
     let new = NewNotification {
         target: name,
@@ -259,9 +335,7 @@ async fn webhook(app: &App, name: &str, req: Request<Incoming>) -> Result<Resp, 
             ));
         }
     };
-    if let Some(wake) = app.wakers.get(name) {
-        wake.notify_one();
-    }
+    app.wake(name);
     m.alerts_received.with_label_values(&[name, "firing"]).inc_by(n.firing().count() as u64);
     m.alerts_received.with_label_values(&[name, "resolved"]).inc_by(n.resolved().count() as u64);
     if let Some(error) = &rendered.template_error {

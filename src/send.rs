@@ -44,11 +44,11 @@ pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, reqwest::Err
 pub struct Robot {
     /// A hash of the robot URL: how the store tells robots apart without keeping the access_token.
     pub key: String,
-    limit: RateLimit,
     state: Mutex<RobotState>,
 }
 
 struct RobotState {
+    limit: RateLimit,
     /// Start (while in flight) or finish times of the sends in the current window, oldest first.
     sent: VecDeque<Instant>,
     paused_until: Option<Instant>,
@@ -72,7 +72,7 @@ fn instant_at(at_ms: i64, now_ms: i64) -> Option<Instant> {
 
 impl Robot {
     pub fn new(key: String, limit: RateLimit) -> Self {
-        Robot { key, limit, state: Mutex::new(RobotState { sent: VecDeque::new(), paused_until: None }) }
+        Robot { key, state: Mutex::new(RobotState { limit, sent: VecDeque::new(), paused_until: None }) }
     }
 
     /// A robot whose recent sends and pause (wall-clock milliseconds, from the store) still count, so a
@@ -91,6 +91,11 @@ impl Robot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A new budget (after a reload); the sends already made still count.
+    pub fn set_limit(&self, limit: RateLimit) {
+        self.lock().limit = limit;
+    }
+
     /// Sends the budget allows within `horizon` from now (zero while paused beyond it).
     pub fn available_within(&self, horizon: Duration) -> usize {
         let s = self.lock();
@@ -98,8 +103,8 @@ impl Robot {
         if s.paused_until.is_some_and(|until| until > at) {
             return 0;
         }
-        let counted = s.sent.iter().filter(|&&t| t + self.limit.per > at).count();
-        (self.limit.messages as usize).saturating_sub(counted)
+        let counted = s.sent.iter().filter(|&&t| t + s.limit.per > at).count();
+        (s.limit.messages as usize).saturating_sub(counted)
     }
 
     /// How long until the budget allows a send (zero: now).
@@ -112,15 +117,16 @@ impl Robot {
             }
             s.paused_until = None;
         }
-        while s.sent.front().is_some_and(|&t| now.duration_since(t) >= self.limit.per) {
+        let limit = s.limit;
+        while s.sent.front().is_some_and(|&t| now.duration_since(t) >= limit.per) {
             s.sent.pop_front();
         }
-        if s.sent.len() < self.limit.messages as usize {
+        if s.sent.len() < limit.messages as usize {
             return Duration::ZERO;
         }
         // The window is full: the next send may go when enough of the oldest sends have aged out.
-        let excess = s.sent.len() - self.limit.messages as usize;
-        (s.sent[excess] + self.limit.per).saturating_duration_since(now)
+        let excess = s.sent.len() - limit.messages as usize;
+        (s.sent[excess] + limit.per).saturating_duration_since(now)
     }
 
     /// Takes a send from the budget if one is free now; the returned slot is passed to `finished`.
