@@ -153,6 +153,10 @@ impl BinaryBridge {
         format!("http://{}{path}", self.addr)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill(mut self) -> Vec<String> {
         self.child.kill().unwrap();
