@@ -1,6 +1,6 @@
 # A small non-root image with CA certificates (reqwest uses rustls with the operating system's trust
 # store). Not built by CI here (no container engine); kept plain and standard.
-FROM rust:1.85-bookworm AS build
+FROM rust:1.89-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
