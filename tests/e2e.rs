@@ -33,7 +33,14 @@ struct Alertmanager {
 
 impl Alertmanager {
     fn start(dir: &Path, bridge_url: &str) -> Alertmanager {
+        Self::start_with(dir, bridge_url, "2s", &[])
+    }
+
+    /// `cluster`: extra flags for an HA peer. Each peer gets its own config and storage under `dir`.
+    fn start_with(dir: &Path, bridge_url: &str, group_interval: &str, cluster: &[String]) -> Alertmanager {
         let port = free_port();
+        let dir = dir.join(format!("am-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("alertmanager.yml");
         std::fs::write(
             &config,
@@ -43,7 +50,7 @@ route:
   receiver: dingtalk
   group_by: [alertname]
   group_wait: 1s
-  group_interval: 2s
+  group_interval: {group_interval}
   repeat_interval: 1h
 receivers:
 - name: dingtalk
@@ -59,7 +66,7 @@ receivers:
             .arg(format!("--storage.path={}", dir.join("am-data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg(format!("--web.external-url=http://127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
+            .args(if cluster.is_empty() { vec!["--cluster.listen-address=".to_string()] } else { cluster.to_vec() })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -68,10 +75,14 @@ receivers:
     }
 
     async fn post_alert(&self, ends_at: Option<chrono::DateTime<chrono::Utc>>) {
+        self.post_named("NodeDiskFull", ends_at).await
+    }
+
+    async fn post_named(&self, name: &str, ends_at: Option<chrono::DateTime<chrono::Utc>>) {
         let mut alert = json!({
-            "labels": {"alertname": "NodeDiskFull", "instance": "node1:9100", "severity": "critical"},
+            "labels": {"alertname": name, "instance": "node1:9100", "severity": "critical"},
             "annotations": {"summary": "Disk almost full on node1", "runbook_url": "https://runbooks.example.com/NodeDiskFull"},
-            "startsAt": (chrono::Utc::now() - chrono::Duration::minutes(3)).to_rfc3339(),
+            "startsAt": (chrono::Utc::now() - chrono::Duration::minutes(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "generatorURL": "http://prometheus.example.com:9090/graph",
         });
         if let Some(end) = ends_at {
@@ -96,12 +107,16 @@ impl Drop for Alertmanager {
 }
 
 fn bridge_config(dir: &Path, mock: &MockDingTalk) -> std::path::PathBuf {
+    bridge_config_on(dir, mock, "127.0.0.1:0")
+}
+
+fn bridge_config_on(dir: &Path, mock: &MockDingTalk, listen: &str) -> std::path::PathBuf {
     let path = dir.join("bridge.yaml");
     std::fs::write(
         &path,
         format!(
             r#"
-listen: "127.0.0.1:0"
+listen: "{listen}"
 storage: {{path: outbox.sqlite3}}
 timezone: Asia/Shanghai
 targets:
@@ -191,4 +206,97 @@ async fn promtool_finds_nothing_to_complain_about_in_metrics() {
     let out = child.wait_with_output().unwrap();
     let complaints = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && complaints.trim().is_empty(), "promtool check metrics: {complaints}");
+}
+
+async fn ready(am: &Alertmanager) {
+    wait_for("Alertmanager to be ready", || async {
+        reqwest::get(format!("{}/-/ready", am.url)).await.is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+}
+
+fn robot() -> RobotSpec {
+    RobotSpec { token: TOKEN.into(), secret: Some(SECRET.into()), keywords: vec!["Alert".into()] }
+}
+
+fn titles(mock: &MockDingTalk) -> Vec<String> {
+    mock.posted().iter().map(|p| p.body["markdown"]["title"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs /usr/bin/prometheus-alertmanager (Debian package prometheus-alertmanager); .ci/run runs it"]
+async fn several_groups_and_a_bridge_that_is_briefly_unavailable() {
+    let mock = MockDingTalk::start(vec![robot()], Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A fixed port, so the restarted bridge is where Alertmanager keeps retrying.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = bridge_config_on(dir.path(), &mock, &listen);
+    let bridge = BinaryBridge::start(&config);
+    let am = Alertmanager::start_with(dir.path(), &format!("http://{listen}"), "30s", &[]);
+    ready(&am).await;
+
+    for name in ["DiskFull", "HighLatency", "PodCrashLooping"] {
+        am.post_named(name, None).await;
+    }
+    wait_for("three groups", || async { mock.posted().len() == 3 }).await;
+    let mut got = titles(&mock);
+    got.sort();
+    assert_eq!(
+        got,
+        vec!["Alert [FIRING:1] DiskFull", "Alert [FIRING:1] HighLatency", "Alert [FIRING:1] PodCrashLooping"]
+    );
+
+    // The bridge goes away; a new group fires; Alertmanager's retries reach the bridge once it is back.
+    bridge.kill();
+    am.post_named("NodeDown", None).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let bridge = BinaryBridge::start(&config);
+    wait_for("the retried notification", || async { titles(&mock).contains(&"Alert [FIRING:1] NodeDown".to_string()) })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mock.posted().len(), 4, "{:?}", titles(&mock));
+    drop(bridge);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs /usr/bin/prometheus-alertmanager (Debian package prometheus-alertmanager); .ci/run runs it"]
+async fn an_ha_pair_of_alertmanagers_gets_each_notification_to_dingtalk_once() {
+    let mock = MockDingTalk::start(vec![robot()], Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = BinaryBridge::start(&bridge_config(dir.path(), &mock));
+    let (p1, p2) = (free_port(), free_port());
+    let peer = |me: u16, other: u16| {
+        vec![
+            format!("--cluster.listen-address=127.0.0.1:{me}"),
+            format!("--cluster.advertise-address=127.0.0.1:{me}"),
+            format!("--cluster.peer=127.0.0.1:{other}"),
+            "--cluster.peer-timeout=2s".to_string(),
+            "--cluster.gossip-interval=100ms".to_string(),
+            "--cluster.pushpull-interval=1s".to_string(),
+        ]
+    };
+    let url = format!("http://{}", bridge.addr);
+    let am1 = Alertmanager::start_with(dir.path(), &url, "2s", &peer(p1, p2));
+    let am2 = Alertmanager::start_with(dir.path(), &url, "2s", &peer(p2, p1));
+    ready(&am1).await;
+    ready(&am2).await;
+    // Prometheus sends every alert to every Alertmanager.
+    for am in [&am1, &am2] {
+        am.post_alert(None).await;
+    }
+    wait_for("the firing message", || async { !mock.posted().is_empty() }).await;
+    // Long enough for the second peer (peer-timeout 2s) to have sent, had it not deduplicated.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for am in [&am1, &am2] {
+        am.post_alert(Some(chrono::Utc::now())).await;
+    }
+    wait_for("the resolved message", || async { mock.posted().len() >= 2 }).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(titles(&mock), vec!["Alert [FIRING:1] NodeDiskFull", "Alert [RESOLVED:1] NodeDiskFull"], "each once");
+    let m = reqwest::get(bridge.url("/metrics")).await.unwrap().text().await.unwrap();
+    let accepted = metric(&m, "dingtalk_bridge_webhook_requests_total", &[("target", "ops"), ("code", "200")]);
+    let suppressed =
+        metric(&m, "dingtalk_bridge_notifications_suppressed_total", &[("target", "ops"), ("reason", "duplicate")]);
+    // Whichever of Alertmanager's gossip and the bridge's duplicate check caught the second peer's copy.
+    assert_eq!(accepted - suppressed, 2.0, "accepted {accepted}, suppressed {suppressed}");
 }
