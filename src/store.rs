@@ -165,6 +165,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // No temp files: the container's root filesystem is read-only, and our temp data is small.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.execute_batch(SCHEMA)?;
         Ok(Store { conn: Arc::new(Mutex::new(conn)) })
     }
