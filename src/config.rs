@@ -315,8 +315,12 @@ impl Config {
         base: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let raw: RawConfig = serde_saphyr::from_str(text)
-            .map_err(|e| ConfigError::Parse { file: file.to_string(), message: e.to_string() })?;
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            // Only the first line (line, column, problem): the rest quotes the file's lines around the
+            // error, which may hold a robot URL or secret.
+            message: e.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string(),
+        })?;
         let mut v =
             Validator { file: file.to_string(), base: base.to_path_buf(), env, problems: vec![], warnings: vec![] };
         let config = v.config(raw);
@@ -821,6 +825,14 @@ targets:
         assert!(err.starts_with("test.yaml:"), "{err}");
         assert!(err.contains("unknown field `keywrod`"), "{err}");
         assert!(err.contains("line 10"), "{err}");
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_file() {
+        let text = GOOD.replace("keyword: \"Alert\"", "keyword: [\"Alert\"");
+        let err = load(&text.replace("${OPS_TOKEN}", "tok-in-file")).unwrap_err().to_string();
+        assert!(err.starts_with("test.yaml: line "), "{err}");
+        assert!(!err.contains("tok-in-file") && !err.contains("access_token") && !err.contains('\n'), "{err}");
     }
 
     #[test]

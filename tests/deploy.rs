@@ -176,12 +176,14 @@ fn the_configmaps_config_and_templates_pass_check_config() {
     std::fs::write(dir.path().join("secrets/ops-secret"), "SECx").unwrap();
     std::fs::write(dir.path().join("secrets/receiver-token"), "t").unwrap();
     let templates = root().join("deploy/kubernetes/templates");
-    let config = std::fs::read_to_string(root().join("deploy/kubernetes/dingtalk-bridge.yaml"))
-        .unwrap()
-        .replace("/etc/dingtalk-bridge/templates", templates.to_str().unwrap())
-        .replace("/etc/dingtalk-bridge", base)
-        .replace("/var/lib/dingtalk-bridge", base);
-    std::fs::write(dir.path().join("c.yaml"), config).unwrap();
+    let localized = |file: &str| {
+        std::fs::read_to_string(root().join(file))
+            .unwrap()
+            .replace("/etc/dingtalk-bridge/templates", templates.to_str().unwrap())
+            .replace("/etc/dingtalk-bridge", base)
+            .replace("/var/lib/dingtalk-bridge", base)
+    };
+    std::fs::write(dir.path().join("c.yaml"), localized("deploy/kubernetes/dingtalk-bridge.yaml")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_dingtalk-bridge"))
         .args(["check-config", "--config"])
         .arg(dir.path().join("c.yaml"))
@@ -193,11 +195,7 @@ fn the_configmaps_config_and_templates_pass_check_config() {
     assert!(!text.contains("warning"), "{text}");
 
     // And the production example in deploy/ loads once its files and variables exist.
-    let prod = std::fs::read_to_string(root().join("deploy/dingtalk-bridge.yaml"))
-        .unwrap()
-        .replace("/etc/dingtalk-bridge/templates", templates.to_str().unwrap())
-        .replace("/etc/dingtalk-bridge", base)
-        .replace("/var/lib/dingtalk-bridge", base);
+    let prod = localized("deploy/dingtalk-bridge.yaml");
     std::fs::write(dir.path().join("prod.yaml"), prod).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_dingtalk-bridge"))
         .args(["check-config", "--config"])
