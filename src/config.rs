@@ -116,9 +116,19 @@ struct RawDelivery {
     dedup_window: Option<String>,
 }
 
+/// `{messages: N, per: DURATION}`, or `off` (no budget: for benchmarks and endpoints other than DingTalk).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawRateLimit {
+    /// YAML 1.1 reads a bare `off` as false.
+    Switch(bool),
+    Word(String),
+    Limit(RawLimit),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRateLimit {
+struct RawLimit {
     messages: u32,
     per: String,
 }
@@ -232,6 +242,15 @@ pub struct DeliveryConfig {
 pub struct RateLimit {
     pub messages: u32,
     pub per: Duration,
+}
+
+impl RateLimit {
+    /// No budget at all (`rate_limit: off`).
+    pub const UNLIMITED: RateLimit = RateLimit { messages: u32::MAX, per: Duration::from_secs(1) };
+
+    pub fn is_unlimited(self) -> bool {
+        self.messages == u32::MAX
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -575,12 +594,28 @@ impl Validator<'_> {
     fn rate_limit(&mut self, key: &str, raw: Option<&RawRateLimit>, default: RateLimit) -> RateLimit {
         match raw {
             None => default,
-            Some(r) => {
+            Some(RawRateLimit::Switch(false)) => self.rate_limit(key, Some(&RawRateLimit::Word("off".into())), default),
+            Some(RawRateLimit::Switch(true)) => {
+                self.problem(key, "expected {messages: N, per: DURATION} or off, got true");
+                default
+            }
+            Some(RawRateLimit::Word(w)) if w == "off" => {
+                self.warn(
+                    key,
+                    "rate limiting is off: DingTalk throttles a robot beyond 20 messages a minute (use only for benchmarks or other endpoints)",
+                );
+                RateLimit::UNLIMITED
+            }
+            Some(RawRateLimit::Word(w)) => {
+                self.problem(key, format!("expected {{messages: N, per: DURATION}} or off, got {w:?}"));
+                default
+            }
+            Some(RawRateLimit::Limit(r)) => {
                 let per = self.duration(&format!("{key}.per"), Some(&r.per), default.per);
                 if r.messages == 0 || per.is_zero() {
                     self.problem(key, "messages and per must be greater than zero");
                 }
-                RateLimit { messages: r.messages.max(1), per: per.max(Duration::from_millis(1)) }
+                RateLimit { messages: r.messages.clamp(1, u32::MAX - 1), per: per.max(Duration::from_millis(1)) }
             }
         }
     }
@@ -897,6 +932,17 @@ targets:
                 .unwrap();
         assert_eq!(ok.targets["c"].rate_limit, RateLimit { messages: 5, per: Duration::from_secs(60) });
         assert_eq!(ok.delivery.dedup_window, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn rate_limiting_can_be_turned_off_with_a_warning() {
+        let ok = load("delivery:\n  rate_limit: off\ntargets:\n  a:\n    url: https://x/send?access_token=1\n").unwrap();
+        assert!(ok.targets["a"].rate_limit.is_unlimited());
+        assert!(ok.warnings.iter().any(|w| w.key == "delivery.rate_limit" && w.message.contains("20 messages")));
+        let text = "targets:\n  a:\n    url: https://x/send?access_token=1\n    rate_limit: fast\n";
+        let ConfigError::Invalid { problems } = load(text).unwrap_err() else { panic!("expected Invalid") };
+        assert_eq!(problems[0].key, "targets.a.rate_limit");
+        assert!(problems[0].message.contains("off"), "{}", problems[0].message);
     }
 
     #[test]

@@ -103,6 +103,9 @@ impl Robot {
         if s.paused_until.is_some_and(|until| until > at) {
             return 0;
         }
+        if s.limit.is_unlimited() {
+            return usize::MAX;
+        }
         let counted = s.sent.iter().filter(|&&t| t + s.limit.per > at).count();
         (s.limit.messages as usize).saturating_sub(counted)
     }
@@ -118,6 +121,9 @@ impl Robot {
             s.paused_until = None;
         }
         let limit = s.limit;
+        if limit.is_unlimited() {
+            return Duration::ZERO;
+        }
         while s.sent.front().is_some_and(|&t| now.duration_since(t) >= limit.per) {
             s.sent.pop_front();
         }
@@ -135,8 +141,16 @@ impl Robot {
             return None;
         }
         let now = Instant::now();
-        self.lock().sent.push_back(now);
+        let mut s = self.lock();
+        if !s.limit.is_unlimited() {
+            s.sent.push_back(now);
+        }
         Some(now)
+    }
+
+    /// Whether sends to this robot count against a budget (`rate_limit` is not `off`).
+    pub fn limited(&self) -> bool {
+        !self.lock().limit.is_unlimited()
     }
 
     /// Waits until a send is allowed and takes it.
@@ -155,8 +169,8 @@ impl Robot {
         let now = Instant::now();
         if let Some(pos) = s.sent.iter().position(|&t| t == slot) {
             s.sent[pos] = now;
+            s.sent.make_contiguous().sort_unstable();
         }
-        s.sent.make_contiguous().sort_unstable();
     }
 
     /// Stops all sends to this robot for `penalty` (DingTalk said it sends too fast).
@@ -292,7 +306,8 @@ pub async fn run_sender(
         // Recorded before the request leaves, at the latest moment DingTalk could receive it, so a restart
         // after a kill at any point still counts this send.
         let latest_ms = now_ms() + d.cfg.request_timeout.as_millis() as i64;
-        if let Err(e) = d.store.begin_attempt(msg.id, &robot.key, latest_ms).await {
+        let budget = robot.limited().then_some(robot.key.as_str());
+        if let Err(e) = d.store.begin_attempt(msg.id, budget, latest_ms).await {
             // Sending unrecorded beats not sending; the in-memory budget still holds.
             warn!(target = name, error = %e, "cannot record the attempt");
         }
@@ -321,8 +336,12 @@ fn human(d: Duration) -> String {
 /// `delivery.digest_after`, the first of them that the budget allows are sent as they are and the rest
 /// are merged into one digest behind them. True if a digest was made.
 async fn storm(d: &Delivery, target: &Target, robot: &Robot) -> Result<bool, StoreError> {
-    let pending = d.store.pending_count(&target.name).await? as usize;
     let room = robot.available_within(d.cfg.digest_after);
+    if room == usize::MAX {
+        return Ok(false);
+    }
+    // Counting stops where the answer is known, so a deep backlog costs no more than a shallow one.
+    let pending = d.store.pending_count(&target.name, (room + 1).max(2)).await? as usize;
     if pending < 2 || pending <= room {
         return Ok(false);
     }

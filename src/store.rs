@@ -243,12 +243,14 @@ impl Store {
         .await
     }
 
-    /// How many messages wait for a target.
-    pub async fn pending_count(&self, target: &str) -> Result<i64, StoreError> {
+    /// How many messages wait for a target, counting no further than `up_to`.
+    pub async fn pending_count(&self, target: &str, up_to: usize) -> Result<i64, StoreError> {
         let target = target.to_string();
         self.call(move |conn| {
-            conn.prepare_cached("SELECT COUNT(*) FROM messages WHERE target = ?1 AND state = 'pending'")?
-                .query_row([target], |r| r.get(0))
+            conn.prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE target = ?1 AND state = 'pending' LIMIT ?2)",
+            )?
+            .query_row(params![target, up_to as i64], |r| r.get(0))
         })
         .await
     }
@@ -328,14 +330,16 @@ impl Store {
         .await
     }
 
-    /// Before a request leaves: counts it in the robot's (by hash) budget at `sent_at_ms`, and marks the
-    /// message in doubt until an answer proves otherwise.
-    pub async fn begin_attempt(&self, id: i64, robot: &str, sent_at_ms: i64) -> Result<(), StoreError> {
-        let robot = robot.to_string();
+    /// Before a request leaves: counts it in the budget of `robot` (its hash; none when unlimited) at
+    /// `sent_at_ms`, and marks the message in doubt until an answer proves otherwise.
+    pub async fn begin_attempt(&self, id: i64, robot: Option<&str>, sent_at_ms: i64) -> Result<(), StoreError> {
+        let robot = robot.map(str::to_string);
         self.call(move |conn| {
             let tx = conn.transaction()?;
-            tx.prepare_cached("INSERT INTO robot_sends (robot, sent_at_ms) VALUES (?1, ?2)")?
-                .execute(params![robot, sent_at_ms])?;
+            if let Some(robot) = robot {
+                tx.prepare_cached("INSERT INTO robot_sends (robot, sent_at_ms) VALUES (?1, ?2)")?
+                    .execute(params![robot, sent_at_ms])?;
+            }
             tx.prepare_cached("UPDATE messages SET in_doubt = 1 WHERE id = ?1")?.execute([id])?;
             tx.commit()
         })
@@ -615,7 +619,7 @@ mod tests {
         );
         let ids: Vec<i64> = candidates.iter().map(|c| c.id).collect();
         let digest = store.merge_into_digest("ops", &ids, &msg("d1"), 5000).await.unwrap();
-        assert_eq!(store.pending_count("ops").await.unwrap(), 2);
+        assert_eq!(store.pending_count("ops", 100).await.unwrap(), 2);
         let head = store.next_pending("ops").await.unwrap().unwrap();
         assert_eq!((head.id, head.kind, head.created_at_ms), (digest, Kind::Digest, 5000), "the digest goes first");
         // A pending digest is never merged into another.
@@ -636,7 +640,7 @@ mod tests {
         for i in 0..3 {
             store.enqueue(n("ops"), &[msg(&format!("m{i}"))], 1000 + i).await.unwrap();
         }
-        store.begin_attempt(1, "r", 1).await.unwrap();
+        store.begin_attempt(1, Some("r"), 1).await.unwrap();
         let ids = |c: Vec<Candidate>| c.iter().map(|c| c.id).collect::<Vec<_>>();
         assert_eq!(ids(store.digest_candidates("ops", 10).await.unwrap()), vec![2, 3], "in doubt: resent as itself");
         store.schedule_retry(1, 1, 0, "connection refused", false).await.unwrap();
@@ -650,7 +654,7 @@ mod tests {
         let store = Store::open(&path, SyncMode::Normal).unwrap();
         store.enqueue(n("ops"), &[msg("u1")], 1).await.unwrap();
         for t in [100, 200, 300] {
-            store.begin_attempt(1, "robot-a", t).await.unwrap();
+            store.begin_attempt(1, Some("robot-a"), t).await.unwrap();
         }
         store.record_pause("robot-a", 9000).await.unwrap();
         store.record_pause("robot-a", 9500).await.unwrap();
