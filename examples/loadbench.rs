@@ -156,12 +156,14 @@ async fn start_sink(sink: Arc<Sink>) -> SocketAddr {
                     async move {
                         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         sink.received(&body);
-                        let mut resp = Response::new(Full::new(Bytes::from_static(b"{\"errcode\":0,\"errmsg\":\"ok\"}")));
+                        let mut resp =
+                            Response::new(Full::new(Bytes::from_static(b"{\"errcode\":0,\"errmsg\":\"ok\"}")));
                         resp.headers_mut().insert("content-type", "application/json".parse().unwrap());
                         Ok::<_, std::convert::Infallible>(resp)
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -219,7 +221,9 @@ impl BridgeProcess {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it: cargo build --release)", args.bridge.display()));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {}: {e} (build it: cargo build --release)", args.bridge.display())
+            });
         let bridge = BridgeProcess { child, addr };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -228,7 +232,11 @@ impl BridgeProcess {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "the bridge did not become ready; see {}", dir.join("bridge.log").display());
+            assert!(
+                Instant::now() < deadline,
+                "the bridge did not become ready; see {}",
+                dir.join("bridge.log").display()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bridge
@@ -270,7 +278,8 @@ fn memory_mib(pid: u32) -> (f64, f64) {
 /// User + system CPU seconds the process has used (USER_HZ is 100 on Linux).
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // After the command name: state is field 3 (index 0 here), utime 14 and stime 15.
     (ticks(11) + ticks(12)) / 100.0
@@ -285,7 +294,8 @@ impl Client {
     async fn connect(addr: SocketAddr) -> std::io::Result<Client> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(std::io::Error::other)?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(std::io::Error::other)?;
         tokio::spawn(conn);
         Ok(Client { sender })
     }
@@ -412,7 +422,17 @@ async fn phase(args: &Args, name: &str, alerts: usize, connections: usize, mode:
     let start_us = sink.now_us();
     let tasks: Vec<_> = (0..connections)
         .map(|i| {
-            tokio::spawn(drive(bridge.addr, i, args.targets, connections, alerts, mode, until, sink.clone(), counter.clone()))
+            tokio::spawn(drive(
+                bridge.addr,
+                i,
+                args.targets,
+                connections,
+                alerts,
+                mode,
+                until,
+                sink.clone(),
+                counter.clone(),
+            ))
         })
         .collect();
     let mut tally = ClientTally::default();

@@ -936,7 +936,8 @@ targets:
 
     #[test]
     fn rate_limiting_can_be_turned_off_with_a_warning() {
-        let ok = load("delivery:\n  rate_limit: off\ntargets:\n  a:\n    url: https://x/send?access_token=1\n").unwrap();
+        let ok =
+            load("delivery:\n  rate_limit: off\ntargets:\n  a:\n    url: https://x/send?access_token=1\n").unwrap();
         assert!(ok.targets["a"].rate_limit.is_unlimited());
         assert!(ok.warnings.iter().any(|w| w.key == "delivery.rate_limit" && w.message.contains("20 messages")));
         let text = "targets:\n  a:\n    url: https://x/send?access_token=1\n    rate_limit: fast\n";

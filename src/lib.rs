@@ -338,6 +338,10 @@ pub async fn run_with_reload(
     app.metrics.ready.set(0);
     let _ = stopper.await;
     pruner.abort();
+    // Outcomes recorded without waiting (deliveries) are committed before the process may exit.
+    if let Err(e) = store.flush().await {
+        error!(error = %e, "cannot commit the last delivery records; those messages will be sent again (DingTalk drops repeats by msgUuid)");
+    }
     info!("stopped");
     Ok(())
 }

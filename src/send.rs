@@ -194,6 +194,8 @@ pub struct Delivery {
 const RECHECK: Duration = Duration::from_secs(1);
 /// The most waiting messages one digest considers.
 const MAX_DIGEST_CANDIDATES: usize = 2000;
+/// How many pending messages a sender reads from the outbox at once.
+const READ_AHEAD: usize = 16;
 
 /// Exponential backoff with jitter: the n-th retry waits between half and all of initial * 2^(n-1), capped.
 pub fn backoff(cfg: &DeliveryConfig, attempts: i64) -> Duration {
@@ -221,9 +223,20 @@ pub async fn run_sender(
     let name = target.name.as_str();
     // The message already counted as waiting for the budget (counted once, however long it waits).
     let mut counted_wait: Option<i64> = None;
+    // The next messages in order, read ahead. Only this sender changes its target's pending messages, so
+    // the copies stay true while each is delivered in turn; any other turn of events drops them and reads
+    // the outbox again.
+    let mut ahead: VecDeque<Pending> = VecDeque::new();
     debug!(target = name, "sender started");
     while !*shutdown.borrow() {
-        let msg = match d.store.next_pending(name).await {
+        let next = match ahead.pop_front() {
+            Some(msg) => Ok(Some(msg)),
+            None => d.store.pending(name, READ_AHEAD).await.map(|batch| {
+                ahead = batch.into();
+                ahead.pop_front()
+            }),
+        };
+        let msg = match next {
             Ok(Some(msg)) => msg,
             Ok(None) => {
                 tokio::select! {
@@ -241,6 +254,7 @@ pub async fn run_sender(
         let now = now_ms();
         let expires_ms = msg.created_at_ms + d.cfg.max_age.as_millis() as i64;
         if now >= expires_ms {
+            ahead.clear();
             match msg.kind {
                 // A digest carries it (and everything behind it), with a fresh max_age of its own, unless
                 // DingTalk may already have it: then it is given up rather than risk showing it twice.
@@ -276,12 +290,14 @@ pub async fn run_sender(
             continue;
         }
         if msg.next_attempt_ms > now {
+            ahead.clear();
             let wait_ms = (msg.next_attempt_ms.min(expires_ms) - now) as u64;
             sleep_until(Instant::now() + Duration::from_millis(wait_ms), &mut shutdown).await;
             continue;
         }
         let wait = robot.wait_time();
         if !wait.is_zero() {
+            ahead.clear();
             if counted_wait != Some(msg.id) {
                 counted_wait = Some(msg.id);
                 d.metrics.rate_limited.with_label_values(&[name]).inc();
@@ -296,20 +312,31 @@ pub async fn run_sender(
         }
         if msg.kind == Kind::Message {
             match storm(&d, &target, &robot).await {
-                Ok(true) => continue,
+                Ok(true) => {
+                    ahead.clear();
+                    continue;
+                }
                 Ok(false) => {}
                 Err(e) => error!(target = name, error = %e, "cannot make a digest; sending messages one by one"),
             }
         }
         // Another target on the same robot may have taken the last free send meanwhile.
-        let Some(slot) = robot.try_acquire() else { continue };
-        // Recorded before the request leaves, at the latest moment DingTalk could receive it, so a restart
-        // after a kill at any point still counts this send.
-        let latest_ms = now_ms() + d.cfg.request_timeout.as_millis() as i64;
-        let budget = robot.limited().then_some(robot.key.as_str());
-        if let Err(e) = d.store.begin_attempt(msg.id, budget, latest_ms).await {
-            // Sending unrecorded beats not sending; the in-memory budget still holds.
-            warn!(target = name, error = %e, "cannot record the attempt");
+        let Some(slot) = robot.try_acquire() else {
+            ahead.clear();
+            continue;
+        };
+        if robot.limited() {
+            // Recorded before the request leaves, at the latest moment DingTalk could receive it, so a
+            // restart after a kill at any point still counts this send.
+            let latest_ms = now_ms() + d.cfg.request_timeout.as_millis() as i64;
+            if let Err(e) = d.store.begin_attempt(msg.id, Some(&robot.key), latest_ms).await {
+                // Sending unrecorded beats not sending; the in-memory budget still holds.
+                warn!(target = name, error = %e, "cannot record the attempt");
+            }
+        } else {
+            // No budget to keep across restarts: the in-doubt mark is queued ahead of the outcome, not
+            // waited for.
+            d.store.submit_attempt(msg.id);
         }
         // An attempt under way when shutdown starts gets the grace period, then is abandoned: the message
         // stays pending and its msgUuid keeps a resend after restart from posting twice.
@@ -323,7 +350,9 @@ pub async fn run_sender(
             }
         };
         robot.finished(slot);
-        record(&d, &target, &robot, &msg, outcome).await;
+        if !record(&d, &target, &robot, &msg, outcome).await {
+            ahead.clear();
+        }
     }
     debug!(target = name, "sender stopped");
 }
@@ -460,7 +489,9 @@ fn describe(e: reqwest::Error, url: &str, secret: Option<&str>) -> String {
     scrub(&line, &[&token, secret.unwrap_or("")])
 }
 
-async fn record(d: &Delivery, target: &Target, robot: &Robot, msg: &Pending, outcome: Outcome) {
+/// Stores the outcome of an attempt; true if the message is finished (delivered or given up) and the
+/// messages behind it are unchanged.
+async fn record(d: &Delivery, target: &Target, robot: &Robot, msg: &Pending, outcome: Outcome) -> bool {
     let name = target.name.as_str();
     let attempts = msg.attempts + 1;
     let now = now_ms();
@@ -470,7 +501,9 @@ async fn record(d: &Delivery, target: &Target, robot: &Robot, msg: &Pending, out
         Outcome::Delivered => {
             d.metrics.notifications.with_label_values(&[name]).inc();
             info!(target = name, msg_uuid = %msg.msg_uuid, attempts, "delivered");
-            d.store.mark_delivered(msg.id, attempts, now).await
+            // Not waited for: a delivery lost to a crash is resent with its msgUuid, which DingTalk drops.
+            d.store.submit_delivered(msg.id, attempts, now);
+            return true;
         }
         Outcome::Retry { reason, detail } => {
             failed_request(reason);
@@ -499,16 +532,20 @@ async fn record(d: &Delivery, target: &Target, robot: &Robot, msg: &Pending, out
         error!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the send outcome");
         tokio::time::sleep(STORE_RETRY).await;
     }
+    false
 }
 
-async fn give_up(d: &Delivery, name: &str, msg: &Pending, attempts: i64, reason: Reason, detail: &str) {
+/// Marks a message failed for good; true if that was stored.
+async fn give_up(d: &Delivery, name: &str, msg: &Pending, attempts: i64, reason: Reason, detail: &str) -> bool {
     d.metrics.notifications.with_label_values(&[name]).inc();
     d.metrics.notifications_failed.with_label_values(&[name, reason.as_str()]).inc();
     error!(target = name, msg_uuid = %msg.msg_uuid, attempts, reason = reason.as_str(), %detail, hint = reason.hint(), "message given up");
     if let Err(e) = d.store.mark_failed(msg.id, attempts, reason.as_str(), detail, now_ms()).await {
         error!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the failure");
         tokio::time::sleep(STORE_RETRY).await;
+        return false;
     }
+    true
 }
 
 #[cfg(test)]
