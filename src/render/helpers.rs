@@ -92,17 +92,36 @@ pub fn escape_markdown(s: &str) -> String {
 
 /// Alertmanager's "new silence" page prefilled with matchers for every label.
 pub fn silence_url(external_url: &str, labels: &Map<String, Value>) -> String {
-    let matchers: Vec<String> =
-        labels.iter().map(|(k, v)| format!("{k}=\"{}\"", text(v).replace('\\', "\\\\").replace('"', "\\\""))).collect();
-    let filter = format!("{{{}}}", matchers.join(","));
-    let encoded: String = filter
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    format!("{}/#/silences/new?filter={encoded}", external_url.trim_end_matches('/'))
+    // {k="v",...} with `\` and `"` escaped in values, percent-encoded as it is written.
+    fn push_encoded(out: &mut String, s: &str) {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+                _ => {
+                    out.push('%');
+                    out.push(HEX[usize::from(b >> 4)] as char);
+                    out.push(HEX[usize::from(b & 15)] as char);
+                }
+            }
+        }
+    }
+    let base = external_url.trim_end_matches('/');
+    let mut out = String::with_capacity(base.len() + 64 + 48 * labels.len());
+    out.push_str(base);
+    out.push_str("/#/silences/new?filter=");
+    push_encoded(&mut out, "{");
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            push_encoded(&mut out, ",");
+        }
+        push_encoded(&mut out, k);
+        push_encoded(&mut out, "=\"");
+        push_encoded(&mut out, &text(v).replace('\\', "\\\\").replace('"', "\\\""));
+        push_encoded(&mut out, "\"");
+    }
+    push_encoded(&mut out, "}");
+    out
 }
 
 pub fn register_all(hb: &mut Handlebars<'static>, tz: Tz) {

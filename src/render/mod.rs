@@ -30,6 +30,12 @@ const TRUNCATION_MARKER: &str = "\n\n… (cut to fit DingTalk's message size lim
 const MAX_TITLE_CHARS: usize = 256;
 /// Widest part label used while packing, so the real `(i/n)` never makes a part grow.
 const PART_PLACEHOLDER: (usize, usize) = (999, 999);
+/// Groups up to this many alerts are rendered whole first; bigger ones are sized from a sample.
+const WHOLE_FIRST_UP_TO: usize = 64;
+/// How many alerts the sample of a big group renders.
+const SAMPLE_ALERTS: usize = 8;
+/// Renders one part may try before settling for the largest count that fitted.
+const MAX_PROBES: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -131,36 +137,110 @@ impl Renderer {
             .collect();
         let env = Envelope::of(target, d);
         let mut out = Rendered { summary: summarize(d), ..Rendered::default() };
-        let whole = self.draft(src, target, d, &order, None)?;
         let uuid = new_uuid();
-        if self.fits(&whole, target, &env, &uuid) || order.len() == 1 {
-            out.push(self.finish(whole, target, &env, uuid));
-            return Ok(out);
+        let size = |draft: &Draft| self.body_len(draft, target, &env, &uuid);
+        let total = order.len();
+        let sample = |k: usize| -> Result<(usize, usize), String> {
+            Ok((k, size(&self.draft(src, target, d, &order[..k], Some(PART_PLACEHOLDER))?)))
+        };
+        // A big group is sized from a sample first, so it is not rendered whole only to learn that it must
+        // be split; a smaller one is rendered whole at once.
+        let mut model = None;
+        if total > WHOLE_FIRST_UP_TO {
+            let m = SizeModel::fit(sample(1)?, sample(SAMPLE_ALERTS)?);
+            model = Some(m);
         }
-        // Too big: greedily give each part the longest run of alerts that fits (found by binary search).
-        let mut parts: Vec<&[usize]> = vec![];
-        let mut rest = &order[..];
-        while !rest.is_empty() {
-            let (mut lo, mut hi) = (1, rest.len());
-            while lo < hi {
-                let mid = (lo + hi).div_ceil(2);
-                let draft = self.draft(src, target, d, &rest[..mid], Some(PART_PLACEHOLDER))?;
-                if self.fits(&draft, target, &env, &uuid) {
-                    lo = mid;
-                } else {
-                    hi = mid - 1;
-                }
+        if model.is_none_or(|m| m.size(total) <= self.max_bytes + self.max_bytes / 10) {
+            let whole = self.draft(src, target, d, &order, None)?;
+            let whole_size = size(&whole);
+            if total == 1 || whole_size <= self.max_bytes {
+                out.push(self.finish(whole, target, &env, uuid));
+                return Ok(out);
             }
-            parts.push(&rest[..lo]);
-            rest = &rest[lo..];
+            if model.is_none() {
+                model = Some(SizeModel::fit(sample(1)?, (total, whole_size)));
+            }
         }
-        let total = parts.len();
-        for (i, part) in parts.into_iter().enumerate() {
-            let numbering = (total > 1).then_some((i + 1, total));
-            let draft = self.draft(src, target, d, part, numbering)?;
+        let model = model.expect("sized above");
+        // Parts are rendered with the numbering they will carry, for the count the model expects. If the
+        // count comes out different (rare), the parts are packed with the widest numbering instead and
+        // rendered once more with the real one, which cannot make them bigger.
+        let expected = model.parts(total, self.max_bytes);
+        let mut parts = self.pack(src, target, d, &order, model, &size, |i| (i, expected))?;
+        if parts.len() != expected {
+            let ranges = self.pack(src, target, d, &order, model, &size, |_| PART_PLACEHOLDER)?;
+            let count = ranges.len();
+            parts = vec![];
+            let mut start = 0;
+            for (i, (len, _)) in ranges.into_iter().enumerate() {
+                parts.push((len, self.draft(src, target, d, &order[start..start + len], Some((i + 1, count)))?));
+                start += len;
+            }
+        }
+        for (_, draft) in parts {
             out.push(self.finish(draft, target, &env, new_uuid()));
         }
         Ok(out)
+    }
+
+    /// Greedy packing: each part takes as many of the remaining alerts as fit. Each probe's measured size
+    /// says how many alerts to add or drop next (a secant step on the size line), until the next alert
+    /// would not fit or a bracket closes; usually one or two renders of about the part's own size.
+    #[allow(clippy::too_many_arguments)]
+    fn pack(
+        &self,
+        src: Source,
+        target: &Target,
+        d: &Decoded,
+        order: &[usize],
+        model: SizeModel,
+        size: &dyn Fn(&Draft) -> usize,
+        numbering: impl Fn(usize) -> (usize, usize),
+    ) -> Result<Vec<(usize, Draft)>, String> {
+        let max = self.max_bytes;
+        let mut parts = vec![];
+        let mut rest = order;
+        let mut per_alert = model.per_alert;
+        while !rest.is_empty() {
+            let part = Some(numbering(parts.len() + 1));
+            // The largest count known to fit (with its draft), and the smallest known not to.
+            let mut fit: Option<(usize, Draft)> = None;
+            let mut misfit = rest.len() + 1;
+            let mut k = (max.saturating_sub(model.base) / per_alert).clamp(1, rest.len());
+            for _ in 0..MAX_PROBES {
+                let draft = self.draft(src, target, d, &rest[..k], part)?;
+                let bytes = size(&draft);
+                per_alert = (bytes.saturating_sub(model.base) / k).max(1);
+                let next = if bytes <= max {
+                    fit = Some((k, draft));
+                    // Stop when the next alert would not fit at this part's average size.
+                    if max - bytes < per_alert {
+                        break;
+                    }
+                    k + (max - bytes) / per_alert
+                } else {
+                    misfit = k;
+                    if k == 1 {
+                        // A lone alert too big: it goes alone, cut to size.
+                        fit = Some((1, draft));
+                        break;
+                    }
+                    k.saturating_sub((bytes - max).div_ceil(per_alert))
+                };
+                let lo = fit.as_ref().map_or(0, |(n, _)| *n);
+                if lo + 1 >= misfit {
+                    break;
+                }
+                k = next.clamp(lo + 1, misfit - 1);
+            }
+            let (k, draft) = match fit {
+                Some(found) => found,
+                None => (1, self.draft(src, target, d, &rest[..1], part)?),
+            };
+            parts.push((k, draft));
+            rest = &rest[k..];
+        }
+        Ok(parts)
     }
 
     /// Title and text for some of the group's alerts, with the keyword guaranteed.
@@ -176,14 +256,15 @@ impl Renderer {
         let (title, text) = match src {
             Source::Plain => plain(d, alerts, part),
             Source::Set(_) | Source::Builtin => {
-                let ctx = context(target, d, alerts, part, &mentions);
+                // Wrapped once: `render` with a plain value would copy the whole context for each template.
+                let ctx = handlebars::Context::from(context(target, d, alerts, part, &mentions));
                 let name = |kind: &str| match src {
                     Source::Set(set) if self.hb.has_template(&format!("{set}/{kind}")) => format!("{set}/{kind}"),
                     _ => format!("builtin/{kind}"),
                 };
                 let render = |kind: &str| {
                     let name = name(kind);
-                    self.hb.render(&name, &ctx).map_err(|e| format!("template {name}: {e}"))
+                    self.hb.render_with_context(&name, &ctx).map_err(|e| format!("template {name}: {e}"))
                 };
                 match target.msgtype {
                     MsgType::Text => (String::new(), render("text")?),
@@ -213,7 +294,11 @@ impl Renderer {
     }
 
     fn fits(&self, draft: &Draft, target: &Target, env: &Envelope, uuid: &str) -> bool {
-        body(target, env, &draft.title, &self.full_text(draft, target, env, None), uuid).len() <= self.max_bytes
+        self.body_len(draft, target, env, uuid) <= self.max_bytes
+    }
+
+    fn body_len(&self, draft: &Draft, target: &Target, env: &Envelope, uuid: &str) -> usize {
+        body(target, env, &draft.title, &self.full_text(draft, target, env, None), uuid).len()
     }
 
     /// The text as sent: the draft (cut to `cut` bytes if given, with a marker), then mentions DingTalk needs
@@ -279,6 +364,33 @@ impl Rendered {
         self.keyword_inserted += usize::from(f.keyword_inserted);
         self.truncated += usize::from(f.truncated);
         self.messages.push(f.message);
+    }
+}
+
+/// A message's size as a straight line in its number of alerts, fitted through two measured drafts.
+#[derive(Debug, Clone, Copy)]
+struct SizeModel {
+    base: usize,
+    per_alert: usize,
+}
+
+impl SizeModel {
+    fn fit((k1, s1): (usize, usize), (k2, s2): (usize, usize)) -> SizeModel {
+        let per_alert = if k2 > k1 { (s2.saturating_sub(s1) / (k2 - k1)).max(1) } else { s1.max(1) };
+        SizeModel { base: s1.saturating_sub(per_alert * k1), per_alert }
+    }
+
+    fn size(self, alerts: usize) -> usize {
+        self.base + self.per_alert * alerts
+    }
+
+    /// How many alerts fit `max` bytes (at least 1: a lone alert too big is cut to size).
+    fn fitting(self, max: usize) -> usize {
+        (max.saturating_sub(self.base) / self.per_alert).max(1)
+    }
+
+    fn parts(self, alerts: usize, max: usize) -> usize {
+        alerts.div_ceil(self.fitting(max))
     }
 }
 
@@ -377,7 +489,13 @@ fn body(target: &Target, env: &Envelope, title: &str, text: &str, uuid: &str) ->
 /// What templates see: the payload as Alertmanager sent it, plus fields that make templates short.
 fn context(target: &Target, d: &Decoded, alerts: &[usize], part: Option<(usize, usize)>, mentions: &str) -> Value {
     let n = &d.notification;
-    let mut ctx: Map<String, Value> = d.raw.as_object().cloned().unwrap_or_default();
+    // Everything but the alerts, which are replaced by this part's subset (cloning them all for every
+    // part would cost as much as rendering them).
+    let mut ctx: Map<String, Value> = d
+        .raw
+        .as_object()
+        .map(|o| o.iter().filter(|(k, _)| *k != "alerts").map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
     let raw_alerts = d.raw.get("alerts").and_then(Value::as_array);
     let subset: Vec<Value> = alerts.iter().filter_map(|&i| raw_alerts.and_then(|a| a.get(i)).cloned()).collect();
     let with_status = |s: &str| -> Vec<Value> {

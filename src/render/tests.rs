@@ -241,3 +241,59 @@ fn every_sample_renders_with_the_builtin_templates() {
         }
     }
 }
+
+/// Groups of every shape are packed into numbered parts that each fit, carry every alert exactly once in
+/// order, and are about as few as the bytes allow.
+#[test]
+fn packing_holds_for_uneven_groups_and_limits() {
+    for (n, max) in [(2, 1_500), (9, 3_000), (40, 6_000), (64, 20_000), (65, 20_000), (300, 20_000), (300, 200_000)] {
+        let mut v: Value = serde_json::from_str(FIRING).unwrap();
+        let template = v["alerts"][0].clone();
+        let alerts: Vec<Value> = (0..n)
+            .map(|i| {
+                let mut a = template.clone();
+                a["labels"]["instance"] = json!(format!("node{i}:9100"));
+                a["fingerprint"] = json!(format!("fp{i:04}"));
+                // Very uneven alerts: the size model is a straight line, these are not.
+                a["annotations"]["description"] = json!("x".repeat((i * 7919) % 900));
+                if i % 3 == 0 {
+                    a["status"] = json!("resolved");
+                    a["endsAt"] = json!("2026-11-22T03:00:00Z");
+                }
+                a
+            })
+            .collect();
+        v["alerts"] = Value::Array(alerts);
+        let d = decode(v.to_string().as_bytes()).unwrap();
+        let renderer = Renderer::new(None, chrono_tz::Asia::Shanghai, max).unwrap();
+        let out = renderer.render(&target(MsgType::Markdown), &d);
+        assert!(out.template_error.is_none());
+        let parts = out.messages.len();
+        let mut seen: Vec<usize> = vec![];
+        let mut total_bytes = 0;
+        for (i, m) in out.messages.iter().enumerate() {
+            assert!(m.body.len() <= max, "n={n}: part {i} is {} > {max} bytes", m.body.len());
+            total_bytes += m.body.len();
+            let text = body(m)["markdown"]["text"].as_str().unwrap().to_string();
+            if parts > 1 {
+                assert!(text.contains(&format!("({}/{parts})", i + 1)), "n={n}: part {i} numbered");
+            }
+            let mut here: Vec<(usize, usize)> = (0..n)
+                .filter_map(|k| {
+                    let at = text.find(&format!("instance=node{k}:9100"))?;
+                    text[at + format!("instance=node{k}:9100").len()..]
+                        .starts_with(|c: char| !c.is_ascii_digit())
+                        .then_some((at, k))
+                })
+                .collect();
+            here.sort();
+            seen.extend(here.into_iter().map(|(_, k)| k));
+        }
+        let firing_first: Vec<usize> = (0..n).filter(|i| i % 3 != 0).chain((0..n).filter(|i| i % 3 == 0)).collect();
+        assert_eq!(seen, firing_first, "n={n}: every alert once, firing first, in order");
+        assert!(parts <= total_bytes / max + 2, "n={n}: {parts} parts for {total_bytes} bytes");
+        if max >= 6_000 {
+            assert_eq!(out.truncated, 0, "n={n}: only an alert too big alone is cut");
+        }
+    }
+}
