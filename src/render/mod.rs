@@ -293,10 +293,6 @@ impl Renderer {
         Ok(draft)
     }
 
-    fn fits(&self, draft: &Draft, target: &Target, env: &Envelope, uuid: &str) -> bool {
-        self.body_len(draft, target, env, uuid) <= self.max_bytes
-    }
-
     fn body_len(&self, draft: &Draft, target: &Target, env: &Envelope, uuid: &str) -> usize {
         body(target, env, &draft.title, &self.full_text(draft, target, env, None), uuid).len()
     }
