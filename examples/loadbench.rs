@@ -123,10 +123,10 @@ impl Sink {
 
     fn received(&self, body: &[u8]) {
         let now = self.now_us();
-        if let Some(n) = notification_number(body) {
-            if let Some(&sent) = self.sent.lock().unwrap().get(&n) {
-                self.e2e.lock().unwrap().push(now.saturating_sub(sent));
-            }
+        if let Some(n) = notification_number(body)
+            && let Some(&sent) = self.sent.lock().unwrap().get(&n)
+        {
+            self.e2e.lock().unwrap().push(now.saturating_sub(sent));
         }
         self.delivered.fetch_add(1, Ordering::Relaxed);
         self.last_us.fetch_max(now, Ordering::Relaxed);
@@ -227,10 +227,10 @@ impl BridgeProcess {
         let bridge = BridgeProcess { child, addr };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(mut c) = Client::connect(addr).await {
-                if c.get("/-/ready").await == Some(200) {
-                    break;
-                }
+            if let Ok(mut c) = Client::connect(addr).await
+                && c.get("/-/ready").await == Some(200)
+            {
+                break;
             }
             assert!(
                 Instant::now() < deadline,
@@ -344,6 +344,7 @@ enum Mode {
 }
 
 /// One connection's load: posts until `until`, cycling its notifications over the targets.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     addr: SocketAddr,
     index: usize,
@@ -491,7 +492,8 @@ async fn phase(args: &Args, name: &str, alerts: usize, connections: usize, mode:
 }
 
 fn print_table(results: &[PhaseResult]) {
-    let rows: [(&str, fn(&PhaseResult) -> String); 17] = [
+    type Row = (&'static str, fn(&PhaseResult) -> String);
+    let rows: [Row; 17] = [
         ("connections / targets", |r| format!("{} / {}", r.connections, r.targets)),
         ("offered webhooks/s", |r| r.offered_per_s.map_or("as fast as answered".into(), |v| v.to_string())),
         ("accepted webhooks/s", |r| format!("{:.0}", r.accepted_per_s)),
