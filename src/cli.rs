@@ -62,10 +62,13 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = telemetry::init(&cli.log_level, cli.log_format) {
-        eprintln!("dingtalk-bridge: {e}");
-        return ExitCode::from(EXIT_BAD_CONFIG);
-    }
+    let _log = match telemetry::init(&cli.log_level, cli.log_format) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("dingtalk-bridge: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
         Command::CheckConfig => check_config(&cli.config),

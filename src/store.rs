@@ -31,7 +31,14 @@ pub enum StoreError {
 type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
 /// A unit of work for the storage thread, run inside the current batch's transaction (`None`: the
 /// transaction could not begin, so the job only reports that). Says whether it succeeded.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
+type Work = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
+
+struct Job {
+    /// Several statements that must apply together: run in a savepoint, undone if the job fails. A single
+    /// statement (or a read) is atomic by itself and skips the savepoint.
+    atomic: bool,
+    work: Work,
+}
 
 /// The most jobs one transaction takes: bounds how long the first of them waits for its answer.
 const MAX_BATCH: usize = 512;
@@ -199,8 +206,25 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     {
+        self.run(true, f).await
+    }
+
+    /// [`call`](Self::call) for a single statement or a read, which needs no savepoint of its own.
+    async fn call_one<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        self.run(false, f).await
+    }
+
+    async fn run<T, F>(&self, atomic: bool, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
+        let work: Work = Box::new(move |conn| {
             let result = conn.map(f);
             let ok = matches!(result, Some(Ok(_)));
             let finish: Finish = Box::new(move |txn_error: Option<&str>| {
@@ -214,7 +238,7 @@ impl Store {
             });
             (ok, finish)
         });
-        self.jobs.send(job).map_err(|_| StoreError::Stopped)?;
+        self.jobs.send(Job { atomic, work }).map_err(|_| StoreError::Stopped)?;
         rx.await.map_err(|_| StoreError::Stopped)?
     }
 }
@@ -234,7 +258,7 @@ impl Store {
     where
         F: FnOnce(&Connection) -> Result<(), rusqlite::Error> + Send + 'static,
     {
-        let job: Job = Box::new(move |conn| {
+        let work: Work = Box::new(move |conn| {
             let result = conn.map(f);
             let ok = matches!(result, Some(Ok(())));
             let finish: Finish = Box::new(move |txn_error: Option<&str>| {
@@ -249,7 +273,7 @@ impl Store {
             });
             (ok, finish)
         });
-        if self.jobs.send(job).is_err() {
+        if self.jobs.send(Job { atomic: false, work }).is_err() {
             tracing::error!("storage: cannot {what}: the storage thread has stopped");
         }
     }
@@ -266,16 +290,16 @@ fn worker(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
             let e = e.to_string();
             for job in batch {
-                job(None).1(Some(&e));
+                (job.work)(None).1(Some(&e));
             }
             continue;
         }
         let finishes: Vec<Finish> = batch.into_iter().filter_map(|job| run_job(&conn, job)).collect();
-        let error = conn.execute_batch("COMMIT").err().map(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
+        let error = exec(&conn, "COMMIT").err().map(|e| {
+            let _ = exec(&conn, "ROLLBACK");
             e.to_string()
         });
         for finish in finishes {
@@ -284,29 +308,33 @@ fn worker(conn: Connection, rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Runs one job in a savepoint, undone if the job fails. A job that panics is undone too and its caller
-/// gets an error (its answer channel is dropped) rather than the thread going down.
+/// Runs a statement without parameters from the statement cache (these run a few times per batch).
+fn exec(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// Runs one job, an atomic one in a savepoint that is undone if the job fails. A job that panics is
+/// undone too and its caller gets an error (its answer channel is dropped) rather than the thread going
+/// down.
 fn run_job(conn: &Connection, job: Job) -> Option<Finish> {
-    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+    if job.atomic
+        && let Err(e) = exec(conn, "SAVEPOINT job")
+    {
         let e = e.to_string();
-        let (_, finish) = job(None);
+        let (_, finish) = (job.work)(None);
         finish(Some(&e));
         return None;
     }
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn)))) {
-        Ok((true, finish)) => {
-            let _ = conn.execute_batch("RELEASE job");
-            Some(finish)
-        }
-        Ok((false, finish)) => {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-            Some(finish)
-        }
-        Err(_) => {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-            None
-        }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(Some(conn))));
+    let undo = !matches!(outcome, Ok((true, _)));
+    if job.atomic {
+        let _ = if undo {
+            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
+        } else {
+            exec(conn, "RELEASE job")
+        };
     }
+    outcome.ok().map(|(_, finish)| finish)
 }
 
 impl Store {
@@ -377,7 +405,7 @@ impl Store {
     /// How many messages wait for a target, counting no further than `up_to`.
     pub async fn pending_count(&self, target: &str, up_to: usize) -> Result<i64, StoreError> {
         let target = target.to_string();
-        self.call(move |conn| {
+        self.call_one(move |conn| {
             conn.prepare_cached(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE target = ?1 AND state = 'pending' LIMIT ?2)",
             )?
@@ -390,7 +418,7 @@ impl Store {
     /// first pending digest (which keeps its place), leaving out a message DingTalk may already have.
     pub async fn digest_candidates(&self, target: &str, limit: usize) -> Result<Vec<Candidate>, StoreError> {
         let target = target.to_string();
-        self.call(move |conn| {
+        self.call_one(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT m.id, m.kind, m.notification_id, n.summary, m.in_doubt FROM messages m
                  LEFT JOIN notifications n ON n.id = m.notification_id
@@ -477,7 +505,7 @@ impl Store {
 
     pub async fn record_pause(&self, robot: &str, until_ms: i64) -> Result<(), StoreError> {
         let robot = robot.to_string();
-        self.call(move |conn| {
+        self.call_one(move |conn| {
             conn.execute(
                 "INSERT INTO robot_pauses (robot, until_ms) VALUES (?1, ?2) ON CONFLICT (robot) DO UPDATE SET until_ms = ?2",
                 params![robot, until_ms],
@@ -495,7 +523,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(Vec<i64>, Option<i64>), StoreError> {
         let robot = robot.to_string();
-        self.call(move |conn| {
+        self.call_one(move |conn| {
             let sends = conn
                 .prepare_cached(
                     "SELECT sent_at_ms FROM robot_sends WHERE robot = ?1 AND sent_at_ms > ?2 ORDER BY sent_at_ms",
@@ -519,7 +547,7 @@ impl Store {
     /// The oldest `limit` messages pending for a target, in delivery order.
     pub async fn pending(&self, target: &str, limit: usize) -> Result<Vec<Pending>, StoreError> {
         let target = target.to_string();
-        self.call(move |conn| {
+        self.call_one(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, kind, msg_uuid, body, created_at_ms, attempts, next_attempt_ms FROM messages
                  WHERE target = ?1 AND state = 'pending' ORDER BY seq, id LIMIT ?2",
@@ -542,11 +570,11 @@ impl Store {
 
     /// Waits until everything submitted before has been committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.call(|_| Ok(())).await
+        self.call_one(|_| Ok(())).await
     }
 
     pub async fn mark_delivered(&self, id: i64, attempts: i64, now_ms: i64) -> Result<(), StoreError> {
-        self.call(move |conn| delivered(conn, id, attempts, now_ms)).await
+        self.call_one(move |conn| delivered(conn, id, attempts, now_ms)).await
     }
 
     /// [`mark_delivered`](Self::mark_delivered) without waiting for the commit. If the process dies before
@@ -572,7 +600,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let (reason, detail) = (reason.to_string(), detail.to_string());
-        self.call(move |conn| {
+        self.call_one(move |conn| {
             conn.execute(
                 "UPDATE messages SET state = 'failed', attempts = ?2, reason = ?3, last_error = ?4, finished_at_ms = ?5 WHERE id = ?1",
                 params![id, attempts, reason, detail, now_ms],
@@ -592,7 +620,7 @@ impl Store {
         in_doubt: bool,
     ) -> Result<(), StoreError> {
         let detail = detail.to_string();
-        self.call(move |conn| {
+        self.call_one(move |conn| {
             conn.execute(
                 "UPDATE messages SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4, in_doubt = ?5 WHERE id = ?1",
                 params![id, attempts, next_attempt_ms, detail, in_doubt],
@@ -604,7 +632,7 @@ impl Store {
 
     /// Depth and oldest message per target with pending messages (targets no longer configured included).
     pub async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
-        self.call(|conn| {
+        self.call_one(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT target, COUNT(*), MIN(created_at_ms) FROM messages WHERE state = 'pending' GROUP BY target",
             )?;
@@ -619,7 +647,7 @@ impl Store {
     /// Every message of a target in the order accepted (tests, diagnostics).
     pub async fn records(&self, target: &str) -> Result<Vec<Record>, StoreError> {
         let target = target.to_string();
-        self.call(move |conn| {
+        self.call_one(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, target, kind, notification_id, msg_uuid, state, carried_by, attempts, reason, last_error
                  FROM messages WHERE target = ?1 ORDER BY id",
@@ -674,7 +702,7 @@ impl Store {
 
     /// A cheap read that proves the database answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.call(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))).await
+        self.call_one(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 }
 

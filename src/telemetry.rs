@@ -9,18 +9,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// Keeps the log writer thread alive; dropping it writes out what is still buffered.
+pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
+
 /// `level` is a tracing filter: `info`, `debug`, or per module such as `info,dingtalk_bridge::send=debug`.
-pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
+/// Lines are formatted where they happen and written by a thread of their own, so a busy bridge does not
+/// make a write system call per line; none are dropped (a full buffer makes the caller wait).
+pub fn init(level: &str, format: LogFormat) -> Result<LogGuard, String> {
     let filter = EnvFilter::try_new(level).map_err(|e| format!("invalid log level {level:?}: {e}"))?;
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(colour);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(false).with_ansi(colour);
     let result = match format {
         LogFormat::Plain => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
     };
-    result.map_err(|e| e.to_string())
+    result.map_err(|e| e.to_string())?;
+    Ok(guard)
 }
