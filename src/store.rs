@@ -764,6 +764,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failing_job_undoes_only_itself_within_a_group_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("o.sqlite3"), SyncMode::Full).unwrap();
+        store.enqueue(n("ops"), &[msg("taken")], 1).await.unwrap();
+        // Submitted together, so the storage thread takes many of them in one batch (one transaction).
+        let calls = (0..50).map(|i| {
+            let store = store.clone();
+            async move {
+                match i {
+                    // Its second message reuses a msgUuid: the notification and its first message go.
+                    7 => store.enqueue(n("ops"), &[msg("m7"), msg("taken")], 10).await,
+                    // The same notification twice in one batch: the second sees the first's insert.
+                    20 | 21 => {
+                        let same = NewNotification { dedup: Some(("same", 0)), ..n("ops") };
+                        store.enqueue(same, &[msg(&format!("m{i}"))], 10).await
+                    }
+                    _ => store.enqueue(n("ops"), &[msg(&format!("m{i}"))], 10).await,
+                }
+            }
+        });
+        let results = futures_join_all(calls).await;
+        assert!(results[7].is_err());
+        let accepted = results.iter().filter(|r| matches!(r, Ok(Enqueued::Accepted(_)))).count();
+        let duplicates = results.iter().filter(|r| matches!(r, Ok(Enqueued::Duplicate(_)))).count();
+        assert_eq!((accepted, duplicates), (48, 1));
+        let recs = store.records("ops").await.unwrap();
+        assert_eq!(recs.len(), 1 + 48, "every accepted notification's message, nothing of the failed one");
+        assert!(!recs.iter().any(|r| r.msg_uuid == "m7"));
+    }
+
+    /// Runs the futures concurrently, results in order.
+    async fn futures_join_all<F: std::future::Future + Send + 'static>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+    where
+        F::Output: Send + 'static,
+    {
+        let handles: Vec<_> = futs.map(tokio::spawn).collect();
+        let mut out = vec![];
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
     async fn duplicates_within_the_window_are_not_stored() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("o.sqlite3"), SyncMode::Normal).unwrap();
