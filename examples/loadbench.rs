@@ -92,6 +92,8 @@ struct PhaseResult {
     rss_idle_mib: f64,
     rss_peak_mib: f64,
     rss_after_mib: f64,
+    anon_idle_mib: f64,
+    anon_peak_mib: f64,
     cpu_s_per_1000_notifications: f64,
 }
 
@@ -260,6 +262,18 @@ impl BridgeProcess {
     }
 }
 
+/// Anonymous (private) resident memory in MiB: RSS without the mapped executable and libraries.
+fn anon_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("RssAnon:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
 /// Resident and peak resident memory in MiB (Linux /proc).
 fn memory_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -415,7 +429,23 @@ async fn phase(args: &Args, name: &str, alerts: usize, connections: usize, mode:
     let pid = bridge.pid();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss_idle, _) = memory_mib(pid);
+    let anon_idle = anon_mib(pid);
     let cpu_before = cpu_seconds(pid);
+    // The kernel keeps no peak of anonymous memory alone: sample it.
+    let anon_peak = Arc::new(Mutex::new(anon_idle));
+    let sampler = tokio::spawn({
+        let anon_peak = anon_peak.clone();
+        async move {
+            loop {
+                let now = anon_mib(pid);
+                {
+                    let mut peak = anon_peak.lock().unwrap();
+                    *peak = peak.max(now);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
 
     let counter = Arc::new(AtomicU64::new(0));
     let load_start = Instant::now();
@@ -452,6 +482,8 @@ async fn phase(args: &Args, name: &str, alerts: usize, connections: usize, mode:
     }
     let cpu = cpu_seconds(pid) - cpu_before;
     let (_, rss_peak) = memory_mib(pid);
+    sampler.abort();
+    let anon_peak = *anon_peak.lock().unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss_after, _) = memory_mib(pid);
     bridge.stop();
@@ -487,13 +519,15 @@ async fn phase(args: &Args, name: &str, alerts: usize, connections: usize, mode:
         rss_idle_mib: rss_idle,
         rss_peak_mib: rss_peak,
         rss_after_mib: rss_after,
+        anon_idle_mib: anon_idle,
+        anon_peak_mib: anon_peak,
         cpu_s_per_1000_notifications: if tally.accepted > 0 { cpu / tally.accepted as f64 * 1000.0 } else { f64::NAN },
     }
 }
 
 fn print_table(results: &[PhaseResult]) {
     type Row = (&'static str, fn(&PhaseResult) -> String);
-    let rows: [Row; 17] = [
+    let rows: [Row; 18] = [
         ("connections / targets", |r| format!("{} / {}", r.connections, r.targets)),
         ("offered webhooks/s", |r| r.offered_per_s.map_or("as fast as answered".into(), |v| v.to_string())),
         ("accepted webhooks/s", |r| format!("{:.0}", r.accepted_per_s)),
@@ -509,6 +543,7 @@ fn print_table(results: &[PhaseResult]) {
         ("RSS idle MiB", |r| format!("{:.1}", r.rss_idle_mib)),
         ("RSS peak MiB", |r| format!("{:.1}", r.rss_peak_mib)),
         ("RSS after load MiB", |r| format!("{:.1}", r.rss_after_mib)),
+        ("anonymous RSS idle / peak MiB", |r| format!("{:.1} / {:.1}", r.anon_idle_mib, r.anon_peak_mib)),
         ("CPU s / 1000 notifications", |r| format!("{:.3}", r.cpu_s_per_1000_notifications)),
         ("load time s", |r| format!("{:.1}", r.load_s)),
     ];

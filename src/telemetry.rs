@@ -21,6 +21,8 @@ pub fn init(level: &str, format: LogFormat) -> Result<LogGuard, String> {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")
+        // The default (128000 lines) preallocates megabytes; this still absorbs any burst we log.
+        .buffered_lines_limit(4096)
         .finish(std::io::stderr());
     let builder =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(false).with_ansi(colour);
