@@ -540,6 +540,7 @@ impl Store {
     }
 
     /// The oldest message still pending for a target: targets deliver in order.
+    #[cfg(test)]
     pub async fn next_pending(&self, target: &str) -> Result<Option<Pending>, StoreError> {
         Ok(self.pending(target, 1).await?.into_iter().next())
     }

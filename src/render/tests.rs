@@ -34,6 +34,11 @@ fn body(m: &Message) -> Value {
 
 /// A payload of `n` alerts whose descriptions are `desc_len` characters long.
 fn big_group(n: usize, desc_len: usize) -> String {
+    group_of(n, |_, a| a["annotations"]["description"] = json!("磁盘".repeat(desc_len / 2)))
+}
+
+/// A payload of `n` copies of the fixture's first alert, each its own instance, shaped by `edit`.
+fn group_of(n: usize, edit: impl Fn(usize, &mut Value)) -> String {
     let mut v: Value = serde_json::from_str(FIRING).unwrap();
     let template = v["alerts"][0].clone();
     let alerts: Vec<Value> = (0..n)
@@ -41,7 +46,7 @@ fn big_group(n: usize, desc_len: usize) -> String {
             let mut a = template.clone();
             a["labels"]["instance"] = json!(format!("node{i}:9100"));
             a["fingerprint"] = json!(format!("fp{i:04}"));
-            a["annotations"]["description"] = json!("磁盘".repeat(desc_len / 2));
+            edit(i, &mut a);
             a
         })
         .collect();
@@ -247,24 +252,15 @@ fn every_sample_renders_with_the_builtin_templates() {
 #[test]
 fn packing_holds_for_uneven_groups_and_limits() {
     for (n, max) in [(2, 1_500), (9, 3_000), (40, 6_000), (64, 20_000), (65, 20_000), (300, 20_000), (300, 200_000)] {
-        let mut v: Value = serde_json::from_str(FIRING).unwrap();
-        let template = v["alerts"][0].clone();
-        let alerts: Vec<Value> = (0..n)
-            .map(|i| {
-                let mut a = template.clone();
-                a["labels"]["instance"] = json!(format!("node{i}:9100"));
-                a["fingerprint"] = json!(format!("fp{i:04}"));
-                // Very uneven alerts: the size model is a straight line, these are not.
-                a["annotations"]["description"] = json!("x".repeat((i * 7919) % 900));
-                if i % 3 == 0 {
-                    a["status"] = json!("resolved");
-                    a["endsAt"] = json!("2026-11-22T03:00:00Z");
-                }
-                a
-            })
-            .collect();
-        v["alerts"] = Value::Array(alerts);
-        let d = decode(v.to_string().as_bytes()).unwrap();
+        let payload = group_of(n, |i, a| {
+            // Very uneven alerts: the size model is a straight line, these are not.
+            a["annotations"]["description"] = json!("x".repeat((i * 7919) % 900));
+            if i % 3 == 0 {
+                a["status"] = json!("resolved");
+                a["endsAt"] = json!("2026-11-22T03:00:00Z");
+            }
+        });
+        let d = decode(payload.as_bytes()).unwrap();
         let renderer = Renderer::new(None, chrono_tz::Asia::Shanghai, max).unwrap();
         let out = renderer.render(&target(MsgType::Markdown), &d);
         assert!(out.template_error.is_none());
