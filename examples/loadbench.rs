@@ -262,31 +262,26 @@ impl BridgeProcess {
     }
 }
 
-/// Anonymous (private) resident memory in MiB: RSS without the mapped executable and libraries.
-fn anon_mib(pid: u32) -> f64 {
+/// A memory field of /proc/PID/status (kB there) in MiB; 0 if the process is gone.
+fn status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("RssAnon:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0)
         / 1024.0
 }
 
+/// Anonymous (private) resident memory in MiB: RSS without the mapped executable and libraries.
+fn anon_mib(pid: u32) -> f64 {
+    status_mib(pid, "RssAnon:")
+}
+
 /// Resident and peak resident memory in MiB (Linux /proc).
 fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    (status_mib(pid, "VmRSS:"), status_mib(pid, "VmHWM:"))
 }
 
 /// User + system CPU seconds the process has used (USER_HZ is 100 on Linux).

@@ -227,8 +227,13 @@ pub async fn run_sender(
     // the copies stay true while each is delivered in turn; any other turn of events drops them and reads
     // the outbox again.
     let mut ahead: VecDeque<Pending> = VecDeque::new();
+    // Whether the last turn ended with its message finished, leaving the read-ahead copies true.
+    let mut ahead_valid = true;
     debug!(target = name, "sender started");
     while !*shutdown.borrow() {
+        if !std::mem::replace(&mut ahead_valid, false) {
+            ahead.clear();
+        }
         let next = match ahead.pop_front() {
             Some(msg) => Ok(Some(msg)),
             None => d.store.pending(name, READ_AHEAD).await.map(|batch| {
@@ -254,7 +259,6 @@ pub async fn run_sender(
         let now = now_ms();
         let expires_ms = msg.created_at_ms + d.cfg.max_age.as_millis() as i64;
         if now >= expires_ms {
-            ahead.clear();
             match msg.kind {
                 // A digest carries it (and everything behind it), with a fresh max_age of its own, unless
                 // DingTalk may already have it: then it is given up rather than risk showing it twice.
@@ -290,14 +294,12 @@ pub async fn run_sender(
             continue;
         }
         if msg.next_attempt_ms > now {
-            ahead.clear();
             let wait_ms = (msg.next_attempt_ms.min(expires_ms) - now) as u64;
             sleep_until(Instant::now() + Duration::from_millis(wait_ms), &mut shutdown).await;
             continue;
         }
         let wait = robot.wait_time();
         if !wait.is_zero() {
-            ahead.clear();
             if counted_wait != Some(msg.id) {
                 counted_wait = Some(msg.id);
                 d.metrics.rate_limited.with_label_values(&[name]).inc();
@@ -312,24 +314,18 @@ pub async fn run_sender(
         }
         if msg.kind == Kind::Message {
             match storm(&d, &target, &robot).await {
-                Ok(true) => {
-                    ahead.clear();
-                    continue;
-                }
+                Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => error!(target = name, error = %e, "cannot make a digest; sending messages one by one"),
             }
         }
         // Another target on the same robot may have taken the last free send meanwhile.
-        let Some(slot) = robot.try_acquire() else {
-            ahead.clear();
-            continue;
-        };
+        let Some(slot) = robot.try_acquire() else { continue };
         if robot.limited() {
             // Recorded before the request leaves, at the latest moment DingTalk could receive it, so a
             // restart after a kill at any point still counts this send.
             let latest_ms = now_ms() + d.cfg.request_timeout.as_millis() as i64;
-            if let Err(e) = d.store.begin_attempt(msg.id, Some(&robot.key), latest_ms).await {
+            if let Err(e) = d.store.begin_attempt(msg.id, &robot.key, latest_ms).await {
                 // Sending unrecorded beats not sending; the in-memory budget still holds.
                 warn!(target = name, error = %e, "cannot record the attempt");
             }
@@ -350,9 +346,7 @@ pub async fn run_sender(
             }
         };
         robot.finished(slot);
-        if !record(&d, &target, &robot, &msg, outcome).await {
-            ahead.clear();
-        }
+        ahead_valid = record(&d, &target, &robot, &msg, outcome).await;
     }
     debug!(target = name, "sender stopped");
 }

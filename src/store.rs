@@ -224,23 +224,41 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let work: Work = Box::new(move |conn| {
-            let result = conn.map(f);
-            let ok = matches!(result, Some(Ok(_)));
-            let finish: Finish = Box::new(move |txn_error: Option<&str>| {
-                let answer = match (result, txn_error) {
-                    (Some(Ok(v)), None) => Ok(v),
-                    (Some(Err(e)), _) => Err(StoreError::Sqlite(e)),
-                    (_, Some(e)) => Err(StoreError::Commit(e.to_string())),
-                    (None, None) => Err(StoreError::Stopped),
-                };
+        self.jobs
+            .send(job(atomic, f, move |answer| {
                 let _ = tx.send(answer);
-            });
-            (ok, finish)
-        });
-        self.jobs.send(Job { atomic, work }).map_err(|_| StoreError::Stopped)?;
+            }))
+            .map_err(|_| StoreError::Stopped)?;
         rx.await.map_err(|_| StoreError::Stopped)?
     }
+}
+
+/// A job running `f` whose outcome, once its transaction has committed (or failed to), goes to `answer`.
+fn job<T, F, A>(atomic: bool, f: F, answer: A) -> Job
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    A: FnOnce(Result<T, StoreError>) + Send + 'static,
+{
+    let work: Work = Box::new(move |conn| {
+        let result = conn.map(f);
+        let ok = matches!(result, Some(Ok(_)));
+        let finish: Finish = Box::new(move |txn_error: Option<&str>| {
+            answer(match (result, txn_error) {
+                (Some(Ok(v)), None) => Ok(v),
+                (Some(Err(e)), _) => Err(StoreError::Sqlite(e)),
+                (_, Some(e)) => Err(StoreError::Commit(e.to_string())),
+                (None, None) => Err(StoreError::Stopped),
+            })
+        });
+        (ok, finish)
+    });
+    Job { atomic, work }
+}
+
+/// Marks a message as possibly posted: an attempt has started and no answer has proved otherwise.
+fn in_doubt(conn: &Connection, id: i64) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached("UPDATE messages SET in_doubt = 1 WHERE id = ?1")?.execute([id]).map(drop)
 }
 
 fn delivered(conn: &Connection, id: i64, attempts: i64, now_ms: i64) -> Result<(), rusqlite::Error> {
@@ -258,22 +276,12 @@ impl Store {
     where
         F: FnOnce(&Connection) -> Result<(), rusqlite::Error> + Send + 'static,
     {
-        let work: Work = Box::new(move |conn| {
-            let result = conn.map(f);
-            let ok = matches!(result, Some(Ok(())));
-            let finish: Finish = Box::new(move |txn_error: Option<&str>| {
-                let error = match (result, txn_error) {
-                    (Some(Err(e)), _) => Some(e.to_string()),
-                    (_, Some(e)) => Some(e.to_string()),
-                    _ => None,
-                };
-                if let Some(error) = error {
-                    tracing::error!(%error, "storage: cannot {what}");
-                }
-            });
-            (ok, finish)
-        });
-        if self.jobs.send(Job { atomic: false, work }).is_err() {
+        let log = move |answer: Result<(), StoreError>| {
+            if let Err(error) = answer {
+                tracing::error!(%error, "cannot {what}");
+            }
+        };
+        if self.jobs.send(job(false, f, log)).is_err() {
             tracing::error!("storage: cannot {what}: the storage thread has stopped");
         }
     }
@@ -488,17 +496,15 @@ impl Store {
         .await
     }
 
-    /// Before a request leaves: counts it in the budget of `robot` (its hash; none when unlimited) at
-    /// `sent_at_ms`, and marks the message in doubt until an answer proves otherwise.
-    pub async fn begin_attempt(&self, id: i64, robot: Option<&str>, sent_at_ms: i64) -> Result<(), StoreError> {
-        let robot = robot.map(str::to_string);
+    /// Before a request leaves: counts it in the robot's (by hash) budget at `sent_at_ms`, and marks the
+    /// message in doubt until an answer proves otherwise.
+    pub async fn begin_attempt(&self, id: i64, robot: &str, sent_at_ms: i64) -> Result<(), StoreError> {
+        let robot = robot.to_string();
         self.call(move |conn| {
             let tx = conn;
-            if let Some(robot) = robot {
-                tx.prepare_cached("INSERT INTO robot_sends (robot, sent_at_ms) VALUES (?1, ?2)")?
-                    .execute(params![robot, sent_at_ms])?;
-            }
-            tx.prepare_cached("UPDATE messages SET in_doubt = 1 WHERE id = ?1")?.execute([id]).map(drop)
+            tx.prepare_cached("INSERT INTO robot_sends (robot, sent_at_ms) VALUES (?1, ?2)")?
+                .execute(params![robot, sent_at_ms])?;
+            in_doubt(tx, id)
         })
         .await
     }
@@ -587,9 +593,7 @@ impl Store {
     /// [`begin_attempt`](Self::begin_attempt) for a robot without a budget, queued (ahead of anything
     /// submitted later) without waiting for the commit.
     pub fn submit_attempt(&self, id: i64) {
-        self.submit("record an attempt", move |conn| {
-            conn.prepare_cached("UPDATE messages SET in_doubt = 1 WHERE id = ?1")?.execute([id]).map(drop)
-        });
+        self.submit("record an attempt", move |conn| in_doubt(conn, id));
     }
 
     pub async fn mark_failed(
@@ -858,7 +862,7 @@ mod tests {
         for i in 0..3 {
             store.enqueue(n("ops"), &[msg(&format!("m{i}"))], 1000 + i).await.unwrap();
         }
-        store.begin_attempt(1, Some("r"), 1).await.unwrap();
+        store.begin_attempt(1, "r", 1).await.unwrap();
         let ids = |c: Vec<Candidate>| c.iter().map(|c| c.id).collect::<Vec<_>>();
         assert_eq!(ids(store.digest_candidates("ops", 10).await.unwrap()), vec![2, 3], "in doubt: resent as itself");
         store.schedule_retry(1, 1, 0, "connection refused", false).await.unwrap();
@@ -872,7 +876,7 @@ mod tests {
         let store = Store::open(&path, SyncMode::Normal).unwrap();
         store.enqueue(n("ops"), &[msg("u1")], 1).await.unwrap();
         for t in [100, 200, 300] {
-            store.begin_attempt(1, Some("robot-a"), t).await.unwrap();
+            store.begin_attempt(1, "robot-a", t).await.unwrap();
         }
         store.record_pause("robot-a", 9000).await.unwrap();
         store.record_pause("robot-a", 9500).await.unwrap();
