@@ -50,6 +50,8 @@ pub enum WebhookError {
     Store(#[from] StoreError),
     #[error("shutting down, retry later")]
     ShuttingDown,
+    #[error("internal error, retry later: {0}")]
+    Internal(String),
 }
 
 impl WebhookError {
@@ -63,6 +65,7 @@ impl WebhookError {
             WebhookError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WebhookError::Body(_) | WebhookError::Decode(_) => StatusCode::BAD_REQUEST,
             WebhookError::Store(_) | WebhookError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -283,7 +286,7 @@ async fn ready(app: &App) -> Resp {
 }
 
 /// Receive -> decode -> render -> store; the sender takes it from there.
-async fn webhook(app: &App, live: &Live, name: &str, req: Request<Incoming>) -> Result<Resp, WebhookError> {
+async fn webhook(app: &Arc<App>, live: &Arc<Live>, name: &str, req: Request<Incoming>) -> Result<Resp, WebhookError> {
     if req.method() != Method::POST {
         return Err(WebhookError::MethodNotAllowed(req.method().clone()));
     }
@@ -310,6 +313,25 @@ async fn webhook(app: &App, live: &Live, name: &str, req: Request<Incoming>) -> 
         return Err(WebhookError::ShuttingDown);
     }
     let rendered = live.renderer.render(target, &decoded);
+    // Committing and waking the sender must not be cut short: hyper drops this future when the caller
+    // hangs up, and a message committed without its wake-up would wait for the next notification.
+    let accept = tokio::spawn(accept(app.clone(), live.clone(), name.to_string(), decoded, rendered));
+    match accept.await {
+        Ok(result) => result,
+        Err(e) => Err(WebhookError::Internal(e.to_string())),
+    }
+}
+
+/// Store -> wake the sender -> count: runs to the end even if the caller is gone.
+async fn accept(
+    app: Arc<App>,
+    live: Arc<Live>,
+    name: String,
+    decoded: decode::Decoded,
+    rendered: crate::render::Rendered,
+) -> Result<Resp, WebhookError> {
+    let name = name.as_str();
+    let target = live.config.targets.get(name).ok_or_else(|| WebhookError::UnknownTarget(name.to_string()))?;
     let n = &decoded.notification;
     let now = now_ms();
     let window = live.config.delivery.dedup_window;
