@@ -7,9 +7,10 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use dingtalk_bridge::channel::dingtalk::sign as dingtalk;
 use dingtalk_bridge::config::Config;
+use dingtalk_bridge::decode;
 use dingtalk_bridge::render::Renderer;
-use dingtalk_bridge::{decode, dingtalk};
 
 /// A firing group of `alerts` node-disk alerts, shaped like Alertmanager 0.25's payloads.
 fn payload(alerts: usize) -> Vec<u8> {

@@ -155,7 +155,7 @@ fn check_config(path: &Path) -> ExitCode {
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
-    let renderer = match crate::load_templates(&config) {
+    let renderer = match crate::app::load_templates(&config) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
@@ -209,7 +209,7 @@ fn render(path: &Path, name: &str, payload: Option<&Path>, pretty: bool) -> Exit
         );
         return ExitCode::FAILURE;
     };
-    let renderer = match crate::load_templates(&config) {
+    let renderer = match crate::app::load_templates(&config) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");

@@ -1,5 +1,14 @@
-//! Every metric the bridge exports, in its own registry. Labels are bounded: target names from the
-//! configuration, HTTP codes, alert status and the `Reason` enum; never alert names or label values.
+//! Every metric the bridge exports, in its own registry, recorded only through the typed functions
+//! below: a call site names a target and, where there is one, a reason enum, never a label string.
+//! Labels are bounded: target names from the configuration, HTTP codes, alert status and reason enums;
+//! never alert names or label values.
+//!
+//! Series appear when something happens to them, except the few per target that alert rules and the
+//! dashboard need from their first scrape (created by [`Metrics::init_target`]): queue depth and oldest
+//! age, messages finished, throttles and template failures. A counter that first appears at 1 is
+//! invisible to `increase()`, so those must exist at 0; the failure alerts catch new series otherwise.
+
+use std::time::Duration;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -7,33 +16,57 @@ use prometheus::{
 
 /// The label used for requests to a target that is not configured (the path is caller-controlled).
 pub const UNKNOWN_TARGET: &str = "_unknown";
-/// `reason` of a notification identical to one accepted within the dedup window.
-pub const SUPPRESSED_DUPLICATE: &str = "duplicate";
+
+/// A bounded reason, as a label value.
+pub trait Reason: Copy {
+    fn label(self) -> &'static str;
+}
+
+impl Reason for crate::channel::Reason {
+    fn label(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// Why a notification was acknowledged without being sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suppressed {
+    /// Identical to one accepted within `delivery.dedup_window`.
+    Duplicate,
+}
+
+impl Reason for Suppressed {
+    fn label(self) -> &'static str {
+        match self {
+            Suppressed::Duplicate => "duplicate",
+        }
+    }
+}
 
 pub struct Metrics {
-    pub registry: Registry,
-    pub webhook_requests: IntCounterVec,
-    pub alerts_received: IntCounterVec,
-    pub notifications: IntCounterVec,
-    pub notifications_failed: IntCounterVec,
-    pub notification_requests: IntCounterVec,
-    pub notification_requests_failed: IntCounterVec,
-    pub notification_latency: HistogramVec,
-    pub queue_depth: IntGaugeVec,
-    pub queue_oldest_age: IntGaugeVec,
-    pub template_failures: IntCounterVec,
-    pub keyword_inserted: IntCounterVec,
-    pub messages_split: IntCounterVec,
-    pub messages_truncated: IntCounterVec,
-    pub throttled: IntCounterVec,
-    pub rate_limited: IntCounterVec,
-    pub digests: IntCounterVec,
-    pub suppressed: IntCounterVec,
-    pub alerts_truncated: IntCounterVec,
-    pub build_info: IntGaugeVec,
-    pub ready: IntGauge,
-    pub reload_successful: IntGauge,
-    pub reload_timestamp: IntGauge,
+    registry: Registry,
+    webhook_requests: IntCounterVec,
+    alerts_received: IntCounterVec,
+    notifications: IntCounterVec,
+    notifications_failed: IntCounterVec,
+    notification_requests: IntCounterVec,
+    notification_requests_failed: IntCounterVec,
+    notification_latency: HistogramVec,
+    queue_depth: IntGaugeVec,
+    queue_oldest_age: IntGaugeVec,
+    template_failures: IntCounterVec,
+    keyword_inserted: IntCounterVec,
+    messages_split: IntCounterVec,
+    messages_truncated: IntCounterVec,
+    throttled: IntCounterVec,
+    rate_limited: IntCounterVec,
+    digests: IntCounterVec,
+    suppressed: IntCounterVec,
+    alerts_truncated: IntCounterVec,
+    corrupt_records: IntCounterVec,
+    ready: IntGauge,
+    reload_successful: IntGauge,
+    reload_timestamp: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -44,6 +77,12 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry.register(Box::new(g.clone())).expect("metric registered once");
+    g
+}
+
+fn plain(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric definition");
     registry.register(Box::new(g.clone())).expect("metric registered once");
     g
 }
@@ -62,31 +101,15 @@ impl Metrics {
         )
         .expect("valid metric definition");
         registry.register(Box::new(notification_latency.clone())).expect("metric registered once");
-        let ready = IntGauge::new(
-            "dingtalk_bridge_ready",
-            "1 when the bridge accepts notifications (config, templates and store are up).",
-        )
-        .expect("valid metric definition");
-        registry.register(Box::new(ready.clone())).expect("metric registered once");
-        let plain = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric definition");
-            registry.register(Box::new(g.clone())).expect("metric registered once");
-            g
-        };
-        let reload_successful = plain(
-            "dingtalk_bridge_config_last_reload_successful",
-            "1 if the last configuration (re)load succeeded; 0 while a broken one is refused and the previous one serves.",
-        );
-        let reload_timestamp = plain(
-            "dingtalk_bridge_config_last_reload_success_timestamp_seconds",
-            "When the configuration was last loaded successfully, as a Unix timestamp.",
-        );
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("process collector registered once");
+        let build_info =
+            gauge(r, "dingtalk_bridge_build_info", "Always 1; the version label says which build runs.", &["version"]);
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
 
-        let m = Metrics {
+        Metrics {
             webhook_requests: counter(
                 r,
                 "dingtalk_bridge_webhook_requests_total",
@@ -185,44 +208,135 @@ impl Metrics {
                 "Alerts Alertmanager left out of notifications (truncatedAlerts, from max_alerts).",
                 &["target"],
             ),
-            build_info: gauge(
+            corrupt_records: counter(
                 r,
-                "dingtalk_bridge_build_info",
-                "Always 1; the version label says which build runs.",
-                &["version"],
+                "dingtalk_bridge_store_corrupt_records_total",
+                "Stored records the bridge could not read back (a digest summary); the message is sent on its own.",
+                &["target"],
             ),
-            ready,
-            reload_successful,
-            reload_timestamp,
+            ready: plain(
+                r,
+                "dingtalk_bridge_ready",
+                "1 when the bridge accepts notifications (config, templates and store are up).",
+            ),
+            reload_successful: plain(
+                r,
+                "dingtalk_bridge_config_last_reload_successful",
+                "1 if the last configuration (re)load succeeded; 0 while a broken one is refused and the previous one serves.",
+            ),
+            reload_timestamp: plain(
+                r,
+                "dingtalk_bridge_config_last_reload_success_timestamp_seconds",
+                "When the configuration was last loaded successfully, as a Unix timestamp.",
+            ),
             registry,
-        };
-        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        m
+        }
     }
 
-    /// Creates every per-target series at zero, so dashboards and alert rules see the target before its
-    /// first event.
+    /// Creates at zero the per-target series alert rules and the dashboard need before the first event.
     pub fn init_target(&self, target: &str) {
-        for m in [&self.notifications, &self.notification_requests, &self.template_failures, &self.keyword_inserted] {
+        for m in [&self.notifications, &self.throttled, &self.template_failures] {
             m.with_label_values(&[target]);
-        }
-        for m in [
-            &self.messages_split,
-            &self.messages_truncated,
-            &self.throttled,
-            &self.rate_limited,
-            &self.digests,
-            &self.alerts_truncated,
-        ] {
-            m.with_label_values(&[target]);
-        }
-        self.suppressed.with_label_values(&[target, SUPPRESSED_DUPLICATE]);
-        for status in ["firing", "resolved"] {
-            self.alerts_received.with_label_values(&[target, status]);
         }
         self.queue_depth.with_label_values(&[target]);
         self.queue_oldest_age.with_label_values(&[target]);
-        self.notification_latency.with_label_values(&[target]);
+    }
+
+    // Intake.
+
+    /// A webhook answered with `code`; `target` is a configured name or [`UNKNOWN_TARGET`].
+    pub fn webhook(&self, target: &str, code: u16) {
+        self.webhook_requests.with_label_values(&[target, &code.to_string()]).inc();
+    }
+
+    pub fn alerts_received(&self, target: &str, firing: usize, resolved: usize) {
+        if firing > 0 {
+            self.alerts_received.with_label_values(&[target, "firing"]).inc_by(firing as u64);
+        }
+        if resolved > 0 {
+            self.alerts_received.with_label_values(&[target, "resolved"]).inc_by(resolved as u64);
+        }
+    }
+
+    pub fn suppressed(&self, target: &str, why: Suppressed) {
+        self.suppressed.with_label_values(&[target, why.label()]).inc();
+    }
+
+    pub fn template_failed(&self, target: &str) {
+        self.template_failures.with_label_values(&[target]).inc();
+    }
+
+    pub fn keyword_inserted(&self, target: &str, messages: usize) {
+        self.keyword_inserted.with_label_values(&[target]).inc_by(messages as u64);
+    }
+
+    pub fn split(&self, target: &str) {
+        self.messages_split.with_label_values(&[target]).inc();
+    }
+
+    pub fn truncated(&self, target: &str, messages: usize) {
+        self.messages_truncated.with_label_values(&[target]).inc_by(messages as u64);
+    }
+
+    pub fn alerts_truncated(&self, target: &str, alerts: u64) {
+        self.alerts_truncated.with_label_values(&[target]).inc_by(alerts);
+    }
+
+    // Delivery.
+
+    /// One request to the receiver, however it ended.
+    pub fn request(&self, target: &str, took: Duration) {
+        self.notification_requests.with_label_values(&[target]).inc();
+        self.notification_latency.with_label_values(&[target]).observe(took.as_secs_f64());
+    }
+
+    pub fn request_failed(&self, target: &str, reason: impl Reason) {
+        self.notification_requests_failed.with_label_values(&[target, reason.label()]).inc();
+    }
+
+    pub fn delivered(&self, target: &str) {
+        self.notifications.with_label_values(&[target]).inc();
+    }
+
+    pub fn given_up(&self, target: &str, reason: impl Reason) {
+        self.notifications.with_label_values(&[target]).inc();
+        self.notifications_failed.with_label_values(&[target, reason.label()]).inc();
+    }
+
+    pub fn throttled(&self, target: &str) {
+        self.throttled.with_label_values(&[target]).inc();
+    }
+
+    pub fn rate_limited(&self, target: &str) {
+        self.rate_limited.with_label_values(&[target]).inc();
+    }
+
+    pub fn digest(&self, target: &str) {
+        self.digests.with_label_values(&[target]).inc();
+    }
+
+    pub fn corrupt_record(&self, target: &str) {
+        self.corrupt_records.with_label_values(&[target]).inc();
+    }
+
+    /// The outbox as of a scrape.
+    pub fn queue(&self, target: &str, depth: i64, oldest_age_s: i64) {
+        self.queue_depth.with_label_values(&[target]).set(depth);
+        self.queue_oldest_age.with_label_values(&[target]).set(oldest_age_s);
+    }
+
+    // The process.
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// A configuration (re)load succeeded (at `unix_s`) or was refused.
+    pub fn reloaded(&self, ok: bool, unix_s: i64) {
+        self.reload_successful.set(i64::from(ok));
+        if ok {
+            self.reload_timestamp.set(unix_s);
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {

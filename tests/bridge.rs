@@ -73,7 +73,10 @@ async fn firing_then_resolved_arrive_signed_with_keyword_and_mentions() {
     assert_eq!(resolved.body["markdown"]["title"], "Alert [RESOLVED:3] NodeDiskFull");
     assert!(mock.answered().iter().all(|a| a.errcode == 0), "{:?}", mock.answered());
 
-    wait_for("delivered records", || async { records(dir.path()).await.iter().all(|r| r.state == "delivered") }).await;
+    wait_for("delivered records", || async {
+        records(dir.path()).await.iter().all(|r| r.state.as_str() == "delivered")
+    })
+    .await;
     let m = bridge.metrics().await;
     assert_eq!(metric(&m, "dingtalk_bridge_notifications_total", &[("target", "ops")]), 2.0);
     assert_eq!(metric(&m, "dingtalk_bridge_notification_requests_total", &[("target", "ops")]), 2.0);
@@ -95,8 +98,10 @@ async fn a_wrong_secret_is_given_up_once_with_its_reason() {
     let (status, _) = post(&bridge.url("/dingtalk/ops/send"), "application/json", FIRING).await;
     assert_eq!(status, 200, "accepted: the problem is DingTalk's answer, which the caller cannot fix by retrying");
 
-    wait_for("the failure to be recorded", || async { records(dir.path()).await.iter().any(|r| r.state == "failed") })
-        .await;
+    wait_for("the failure to be recorded", || async {
+        records(dir.path()).await.iter().any(|r| r.state.as_str() == "failed")
+    })
+    .await;
     let recs = records(dir.path()).await;
     assert_eq!(recs[0].reason.as_deref(), Some("signature"));
     assert_eq!(recs[0].attempts, 1);
@@ -104,7 +109,7 @@ async fn a_wrong_secret_is_given_up_once_with_its_reason() {
     // A second notification shows the sender went on after giving up, still without retrying the first.
     post(&bridge.url("/dingtalk/ops/send"), "application/json", RESOLVED).await;
     wait_for("the second failure", || async {
-        records(dir.path()).await.iter().filter(|r| r.state == "failed").count() == 2
+        records(dir.path()).await.iter().filter(|r| r.state.as_str() == "failed").count() == 2
     })
     .await;
     assert_eq!(mock.requests(), 2, "one request per message, no retry storm");
@@ -153,7 +158,7 @@ async fn dingtalk_down_then_up_delivers_once() {
         0.0
     );
     let rec = &records(dir.path()).await[0];
-    assert_eq!(rec.state, "delivered");
+    assert_eq!(rec.state.as_str(), "delivered");
     assert!(rec.attempts >= 7, "{rec:?}");
     bridge.stop().await;
 }
@@ -167,9 +172,9 @@ async fn messages_that_cannot_be_delivered_in_time_expire_visibly() {
     let dir = tempfile::tempdir().unwrap();
     let bridge = Bridge::start(dir.path(), &config(&mock, "tok-ops", SECRET, "  max_age: 400ms")).await;
     post(&bridge.url("/dingtalk/ops/send"), "application/json", FIRING).await;
-    wait_for("expiry", || async { records(dir.path()).await.iter().any(|r| r.state == "failed") }).await;
+    wait_for("expiry", || async { records(dir.path()).await.iter().any(|r| r.state.as_str() == "failed") }).await;
     let recs = records(dir.path()).await;
-    let digest = recs.iter().find(|r| r.kind == "digest").expect("a digest");
+    let digest = recs.iter().find(|r| r.kind.as_str() == "digest").expect("a digest");
     assert_eq!((digest.state.as_str(), digest.reason.as_deref()), ("failed", Some("expired")));
     assert_eq!((recs[0].state.as_str(), recs[0].carried_by), ("merged", Some(digest.id)));
     let m = bridge.metrics().await;
@@ -187,7 +192,7 @@ async fn messages_that_cannot_be_delivered_in_time_expire_visibly() {
     let dir = tempfile::tempdir().unwrap();
     let bridge = Bridge::start(dir.path(), &config(&mock, "tok-ops", SECRET, "  max_age: 400ms")).await;
     post(&bridge.url("/dingtalk/ops/send"), "application/json", FIRING).await;
-    wait_for("expiry", || async { records(dir.path()).await.iter().any(|r| r.state == "failed") }).await;
+    wait_for("expiry", || async { records(dir.path()).await.iter().any(|r| r.state.as_str() == "failed") }).await;
     let recs = records(dir.path()).await;
     assert_eq!(recs.len(), 1, "no digest: {recs:?}");
     assert_eq!(recs[0].reason.as_deref(), Some("expired"));
@@ -357,7 +362,7 @@ async fn graceful_shutdown_leaves_undelivered_messages_for_the_next_start() {
     }
     wait_for("an attempt", || async { mock.requests() >= 1 }).await;
     bridge.stop().await;
-    assert_eq!(records(dir.path()).await.iter().filter(|r| r.state == "pending").count(), 2);
+    assert_eq!(records(dir.path()).await.iter().filter(|r| r.state.as_str() == "pending").count(), 2);
 
     mock.set_mode(Mode::Normal);
     let bridge = Bridge::start(dir.path(), &yaml).await;
@@ -405,7 +410,7 @@ async fn a_timed_out_send_is_retried_with_the_same_msg_uuid_and_shown_once() {
     })
     .await;
     mock.set_mode(Mode::Normal);
-    wait_for("the delivered record", || async { records(dir.path()).await[0].state == "delivered" }).await;
+    wait_for("the delivered record", || async { records(dir.path()).await[0].state.as_str() == "delivered" }).await;
     assert_eq!(mock.posted().len(), 1, "the group shows it once");
     assert!(mock.duplicate_uuids() >= 1, "the resend carried the same msgUuid");
     bridge.stop().await;

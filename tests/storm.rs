@@ -50,11 +50,11 @@ targets:
 /// Every accepted notification is carried by a delivered message: its own, or a digest that merged it.
 async fn every_notification_delivered(path: &std::path::Path) {
     let recs = Store::open(path, SyncMode::Normal).unwrap().records("ops").await.unwrap();
-    let state = |id: i64| recs.iter().find(|r| r.id == id).map(|r| r.state.clone());
-    for r in recs.iter().filter(|r| r.kind == "message") {
+    let state = |id: i64| recs.iter().find(|r| r.id == id).map(|r| r.state.as_str());
+    for r in recs.iter().filter(|r| r.kind.as_str() == "message") {
         match r.state.as_str() {
             "delivered" => {}
-            "merged" => assert_eq!(state(r.carried_by.unwrap()).as_deref(), Some("delivered"), "{r:?}"),
+            "merged" => assert_eq!(state(r.carried_by.unwrap()), Some("delivered"), "{r:?}"),
             other => panic!("message of notification {:?} is {other}", r.notification_id),
         }
     }

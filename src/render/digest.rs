@@ -4,10 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Envelope, Message, Renderer, body, contains_token, group_name, helpers::escape_markdown, mention_tokens, new_uuid,
-};
-use crate::config::{MsgType, Target};
+use super::{Envelope, Message, Renderer, contains_token, group_name, helpers::escape_markdown, new_uuid};
+use crate::config::Target;
 use crate::decode::{Decoded, Status};
 
 const MAX_SUMMARY_CHARS: usize = 160;
@@ -41,8 +39,8 @@ fn cut(s: &str, max: usize) -> String {
     if s.chars().count() <= max { s.to_string() } else { s.chars().take(max - 1).chain(['…']).collect() }
 }
 
-/// The summary of a decoded notification, as JSON for the store.
-pub fn summarize(d: &Decoded) -> String {
+/// The summary of a decoded notification.
+pub fn summarize(d: &Decoded) -> Summary {
     let n = &d.notification;
     let severity = n
         .common_labels
@@ -64,7 +62,7 @@ pub fn summarize(d: &Decoded) -> String {
     } else {
         vec![]
     };
-    let s = Summary {
+    Summary {
         status: n.status.as_str().to_string(),
         name: cut(&group_name(d), MAX_NAME_CHARS),
         severity,
@@ -73,8 +71,7 @@ pub fn summarize(d: &Decoded) -> String {
         subjects,
         summary,
         external_url: n.external_url.clone(),
-    };
-    serde_json::to_string(&s).expect("a summary serializes")
+    }
 }
 
 impl Summary {
@@ -125,7 +122,7 @@ impl Renderer {
     }
 
     fn digest_body(&self, target: &Target, entries: &[Summary], waiting: usize, why: &str, uuid: &str) -> String {
-        let markdown = target.msgtype != MsgType::Text;
+        let markdown = !target.channel.text_only();
         let firing = entries.iter().filter(|e| e.status == Status::Firing.as_str()).count();
         let resolved = entries.len() - firing;
         let kw = target.keyword.as_deref().map(|k| format!("{k} ")).unwrap_or_default();
@@ -147,21 +144,22 @@ impl Renderer {
                 format!("\n\nAlertmanager: {url}")
             });
         }
-        let env = Envelope::new(target, firing > 0, url.map(str::to_string));
+        let env = Envelope { firing: firing > 0, link: url.map(str::to_string) };
         let missing: Vec<String> =
-            mention_tokens(target, &env).into_iter().filter(|t| !contains_token(&text, t)).collect();
+            env.mention_tokens(target).into_iter().filter(|t| !contains_token(&text, t)).collect();
         if !missing.is_empty() {
             text.push_str("\n\n");
             text.push_str(&missing.join(" "));
         }
-        body(target, &env, &title, &text, uuid)
+        env.body(target, &title, &text, uuid)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Endpoint, Mention};
+    use crate::channel::Channel;
+    use crate::channel::dingtalk::{Format, Mention, MsgType, Robot};
     use crate::decode::decode;
     use crate::secret::Secret;
     use serde_json::Value;
@@ -169,12 +167,16 @@ mod tests {
     fn target() -> Target {
         Target {
             name: "ops".into(),
-            endpoint: Endpoint::Robot(Secret::new("https://x/robot/send?access_token=t")),
-            secret: None,
+            channel: Channel::DingTalk(Robot {
+                url: Secret::new("https://x/robot/send?access_token=t"),
+                secret: None,
+                format: Format {
+                    msgtype: MsgType::Markdown,
+                    mention: Mention { mobiles: vec!["13800000000".into()], ..Mention::default() },
+                },
+            }),
             keyword: Some("Alert".into()),
             template: "default".into(),
-            msgtype: MsgType::Markdown,
-            mention: Mention { mobiles: vec!["13800000000".into()], ..Mention::default() },
             rate_limit: crate::config::RateLimit { messages: 20, per: std::time::Duration::from_secs(60) },
         }
     }
@@ -195,7 +197,7 @@ mod tests {
     #[test]
     fn summary_of_a_real_capture() {
         let d = decode(include_str!("../../tests/fixtures/alertmanager-0.25-firing.json").as_bytes()).unwrap();
-        let s: Summary = serde_json::from_str(&summarize(&d)).unwrap();
+        let s = summarize(&d);
         assert_eq!(s.name, "NodeDiskFull");
         assert_eq!((s.firing, s.resolved, s.severity.as_str()), (3, 0, "warning"));
         assert_eq!(s.subjects, vec!["node1:9100", "node2:9100", "node3:9100"]);

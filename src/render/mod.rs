@@ -1,7 +1,8 @@
-//! Rendering: one accepted notification -> the DingTalk request bodies that carry it. Owns the template
-//! sets (built-in and user), the fallback that keeps a broken user template from costing an alert, the
-//! keyword guarantee, mentions, and keeping every body under DingTalk's size limit (splitting a group into
-//! numbered parts, cutting a lone oversized alert at a UTF-8 boundary).
+//! Rendering: one accepted notification -> the request bodies that carry it. Owns the template sets
+//! (built-in and user), the fallback that keeps a broken user template from costing an alert, the keyword
+//! guarantee, writing mentions into the text, and keeping every body under the size limit (splitting a
+//! group into numbered parts, cutting a lone oversized alert at a UTF-8 boundary). The target's channel
+//! turns title and text into its protocol's body, which is what gets measured.
 
 pub mod digest;
 pub mod helpers;
@@ -14,7 +15,8 @@ use std::path::Path;
 use handlebars::Handlebars;
 use serde_json::{Map, Value, json};
 
-use crate::config::{MsgType, Target};
+use crate::channel::Content;
+use crate::config::Target;
 use crate::decode::{Decoded, Status};
 
 /// The template set every installation has; users may override its files.
@@ -62,8 +64,8 @@ pub struct Rendered {
     pub keyword_inserted: usize,
     /// Messages whose text was cut to fit the size limit.
     pub truncated: usize,
-    /// The notification in one line's worth of JSON ([`Summary`]), for storm digests.
-    pub summary: String,
+    /// The notification in one line, for storm digests.
+    pub summary: Summary,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +137,7 @@ impl Renderer {
             .filter(|&i| n.alerts[i].status == Status::Firing)
             .chain((0..n.alerts.len()).filter(|&i| n.alerts[i].status == Status::Resolved))
             .collect();
-        let env = Envelope::of(target, d);
+        let env = Envelope::of(d);
         let mut out = Rendered { summary: summarize(d), ..Rendered::default() };
         let uuid = new_uuid();
         let size = |draft: &Draft| self.body_len(draft, target, &env, &uuid);
@@ -252,7 +254,7 @@ impl Renderer {
         alerts: &[usize],
         part: Option<(usize, usize)>,
     ) -> Result<Draft, String> {
-        let mentions = mention_tokens(target, &Envelope::of(target, d)).join(" ");
+        let mentions = Envelope::of(d).mention_tokens(target).join(" ");
         let (title, text) = match src {
             Source::Plain => plain(d, alerts, part),
             Source::Set(_) | Source::Builtin => {
@@ -266,9 +268,10 @@ impl Renderer {
                     let name = name(kind);
                     self.hb.render_with_context(&name, &ctx).map_err(|e| format!("template {name}: {e}"))
                 };
-                match target.msgtype {
-                    MsgType::Text => (String::new(), render("text")?),
-                    MsgType::Markdown | MsgType::ActionCard => (render("title")?, render("markdown")?),
+                if target.channel.text_only() {
+                    (String::new(), render("text")?)
+                } else {
+                    (render("title")?, render("markdown")?)
                 }
             }
         };
@@ -276,12 +279,12 @@ impl Renderer {
         if title.chars().count() > MAX_TITLE_CHARS {
             title = title.chars().take(MAX_TITLE_CHARS - 1).chain(['…']).collect();
         }
-        if title.is_empty() && target.msgtype != MsgType::Text {
+        if title.is_empty() && !target.channel.text_only() {
             title = plain_title(d, part);
         }
         let mut draft = Draft { title, text: tidy(&text), keyword_inserted: false };
         if let Some(kw) = &target.keyword {
-            if target.msgtype != MsgType::Text && !draft.title.contains(kw.as_str()) {
+            if !target.channel.text_only() && !draft.title.contains(kw.as_str()) {
                 draft.title = format!("{kw} {}", draft.title);
                 draft.keyword_inserted = true;
             }
@@ -294,7 +297,7 @@ impl Renderer {
     }
 
     fn body_len(&self, draft: &Draft, target: &Target, env: &Envelope, uuid: &str) -> usize {
-        body(target, env, &draft.title, &self.full_text(draft, target, env, None), uuid).len()
+        env.body(target, &draft.title, &self.full_text(draft, target, env, None), uuid).len()
     }
 
     /// The text as sent: the draft (cut to `cut` bytes if given, with a marker), then mentions DingTalk needs
@@ -316,7 +319,7 @@ impl Renderer {
             text = format!("{kw}\n\n{text}");
         }
         let missing: Vec<String> =
-            mention_tokens(target, env).into_iter().filter(|t| !contains_token(&text, t)).collect();
+            env.mention_tokens(target).into_iter().filter(|t| !contains_token(&text, t)).collect();
         if !missing.is_empty() {
             text.push_str("\n\n");
             text.push_str(&missing.join(" "));
@@ -327,13 +330,13 @@ impl Renderer {
     /// The final body; a single alert too big even alone has its text cut at a UTF-8 boundary.
     fn finish(&self, draft: Draft, target: &Target, env: &Envelope, uuid: String) -> Finished {
         let mut text = self.full_text(&draft, target, env, None);
-        let mut json = body(target, env, &draft.title, &text, &uuid);
+        let mut json = env.body(target, &draft.title, &text, &uuid);
         let mut cut = draft.text.len();
         while json.len() > self.max_bytes && cut > 0 {
             // JSON escaping can make a byte of text cost more than one byte of body: cut by the excess, repeat.
             cut = cut.saturating_sub(json.len() - self.max_bytes + 16);
             text = self.full_text(&draft, target, env, Some(cut));
-            json = body(target, env, &draft.title, &text, &uuid);
+            json = env.body(target, &draft.title, &text, &uuid);
         }
         Finished {
             truncated: cut < draft.text.len(),
@@ -413,33 +416,31 @@ fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// What a message body needs beyond title and text: whether its mentions ring, and the link an
-/// actionCard's button opens.
+/// What a message body needs beyond title and text: whether it is about firing alerts (mentions ring),
+/// and the link a button opens.
 struct Envelope {
-    ring: bool,
-    action_url: Option<String>,
+    firing: bool,
+    link: Option<String>,
 }
 
 impl Envelope {
-    fn new(target: &Target, firing: bool, action_url: Option<String>) -> Self {
-        Envelope { ring: !target.mention.is_empty() && (firing || target.mention.on_resolved), action_url }
-    }
-
-    fn of(target: &Target, d: &Decoded) -> Self {
+    fn of(d: &Decoded) -> Self {
         let n = &d.notification;
         let url = Some(n.external_url.as_str())
             .filter(|u| !u.is_empty())
             .or_else(|| n.alerts.iter().map(|a| a.generator_url.as_str()).find(|u| !u.is_empty()));
-        Envelope::new(target, n.status == Status::Firing, url.map(str::to_string))
+        Envelope { firing: n.status == Status::Firing, link: url.map(str::to_string) }
     }
-}
 
-/// `@mobile` / `@userId` tokens: DingTalk only highlights a mention that is also written in the text.
-fn mention_tokens(target: &Target, env: &Envelope) -> Vec<String> {
-    if !env.ring {
-        return vec![];
+    fn mention_tokens(&self, target: &Target) -> Vec<String> {
+        target.channel.mention_tokens(self.firing)
     }
-    target.mention.mobiles.iter().chain(&target.mention.user_ids).map(|m| format!("@{m}")).collect()
+
+    /// The request body the target's channel makes of title and text.
+    fn body(&self, target: &Target, title: &str, text: &str, uuid: &str) -> String {
+        let content = Content { title, text, firing: self.firing, link: self.link.as_deref() };
+        target.channel.body(&content, uuid)
+    }
 }
 
 /// `@123` must not count as present because `@1234` is.
@@ -447,39 +448,6 @@ fn contains_token(text: &str, token: &str) -> bool {
     text.match_indices(token).any(|(i, _)| {
         text[i + token.len()..].chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'))
     })
-}
-
-/// The JSON body DingTalk receives.
-fn body(target: &Target, env: &Envelope, title: &str, text: &str, uuid: &str) -> String {
-    let at = || {
-        let m = &target.mention;
-        let active = env.ring;
-        json!({
-            "atMobiles": if active { m.mobiles.clone() } else { vec![] },
-            "atUserIds": if active { m.user_ids.clone() } else { vec![] },
-            "isAtAll": active && m.all,
-        })
-    };
-    let value = match target.msgtype {
-        MsgType::Text => json!({"msgtype": "text", "text": {"content": text}, "at": at(), "msgUuid": uuid}),
-        MsgType::Markdown => {
-            json!({"msgtype": "markdown", "markdown": {"title": title, "text": text}, "at": at(), "msgUuid": uuid})
-        }
-        MsgType::ActionCard => {
-            match env.action_url.as_deref() {
-                Some(url) => json!({
-                    "msgtype": "actionCard",
-                    "actionCard": {"title": title, "text": text, "singleTitle": "Open in Alertmanager", "singleURL": url},
-                    "msgUuid": uuid,
-                }),
-                // An actionCard needs a link; without one the markdown form says the same.
-                None => {
-                    json!({"msgtype": "markdown", "markdown": {"title": title, "text": text}, "at": at(), "msgUuid": uuid})
-                }
-            }
-        }
-    };
-    value.to_string()
 }
 
 /// What templates see: the payload as Alertmanager sent it, plus fields that make templates short.

@@ -1,5 +1,6 @@
 use super::*;
-use crate::config::{Endpoint, Mention};
+use crate::channel::Channel;
+use crate::channel::dingtalk::{Format, Mention, MsgType, Robot};
 use crate::decode::decode;
 use crate::secret::Secret;
 
@@ -9,17 +10,21 @@ const RESOLVED: &str = include_str!("../../tests/fixtures/alertmanager-0.25-reso
 fn target(msgtype: MsgType) -> Target {
     Target {
         name: "ops".into(),
-        endpoint: Endpoint::Robot(Secret::new("https://oapi.dingtalk.com/robot/send?access_token=t")),
-        secret: None,
+        channel: Channel::DingTalk(Robot {
+            url: Secret::new("https://oapi.dingtalk.com/robot/send?access_token=t"),
+            secret: None,
+            format: Format {
+                msgtype,
+                mention: Mention {
+                    all: false,
+                    mobiles: vec!["13800000000".into()],
+                    user_ids: vec!["manager01".into()],
+                    on_resolved: false,
+                },
+            },
+        }),
         keyword: Some("Alert".into()),
         template: DEFAULT_SET.into(),
-        msgtype,
-        mention: Mention {
-            all: false,
-            mobiles: vec!["13800000000".into()],
-            user_ids: vec!["manager01".into()],
-            on_resolved: false,
-        },
         rate_limit: crate::config::RateLimit { messages: 20, per: std::time::Duration::from_secs(60) },
     }
 }
@@ -98,7 +103,8 @@ fn resolved_shows_end_and_duration_and_does_not_ring_by_default() {
     assert!(!text.contains("@13800000000"), "{text}");
     assert_eq!(b["at"]["atMobiles"], json!([]));
 
-    t.mention.on_resolved = true;
+    let Channel::DingTalk(robot) = &mut t.channel else { unreachable!() };
+    robot.format.mention.on_resolved = true;
     let b = body(&renderer().render(&t, &d).messages[0]);
     assert!(b["markdown"]["text"].as_str().unwrap().ends_with("@13800000000 @manager01"));
     assert_eq!(b["at"]["atUserIds"], json!(["manager01"]));

@@ -1,170 +1,20 @@
-//! The durable outbox in SQLite: accepted notifications and the messages that carry them, committed
-//! before the webhook is answered, and each message's delivery state.
-//!
-//! One thread owns the connection. Calls queue up as jobs; the thread runs every job waiting at that
-//! moment inside one transaction (each job in its own savepoint, so one failing job undoes only itself),
-//! commits once, and only then answers them all. This is group commit: with `storage.sync: full` every
-//! answer still waits for an fsync of the WAL, but one fsync serves everything that arrived meanwhile,
-//! and the async runtime never waits on the disk.
+//! The outbox in SQLite: the engine ([`engine`], one thread with group commits), the schema and its
+//! migrations ([`schema`]), and here the outbox's operations as SQL.
+
+mod engine;
+mod schema;
 
 use std::path::Path;
 use std::sync::mpsc;
 
+use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::oneshot;
 
+use super::*;
+use crate::clock::now_ms;
 use crate::config::SyncMode;
 use crate::render::Message;
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("storage: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("storage: cannot create {path}: {source}")]
-    CreateDir { path: String, source: std::io::Error },
-    #[error("storage: cannot commit: {0}")]
-    Commit(String),
-    #[error("storage: the storage thread has stopped")]
-    Stopped,
-}
-
-/// What a job gives back once its transaction has committed (or failed to): answers its caller.
-type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
-/// A unit of work for the storage thread, run inside the current batch's transaction (`None`: the
-/// transaction could not begin, so the job only reports that). Says whether it succeeded.
-type Work = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
-
-struct Job {
-    /// Several statements that must apply together: run in a savepoint, undone if the job fails. A single
-    /// statement (or a read) is atomic by itself and skips the savepoint.
-    atomic: bool,
-    work: Work,
-}
-
-/// The most jobs one transaction takes: bounds how long the first of them waits for its answer.
-const MAX_BATCH: usize = 512;
-
-/// One notification to enqueue.
-#[derive(Debug, Clone)]
-pub struct NewNotification<'a> {
-    pub target: &'a str,
-    pub group_key: &'a str,
-    pub status: &'a str,
-    pub alerts: usize,
-    /// Duplicate suppression: the notification's identity and how far back to look for it.
-    pub dedup: Option<(&'a str, i64)>,
-    pub summary: &'a str,
-}
-
-/// What `enqueue` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Enqueued {
-    Accepted(i64),
-    /// An identical notification was accepted within the window (its id); nothing was stored.
-    Duplicate(i64),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Message,
-    Digest,
-}
-
-/// A message waiting to be sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
-    pub id: i64,
-    pub kind: Kind,
-    pub msg_uuid: String,
-    pub body: String,
-    pub created_at_ms: i64,
-    pub attempts: i64,
-    pub next_attempt_ms: i64,
-}
-
-/// A pending message a digest may take over, with its notification's summary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub id: i64,
-    pub notification_id: i64,
-    pub summary: String,
-}
-
-/// A message's record, for tests and (later) the operations console.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub id: i64,
-    pub target: String,
-    pub kind: String,
-    pub notification_id: Option<i64>,
-    pub msg_uuid: String,
-    pub state: String,
-    pub carried_by: Option<i64>,
-    pub attempts: i64,
-    pub reason: Option<String>,
-    pub last_error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueStats {
-    pub target: String,
-    pub depth: i64,
-    pub oldest_created_ms: i64,
-}
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS notifications (
-    id             INTEGER PRIMARY KEY,
-    target         TEXT NOT NULL,
-    group_key      TEXT NOT NULL,
-    status         TEXT NOT NULL,
-    alerts         INTEGER NOT NULL,
-    received_at_ms INTEGER NOT NULL,
-    -- Identity for duplicate suppression (group key, status, alert states); NULL when suppression is off.
-    dedup_key      TEXT,
-    -- A compact JSON summary, what a storm digest lists for this notification.
-    summary        TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS notifications_dedup ON notifications (target, dedup_key, received_at_ms)
-    WHERE dedup_key IS NOT NULL;
--- A message is one DingTalk request body. kind 'message' carries (part of) one notification; kind
--- 'digest' carries the notifications of the messages it merged (state 'merged', carried_by = the digest).
-CREATE TABLE IF NOT EXISTS messages (
-    id              INTEGER PRIMARY KEY,
-    notification_id INTEGER REFERENCES notifications(id),
-    target          TEXT NOT NULL,
-    kind            TEXT NOT NULL DEFAULT 'message' CHECK (kind IN ('message', 'digest')),
-    -- Delivery order within a target; a digest takes the place of the oldest message it merged.
-    seq             INTEGER,
-    msg_uuid        TEXT NOT NULL UNIQUE,
-    body            TEXT NOT NULL,
-    state           TEXT NOT NULL DEFAULT 'pending'
-                    CHECK (state IN ('pending', 'delivered', 'failed', 'merged')),
-    carried_by      INTEGER REFERENCES messages(id),
-    -- 1 while DingTalk may have the message: an attempt started and no answer proved it was not posted.
-    -- Such a message is resent as itself (DingTalk deduplicates its msgUuid), never merged into a digest.
-    in_doubt        INTEGER NOT NULL DEFAULT 0,
-    created_at_ms   INTEGER NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_ms INTEGER NOT NULL,
-    reason          TEXT,
-    last_error      TEXT,
-    finished_at_ms  INTEGER
-);
-CREATE INDEX IF NOT EXISTS messages_pending ON messages (target, seq, id) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS messages_finished ON messages (finished_at_ms) WHERE state != 'pending';
--- Each robot's recent sends and throttle pause, so a restart keeps its rate budget. `robot` is a hash of
--- the robot URL, never the access_token itself.
-CREATE TABLE IF NOT EXISTS robot_sends (
-    robot      TEXT NOT NULL,
-    sent_at_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS robot_sends_by_robot ON robot_sends (robot, sent_at_ms);
-CREATE TABLE IF NOT EXISTS robot_pauses (
-    robot       TEXT PRIMARY KEY,
-    until_ms    INTEGER NOT NULL
-);
-PRAGMA user_version = 1;
-";
+use engine::{Job, worker};
 
 /// How long send times are kept for rate budgets (longer than any sensible window).
 const ROBOT_SENDS_KEPT_MS: i64 = 24 * 3600 * 1000;
@@ -182,7 +32,7 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
         }
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })?;
@@ -190,7 +40,7 @@ impl Store {
         // No temp files: the container's root filesystem is read-only, and our temp data is small.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(64);
-        conn.execute_batch(SCHEMA)?;
+        schema::migrate(&mut conn)?;
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("storage".into())
@@ -198,67 +48,22 @@ impl Store {
             .map_err(|e| StoreError::Commit(format!("cannot start the storage thread: {e}")))?;
         Ok(Store { jobs })
     }
-
-    /// Runs `f` in the next batch's transaction (in a savepoint of its own) and returns its result once
-    /// that transaction has committed.
-    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
-    {
-        self.run(true, f).await
-    }
-
-    /// [`call`](Self::call) for a single statement or a read, which needs no savepoint of its own.
-    async fn call_one<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
-    {
-        self.run(false, f).await
-    }
-
-    async fn run<T, F>(&self, atomic: bool, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(job(atomic, f, move |answer| {
-                let _ = tx.send(answer);
-            }))
-            .map_err(|_| StoreError::Stopped)?;
-        rx.await.map_err(|_| StoreError::Stopped)?
-    }
-}
-
-/// A job running `f` whose outcome, once its transaction has committed (or failed to), goes to `answer`.
-fn job<T, F, A>(atomic: bool, f: F, answer: A) -> Job
-where
-    T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
-    A: FnOnce(Result<T, StoreError>) + Send + 'static,
-{
-    let work: Work = Box::new(move |conn| {
-        let result = conn.map(f);
-        let ok = matches!(result, Some(Ok(_)));
-        let finish: Finish = Box::new(move |txn_error: Option<&str>| {
-            answer(match (result, txn_error) {
-                (Some(Ok(v)), None) => Ok(v),
-                (Some(Err(e)), _) => Err(StoreError::Sqlite(e)),
-                (_, Some(e)) => Err(StoreError::Commit(e.to_string())),
-                (None, None) => Err(StoreError::Stopped),
-            })
-        });
-        (ok, finish)
-    });
-    Job { atomic, work }
 }
 
 /// Marks a message as possibly posted: an attempt has started and no answer has proved otherwise.
 fn in_doubt(conn: &Connection, id: i64) -> Result<(), rusqlite::Error> {
     conn.prepare_cached("UPDATE messages SET in_doubt = 1 WHERE id = ?1")?.execute([id]).map(drop)
+}
+
+/// A column of `kind`s: a value this build does not know is an error naming the record.
+fn kind_of(r: &rusqlite::Row, id: usize, col: usize) -> rusqlite::Result<Kind> {
+    let text: String = r.get(col)?;
+    Kind::parse(r.get(id)?, &text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, Type::Text, e.into()))
+}
+
+fn state_of(r: &rusqlite::Row, id: usize, col: usize) -> rusqlite::Result<State> {
+    let text: String = r.get(col)?;
+    State::parse(r.get(id)?, &text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, Type::Text, e.into()))
 }
 
 fn delivered(conn: &Connection, id: i64, attempts: i64, now_ms: i64) -> Result<(), rusqlite::Error> {
@@ -267,82 +72,6 @@ fn delivered(conn: &Connection, id: i64, attempts: i64, now_ms: i64) -> Result<(
     )?
     .execute(params![id, attempts, now_ms])
     .map(drop)
-}
-
-impl Store {
-    /// Queues `f` behind everything submitted so far without waiting for it: later calls see its writes.
-    /// A failure is logged (with `what`), as nobody waits to hear of it.
-    fn submit<F>(&self, what: &'static str, f: F)
-    where
-        F: FnOnce(&Connection) -> Result<(), rusqlite::Error> + Send + 'static,
-    {
-        let log = move |answer: Result<(), StoreError>| {
-            if let Err(error) = answer {
-                tracing::error!(%error, "cannot {what}");
-            }
-        };
-        if self.jobs.send(job(false, f, log)).is_err() {
-            tracing::error!("storage: cannot {what}: the storage thread has stopped");
-        }
-    }
-}
-
-/// The storage thread: waits for a job, takes every other job already queued (up to `MAX_BATCH`), runs
-/// them in one transaction, commits once, then answers them all.
-fn worker(conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
-            let e = e.to_string();
-            for job in batch {
-                (job.work)(None).1(Some(&e));
-            }
-            continue;
-        }
-        let finishes: Vec<Finish> = batch.into_iter().filter_map(|job| run_job(&conn, job)).collect();
-        let error = exec(&conn, "COMMIT").err().map(|e| {
-            let _ = exec(&conn, "ROLLBACK");
-            e.to_string()
-        });
-        for finish in finishes {
-            finish(error.as_deref());
-        }
-    }
-}
-
-/// Runs a statement without parameters from the statement cache (these run a few times per batch).
-fn exec(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
-    conn.prepare_cached(sql)?.execute([]).map(drop)
-}
-
-/// Runs one job, an atomic one in a savepoint that is undone if the job fails. A job that panics is
-/// undone too and its caller gets an error (its answer channel is dropped) rather than the thread going
-/// down.
-fn run_job(conn: &Connection, job: Job) -> Option<Finish> {
-    if job.atomic
-        && let Err(e) = exec(conn, "SAVEPOINT job")
-    {
-        let e = e.to_string();
-        let (_, finish) = (job.work)(None);
-        finish(Some(&e));
-        return None;
-    }
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(Some(conn))));
-    let undo = !matches!(outcome, Ok((true, _)));
-    if job.atomic {
-        let _ = if undo {
-            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
-        } else {
-            exec(conn, "RELEASE job")
-        };
-    }
-    outcome.ok().map(|(_, finish)| finish)
 }
 
 impl Store {
@@ -358,7 +87,7 @@ impl Store {
         let (target, group_key, status, alerts) =
             (n.target.to_string(), n.group_key.to_string(), n.status.to_string(), n.alerts as i64);
         let dedup = n.dedup.map(|(key, since)| (key.to_string(), since));
-        let summary = n.summary.to_string();
+        let summary = serde_json::to_string(n.summary).expect("a summary serializes");
         let messages = messages.to_vec();
         self.call(move |conn| {
             let tx = conn;
@@ -424,7 +153,7 @@ impl Store {
 
     /// The oldest pending messages of a target that a digest may merge: kind 'message', in order, up to the
     /// first pending digest (which keeps its place), leaving out a message DingTalk may already have.
-    pub async fn digest_candidates(&self, target: &str, limit: usize) -> Result<Vec<Candidate>, StoreError> {
+    pub async fn digest_candidates(&self, target: &str, limit: usize) -> Result<Candidates, StoreError> {
         let target = target.to_string();
         self.call_one(move |conn| {
             let mut stmt = conn.prepare_cached(
@@ -441,13 +170,20 @@ impl Store {
                     r.get::<_, bool>(4)?,
                 ))
             })?;
-            let mut out = vec![];
+            let mut out = Candidates::default();
             for row in rows {
                 match row? {
                     // Only the head can be in doubt (delivery is in order), so skipping it keeps the order.
                     (_, kind, _, _, true) if kind == "message" => continue,
                     (id, kind, Some(notification_id), Some(summary), false) if kind == "message" => {
-                        out.push(Candidate { id, notification_id, summary })
+                        match serde_json::from_str::<Summary>(&summary) {
+                            Ok(summary) => out.list.push(Candidate { id, notification_id, summary }),
+                            Err(e) => {
+                                let problem = e.to_string();
+                                out.corrupt = Some(StoreError::Corrupt { id, column: "summary", problem });
+                                break;
+                            }
+                        }
                     }
                     _ => break,
                 }
@@ -562,7 +298,7 @@ impl Store {
             let rows = stmt.query_map(params![target, limit as i64], |r| {
                 Ok(Pending {
                     id: r.get(0)?,
-                    kind: if r.get::<_, String>(1)? == "digest" { Kind::Digest } else { Kind::Message },
+                    kind: kind_of(r, 0, 1)?,
                     msg_uuid: r.get(2)?,
                     body: r.get(3)?,
                     created_at_ms: r.get(4)?,
@@ -661,10 +397,10 @@ impl Store {
                 Ok(Record {
                     id: r.get(0)?,
                     target: r.get(1)?,
-                    kind: r.get(2)?,
+                    kind: kind_of(r, 0, 2)?,
                     notification_id: r.get(3)?,
                     msg_uuid: r.get(4)?,
-                    state: r.get(5)?,
+                    state: state_of(r, 0, 5)?,
                     carried_by: r.get(6)?,
                     attempts: r.get(7)?,
                     reason: r.get(8)?,
@@ -693,8 +429,8 @@ impl Store {
                 [before_ms],
             )?;
             let n = carried + finished;
-            tx.execute("DELETE FROM robot_sends WHERE sent_at_ms < ?1", [crate::send::now_ms() - ROBOT_SENDS_KEPT_MS])?;
-            tx.execute("DELETE FROM robot_pauses WHERE until_ms < ?1", [crate::send::now_ms()])?;
+            tx.execute("DELETE FROM robot_sends WHERE sent_at_ms < ?1", [now_ms() - ROBOT_SENDS_KEPT_MS])?;
+            tx.execute("DELETE FROM robot_pauses WHERE until_ms < ?1", [now_ms()])?;
             tx.execute(
                 "DELETE FROM notifications WHERE received_at_ms < ?1
                  AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.notification_id = notifications.id)",
@@ -719,8 +455,30 @@ mod tests {
         Message { msg_uuid: uuid.into(), body: format!("{{\"msgUuid\":\"{uuid}\"}}") }
     }
 
+    static NO_SUMMARY: Summary = Summary {
+        status: String::new(),
+        name: String::new(),
+        severity: String::new(),
+        firing: 0,
+        resolved: 0,
+        subjects: vec![],
+        summary: String::new(),
+        external_url: String::new(),
+    };
+
+    fn summary(name: &str) -> Summary {
+        Summary { name: name.into(), ..NO_SUMMARY.clone() }
+    }
+
     fn n(target: &str) -> NewNotification<'_> {
-        NewNotification { target, group_key: "{}:{a=\"b\"}", status: "firing", alerts: 1, dedup: None, summary: "{}" }
+        NewNotification {
+            target,
+            group_key: "{}:{a=\"b\"}",
+            status: "firing",
+            alerts: 1,
+            dedup: None,
+            summary: &NO_SUMMARY,
+        }
     }
 
     #[tokio::test]
@@ -752,7 +510,7 @@ mod tests {
         store.mark_failed(p.id, 2, "signature", "errcode 310000", 6000).await.unwrap();
         assert_eq!(store.next_pending("ops").await.unwrap(), None);
         let recs = store.records("ops").await.unwrap();
-        assert_eq!(recs.iter().map(|r| r.state.as_str()).collect::<Vec<_>>(), vec!["delivered", "failed"]);
+        assert_eq!(recs.iter().map(|r| r.state).collect::<Vec<_>>(), vec![State::Delivered, State::Failed]);
         assert_eq!(recs[1].reason.as_deref(), Some("signature"));
 
         assert_eq!(store.prune(5999).await.unwrap(), 1);
@@ -830,14 +588,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("o.sqlite3"), SyncMode::Normal).unwrap();
         for i in 0..4 {
-            let summary = format!("{{\"i\":{i}}}");
+            let summary = summary(&format!("group {i}"));
             let new = NewNotification { summary: &summary, ..n("ops") };
             store.enqueue(new, &[msg(&format!("m{i}"))], 1000 + i).await.unwrap();
         }
-        let candidates = store.digest_candidates("ops", 3).await.unwrap();
+        let candidates = store.digest_candidates("ops", 3).await.unwrap().list;
         assert_eq!(
-            candidates.iter().map(|c| c.summary.as_str()).collect::<Vec<_>>(),
-            vec!["{\"i\":0}", "{\"i\":1}", "{\"i\":2}"]
+            candidates.iter().map(|c| c.summary.name.as_str()).collect::<Vec<_>>(),
+            vec!["group 0", "group 1", "group 2"]
         );
         let ids: Vec<i64> = candidates.iter().map(|c| c.id).collect();
         let digest = store.merge_into_digest("ops", &ids, &msg("d1"), 5000).await.unwrap();
@@ -845,11 +603,11 @@ mod tests {
         let head = store.next_pending("ops").await.unwrap().unwrap();
         assert_eq!((head.id, head.kind, head.created_at_ms), (digest, Kind::Digest, 5000), "the digest goes first");
         // A pending digest is never merged into another.
-        assert!(store.digest_candidates("ops", 10).await.unwrap().is_empty());
+        assert!(store.digest_candidates("ops", 10).await.unwrap().list.is_empty());
         store.mark_delivered(digest, 1, 6000).await.unwrap();
         assert_eq!(store.next_pending("ops").await.unwrap().unwrap().msg_uuid, "m3");
         let recs = store.records("ops").await.unwrap();
-        assert_eq!(recs.iter().filter(|r| r.carried_by == Some(digest) && r.state == "merged").count(), 3);
+        assert_eq!(recs.iter().filter(|r| r.carried_by == Some(digest) && r.state == State::Merged).count(), 3);
 
         assert_eq!(store.prune(7000).await.unwrap(), 4, "the digest and what it carried go together");
         assert_eq!(store.records("ops").await.unwrap().len(), 1);
@@ -863,7 +621,7 @@ mod tests {
             store.enqueue(n("ops"), &[msg(&format!("m{i}"))], 1000 + i).await.unwrap();
         }
         store.begin_attempt(1, "r", 1).await.unwrap();
-        let ids = |c: Vec<Candidate>| c.iter().map(|c| c.id).collect::<Vec<_>>();
+        let ids = |c: Candidates| c.list.iter().map(|c| c.id).collect::<Vec<_>>();
         assert_eq!(ids(store.digest_candidates("ops", 10).await.unwrap()), vec![2, 3], "in doubt: resent as itself");
         store.schedule_retry(1, 1, 0, "connection refused", false).await.unwrap();
         assert_eq!(ids(store.digest_candidates("ops", 10).await.unwrap()), vec![1, 2, 3], "proved not posted");

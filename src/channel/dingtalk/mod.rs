@@ -1,0 +1,178 @@
+//! DingTalk's custom group robot: its target settings (robot URL, signing secret, message type,
+//! mentions), its limits, the request body for a rendered message, signing at send time, the request,
+//! and (in [`answer`]) what each answer means.
+
+pub mod answer;
+pub mod sign;
+
+use std::time::Duration;
+
+use reqwest::header::CONTENT_TYPE;
+use serde_json::json;
+
+pub use answer::Reason;
+
+use super::{Content, Outcome, RateLimit};
+use crate::secret::{Secret, redact_url, scrub};
+
+/// DingTalk rejects a body over this many bytes (errcode 460101).
+pub const MAX_BYTES: usize = 20_000;
+/// DingTalk's documented budget per robot.
+pub const RATE_LIMIT: RateLimit = RateLimit { messages: 20, per: Duration::from_secs(60) };
+/// DingTalk mentions at most this many people per message.
+pub const MAX_MENTIONS: usize = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsgType {
+    Markdown,
+    Text,
+    ActionCard,
+}
+
+impl MsgType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MsgType::Markdown => "markdown",
+            MsgType::Text => "text",
+            MsgType::ActionCard => "actionCard",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mention {
+    pub all: bool,
+    pub mobiles: Vec<String>,
+    pub user_ids: Vec<String>,
+    pub on_resolved: bool,
+}
+
+impl Mention {
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.mobiles.is_empty() && self.user_ids.is_empty()
+    }
+}
+
+/// How a message looks to DingTalk: its type and whom it mentions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Format {
+    pub msgtype: MsgType,
+    pub mention: Mention,
+}
+
+impl Format {
+    /// Whether a message about firing (or only resolved) alerts rings the mentioned people.
+    pub fn rings(&self, firing: bool) -> bool {
+        !self.mention.is_empty() && (firing || self.mention.on_resolved)
+    }
+
+    /// `@mobile` / `@userId` tokens: DingTalk only highlights a mention that is also written in the text.
+    pub fn mention_tokens(&self, firing: bool) -> Vec<String> {
+        if !self.rings(firing) {
+            return vec![];
+        }
+        self.mention.mobiles.iter().chain(&self.mention.user_ids).map(|m| format!("@{m}")).collect()
+    }
+
+    /// The JSON body DingTalk receives.
+    pub fn body(&self, c: &Content, uuid: &str) -> String {
+        let at = || {
+            let (m, ring) = (&self.mention, self.rings(c.firing));
+            json!({
+                "atMobiles": if ring { m.mobiles.clone() } else { vec![] },
+                "atUserIds": if ring { m.user_ids.clone() } else { vec![] },
+                "isAtAll": ring && m.all,
+            })
+        };
+        let markdown = || json!({"msgtype": "markdown", "markdown": {"title": c.title, "text": c.text}, "at": at(), "msgUuid": uuid});
+        let value = match self.msgtype {
+            MsgType::Text => json!({"msgtype": "text", "text": {"content": c.text}, "at": at(), "msgUuid": uuid}),
+            MsgType::Markdown => markdown(),
+            MsgType::ActionCard => match c.link {
+                Some(url) => json!({
+                    "msgtype": "actionCard",
+                    "actionCard": {"title": c.title, "text": c.text, "singleTitle": "Open in Alertmanager", "singleURL": url},
+                    "msgUuid": uuid,
+                }),
+                // An actionCard needs a link; without one the markdown form says the same.
+                None => markdown(),
+            },
+        };
+        value.to_string()
+    }
+}
+
+/// A custom group robot: where to post and how to sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Robot {
+    /// The webhook URL with its access_token.
+    pub url: Secret,
+    pub secret: Option<Secret>,
+    pub format: Format,
+}
+
+/// DingTalk's answers are tiny; anything longer is an error page, of which the start says enough.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+impl Robot {
+    /// Signs (at send time: the signature is valid for an hour) and posts one body.
+    pub async fn send(&self, client: &reqwest::Client, body: &str) -> Outcome {
+        let secret = self.secret.as_ref().map(Secret::expose);
+        let signed = sign::signed_url(self.url.expose(), secret, crate::clock::now_ms());
+        let result = async {
+            let mut resp =
+                client.post(&signed).header(CONTENT_TYPE, "application/json").body(body.to_string()).send().await?;
+            let status = resp.status().as_u16();
+            let mut answer = Vec::new();
+            while let Some(chunk) = resp.chunk().await? {
+                answer.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE_BYTES - answer.len())]);
+                if answer.len() >= MAX_RESPONSE_BYTES {
+                    break;
+                }
+            }
+            Ok::<_, reqwest::Error>((status, answer))
+        }
+        .await;
+        match result {
+            Ok((status, answer)) => answer::classify_response(status, &answer),
+            Err(e) => {
+                Outcome::Retry { reason: super::transport_reason(&e), detail: self.describe_error(e.without_url()) }
+            }
+        }
+    }
+
+    /// A reqwest error as one line without the URL (it holds the access_token and sign) or any secret.
+    fn describe_error(&self, e: reqwest::Error) -> String {
+        let line = super::error_chain(&e);
+        let token = reqwest::Url::parse(self.url.expose())
+            .ok()
+            .and_then(|u| u.query_pairs().find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned()))
+            .unwrap_or_default();
+        // Belt and braces: no layer below reqwest should echo these, but a leak here would be in every log.
+        scrub(&line, &[&token, self.secret.as_ref().map_or("", Secret::expose)])
+    }
+
+    /// The URL for logs, credentials redacted.
+    pub fn describe(&self) -> String {
+        redact_url(self.url.expose())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_never_show_the_token_or_secret() {
+        let robot = Robot {
+            url: Secret::new("http://127.0.0.1:1/robot/send?access_token=tok-very-secret"),
+            secret: Some(Secret::new("SECxyz")),
+            format: Format { msgtype: MsgType::Markdown, mention: Mention::default() },
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let outcome = rt.block_on(robot.send(&reqwest::Client::new(), "{}"));
+        let Outcome::Retry { reason: crate::channel::Reason::Connect, detail } = outcome else { panic!("{outcome:?}") };
+        assert!(!detail.contains("tok-very-secret") && !detail.contains("SECxyz"), "{detail}");
+        assert!(!detail.contains("sign="), "{detail}");
+    }
+}

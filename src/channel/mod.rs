@@ -1,0 +1,264 @@
+//! The seam between the bridge and the chat tools. Each protocol lives in a folder of its own and owns
+//! everything it means: its target settings, the request body for a rendered message (which the splitter
+//! measures), its limits, authentication at send time, the request, and what its answers mean. The rest of
+//! the bridge names no protocol: it holds a [`Channel`] and gets back an [`Outcome`] with a bounded
+//! [`Reason`].
+//!
+//! Adding a protocol: a folder beside `dingtalk/`, an arm in [`Channel`] (and in each `match` below), its
+//! config section in `config/`, its reasons as a variant of [`Reason`], and a mock in `tests/common/`.
+
+pub mod dingtalk;
+pub mod dry_run;
+
+use std::time::Duration;
+
+use crate::config::DeliveryConfig;
+
+/// Where a target's messages go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Channel {
+    /// A DingTalk custom group robot.
+    DingTalk(dingtalk::Robot),
+    /// Logs the exact bodies instead of sending them (trying the bridge without a robot).
+    DryRun(dry_run::DryRun),
+}
+
+/// A rendered message, before any protocol has turned it into a request body.
+#[derive(Debug, Clone, Copy)]
+pub struct Content<'a> {
+    pub title: &'a str,
+    pub text: &'a str,
+    /// Whether any alert in it is firing (resolved-only messages need not ring anyone).
+    pub firing: bool,
+    /// Where a button or link should lead (Alertmanager), if anywhere.
+    pub link: Option<&'a str>,
+}
+
+impl Channel {
+    /// The message format the protocol posts.
+    fn format(&self) -> &dingtalk::Format {
+        match self {
+            Channel::DingTalk(robot) => &robot.format,
+            Channel::DryRun(dry) => &dry.format,
+        }
+    }
+
+    /// Whether messages are plain text (no title, no markdown).
+    pub fn text_only(&self) -> bool {
+        self.format().msgtype == dingtalk::MsgType::Text
+    }
+
+    /// Mentions that must be written into the text for the protocol to ring them.
+    pub fn mention_tokens(&self, firing: bool) -> Vec<String> {
+        self.format().mention_tokens(firing)
+    }
+
+    /// The request body for `content`; `uuid` lets the receiver drop a repeat.
+    pub fn body(&self, content: &Content, uuid: &str) -> String {
+        self.format().body(content, uuid)
+    }
+
+    /// The protocol's own budget when the configuration sets none.
+    pub fn default_rate_limit(&self) -> RateLimit {
+        dingtalk::RATE_LIMIT
+    }
+
+    /// The largest body the protocol accepts, in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        dingtalk::MAX_BYTES
+    }
+
+    /// The most people one message may mention.
+    pub fn max_mentions(&self) -> usize {
+        dingtalk::MAX_MENTIONS
+    }
+
+    /// What identifies the receiving end: targets with the same one share its rate budget. Holds
+    /// credentials; use [`budget_key`](Self::budget_key) to store or show it.
+    fn endpoint_identity(&self, target: &str) -> String {
+        match self {
+            Channel::DingTalk(robot) => robot.url.expose().to_string(),
+            Channel::DryRun(_) => format!("dry-run:{target}"),
+        }
+    }
+
+    /// A hash of the receiving end: how the store tells budgets apart without keeping a credential.
+    pub fn budget_key(&self, target: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(self.endpoint_identity(target).as_bytes());
+        digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether two targets post to the same receiving end.
+    pub fn same_endpoint(&self, other: &Channel, target: &str, other_target: &str) -> bool {
+        self.endpoint_identity(target) == other.endpoint_identity(other_target)
+    }
+
+    /// The protocol's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Channel::DingTalk(_) => "dingtalk",
+            Channel::DryRun(_) => "dry_run",
+        }
+    }
+
+    /// Where messages go, fit for a log line (credentials redacted).
+    pub fn describe(&self) -> String {
+        match self {
+            Channel::DingTalk(robot) => robot.describe(),
+            Channel::DryRun(_) => "dry run (bodies are logged, not sent)".to_string(),
+        }
+    }
+
+    /// Whether a request leaves the process (dry runs count no requests).
+    pub fn sends_requests(&self) -> bool {
+        !matches!(self, Channel::DryRun(_))
+    }
+
+    /// Sends one body: authentication at send time, the request, and its answer classified.
+    pub async fn send(&self, client: &reqwest::Client, target: &str, msg_uuid: &str, body: &str) -> Outcome {
+        match self {
+            Channel::DingTalk(robot) => robot.send(client, body).await,
+            Channel::DryRun(dry) => dry.send(target, msg_uuid, body),
+        }
+    }
+}
+
+/// What became of one attempt, in terms every protocol shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Posted, but not to every recipient: `failed` will never get it, `retry` might later. No protocol
+    /// in the bridge reports this yet (the DingTalk app robot will); the sender records the message as
+    /// delivered and logs both lists.
+    Partial {
+        failed: Vec<String>,
+        retry: Vec<String>,
+        detail: String,
+    },
+    /// Try again after a backoff.
+    Retry {
+        reason: Reason,
+        detail: String,
+    },
+    /// The receiver says this endpoint sends too fast: pause it (for `retry_after` if the protocol says,
+    /// else `delivery.throttle_penalty`), then resend.
+    Throttled {
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    /// Give the message up.
+    Failed {
+        reason: Reason,
+        detail: String,
+    },
+}
+
+/// Why an attempt did not deliver: transport trouble any protocol can meet, or the protocol's own
+/// reason. Bounded: [`as_str`](Self::as_str) values are metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The connection was refused or could not be made: nothing was posted.
+    Connect,
+    /// The connection broke after the request left: it may have been posted.
+    Network,
+    /// No answer in time: it may have been posted.
+    Timeout,
+    Http5xx,
+    Http429,
+    /// An HTTP client error other than 429: the URL is wrong.
+    HttpStatus,
+    /// An answer that is not the protocol's (an HTML page, a proxy).
+    BadResponse,
+    Throttled,
+    DingTalk(dingtalk::Reason),
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Connect => "connect",
+            Reason::Network => "network",
+            Reason::Timeout => "timeout",
+            Reason::Http5xx => "http_5xx",
+            Reason::Http429 => "http_429",
+            Reason::HttpStatus => "http_status",
+            Reason::BadResponse => "bad_response",
+            Reason::Throttled => "throttled",
+            Reason::DingTalk(r) => r.as_str(),
+        }
+    }
+
+    /// Whether the receiver may have posted a message whose attempt failed this way (no answer came back).
+    pub fn in_doubt(self) -> bool {
+        matches!(self, Reason::Network | Reason::Timeout)
+    }
+
+    /// What a user should do about a permanent failure; shown in logs.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Reason::HttpStatus => "the URL answered with an HTTP client error: check targets.<name>.url",
+            Reason::DingTalk(r) => r.hint(),
+            _ => "transient",
+        }
+    }
+}
+
+/// The HTTP status alone decides for anything but 2xx.
+pub(crate) fn classify_status(status: u16, detail: impl Fn() -> String) -> Option<Outcome> {
+    match status {
+        200..=299 => None,
+        429 => Some(Outcome::Retry { reason: Reason::Http429, detail: detail() }),
+        500..=599 => Some(Outcome::Retry { reason: Reason::Http5xx, detail: detail() }),
+        _ => Some(Outcome::Failed { reason: Reason::HttpStatus, detail: detail() }),
+    }
+}
+
+/// Why a request got no answer: a refused connection proves nothing was posted; a timeout or a lost
+/// answer does not.
+pub(crate) fn transport_reason(e: &reqwest::Error) -> Reason {
+    if e.is_connect() {
+        Reason::Connect
+    } else if e.is_timeout() {
+        Reason::Timeout
+    } else {
+        Reason::Network
+    }
+}
+
+/// An error and its sources as one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![];
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        parts.push(err.to_string());
+        source = err.source();
+    }
+    parts.join(": ")
+}
+
+/// The one HTTP client: keep-alive, real timeouts, TLS verification on, proxies from the environment.
+pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(cfg.connect_timeout)
+        .timeout(cfg.request_timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("dingtalk-bridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// A send budget: at most `messages` in any window of `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub messages: u32,
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// No budget at all (`rate_limit: off`).
+    pub const UNLIMITED: RateLimit = RateLimit { messages: u32::MAX, per: Duration::from_secs(1) };
+
+    pub fn is_unlimited(self) -> bool {
+        self.messages == u32::MAX
+    }
+}

@@ -1,0 +1,378 @@
+//! The configuration: what a validated [`Config`] holds, and loading it. The file's shape is in [`raw`],
+//! its checks in [`validate`] and [`targets`], value syntax (`${VAR}`, durations) in [`values`]. Problems
+//! name the file, the key and what is wrong.
+
+mod raw;
+mod targets;
+mod validate;
+mod values;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::channel::Channel;
+pub use crate::channel::RateLimit;
+use crate::secret::Secret;
+pub use validate::valid_target_name;
+pub use values::{expand_env, parse_duration};
+
+pub const DEFAULT_CONFIG_PATH: &str = "dingtalk-bridge.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid { problems: Vec<Problem> },
+}
+
+/// One thing wrong with the configuration, located by file and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.key, self.message)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The validated configuration.
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from (for messages).
+    pub source: PathBuf,
+    pub listen: SocketAddr,
+    pub storage: StorageConfig,
+    pub templates_dir: Option<PathBuf>,
+    pub timezone: chrono_tz::Tz,
+    pub server: ServerConfig,
+    pub delivery: DeliveryConfig,
+    pub targets: BTreeMap<String, Target>,
+    /// Things that work but are probably not meant (plain http, ...), for `check-config` and start-up logs.
+    pub warnings: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// fsync on every commit: an accepted alert survives power loss.
+    Full,
+    /// fsync at WAL checkpoints: an accepted alert survives a crash or kill of the bridge, not power loss.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+    pub sync: SyncMode,
+    /// How long finished (delivered or given-up) messages are kept as records.
+    pub retention: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub max_request_bytes: usize,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub auth: Auth,
+}
+
+/// Who may post notifications (and, optionally, scrape and probe). Empty: anyone.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    pub bearer_token: Option<Secret>,
+    pub basic: Option<(String, Secret)>,
+    pub protect_metrics: bool,
+    pub protect_health: bool,
+}
+
+impl Auth {
+    pub fn enabled(&self) -> bool {
+        self.bearer_token.is_some() || self.basic.is_some()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_age: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub rate_limit: RateLimit,
+    pub throttle_penalty: Duration,
+    pub max_message_bytes: usize,
+    /// Waiting messages are merged into a digest when the robot's budget cannot send them all within this.
+    pub digest_after: Duration,
+    /// An identical notification for the same target within this window is acknowledged, not sent again
+    /// (zero turns suppression off).
+    pub dedup_window: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    /// Where its messages go, and everything that protocol needs.
+    pub channel: Channel,
+    pub keyword: Option<String>,
+    pub template: String,
+    /// The receiving end's send budget (targets that share one share the budget, so they must agree).
+    pub rate_limit: RateLimit,
+}
+
+impl Target {
+    /// A hash naming the receiving end (its budget) without its credentials.
+    pub fn budget_key(&self) -> String {
+        self.channel.budget_key(&self.name)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Loading.
+
+impl Config {
+    /// Reads, expands and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::from_yaml(&text, &file, &base, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses YAML text; `base` resolves relative paths, `env` looks up `${VAR}`s (tests pass their own).
+    pub fn from_yaml(
+        text: &str,
+        file: &str,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            // Only the first line (line, column, problem): the rest quotes the file's lines around the
+            // error, which may hold a robot URL or secret.
+            message: e.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string(),
+        })?;
+        let mut v = validate::Validator {
+            file: file.to_string(),
+            base: base.to_path_buf(),
+            env,
+            problems: vec![],
+            warnings: vec![],
+        };
+        let config = v.config(raw);
+        match config {
+            Some(config) if v.problems.is_empty() => Ok(Config { warnings: v.warnings, ..config }),
+            _ => Err(ConfigError::Invalid { problems: v.problems }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "OPS_TOKEN" => Some("tok123".into()),
+            "OPS_SECRET" => Some("SECabc".into()),
+            _ => None,
+        }
+    }
+
+    fn robot(t: &Target) -> &crate::channel::dingtalk::Robot {
+        match &t.channel {
+            Channel::DingTalk(robot) => robot,
+            other => panic!("expected a DingTalk robot, got {other:?}"),
+        }
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml(text, "test.yaml", Path::new("/etc/bridge"), &env)
+    }
+
+    const GOOD: &str = r#"
+listen: "127.0.0.1:8060"
+storage:
+  path: "data/db.sqlite3"
+timezone: "Asia/Shanghai"
+targets:
+  ops:
+    url: "https://oapi.dingtalk.com/robot/send?access_token=${OPS_TOKEN}"
+    secret: "${OPS_SECRET}"
+    keyword: "Alert"
+    template: "default"
+    msgtype: "markdown"
+    mention:
+      all: false
+      mobiles: ["13800000000"]
+      user_ids: ["manager01"]
+"#;
+
+    #[test]
+    fn loads_the_documented_example() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8060");
+        assert_eq!(c.storage.path, PathBuf::from("/etc/bridge/data/db.sqlite3"));
+        assert_eq!(c.timezone, chrono_tz::Asia::Shanghai);
+        let t = &c.targets["ops"];
+        let robot = robot(t);
+        assert_eq!(robot.url.expose(), "https://oapi.dingtalk.com/robot/send?access_token=tok123");
+        assert_eq!(robot.secret.as_ref().unwrap().expose(), "SECabc");
+        assert_eq!(t.keyword.as_deref(), Some("Alert"));
+        assert_eq!(robot.format.mention.mobiles, vec!["13800000000"]);
+        assert_eq!(c.delivery.rate_limit, RateLimit { messages: 20, per: Duration::from_secs(60) });
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let err = load(&GOOD.replace("keyword:", "keywrod:")).unwrap_err().to_string();
+        assert!(err.starts_with("test.yaml:"), "{err}");
+        assert!(err.contains("unknown field `keywrod`"), "{err}");
+        assert!(err.contains("line 10"), "{err}");
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_file() {
+        let text = GOOD.replace("keyword: \"Alert\"", "keyword: [\"Alert\"");
+        let err = load(&text.replace("${OPS_TOKEN}", "tok-in-file")).unwrap_err().to_string();
+        assert!(err.starts_with("test.yaml: line "), "{err}");
+        assert!(!err.contains("tok-in-file") && !err.contains("access_token") && !err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn unset_variable_is_named() {
+        let err = load(&GOOD.replace("${OPS_SECRET}", "${NOPE_SECRET}")).unwrap_err().to_string();
+        assert_eq!(err, "test.yaml: targets.ops.secret: environment variable NOPE_SECRET is not set");
+    }
+
+    #[test]
+    fn bad_values_are_all_reported() {
+        let text = GOOD
+            .replace("Asia/Shanghai", "Mars/Olympus")
+            .replace("msgtype: \"markdown\"", "msgtype: \"feedCard\"")
+            .replace("ops:", "9ops:");
+        let ConfigError::Invalid { problems } = load(&text).unwrap_err() else { panic!("expected Invalid") };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, vec!["timezone", "targets.9ops", "targets.9ops.msgtype"]);
+    }
+
+    #[test]
+    fn url_problems_never_echo_the_token() {
+        let err = load(&GOOD.replace("https://oapi", "ftp://oapi")).unwrap_err().to_string();
+        assert!(err.contains("targets.ops.url"), "{err}");
+        assert!(!err.contains("tok123"), "{err}");
+    }
+
+    #[test]
+    fn http_url_warns() {
+        let c = load(&GOOD.replace("https://oapi", "http://oapi")).unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert_eq!(c.warnings[0].key, "targets.ops.url");
+    }
+
+    #[test]
+    fn secret_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "SECfromfile\n").unwrap();
+        let text = GOOD.replace("secret: \"${OPS_SECRET}\"", "secret_file: secret");
+        let c = Config::from_yaml(&text, "t.yaml", dir.path(), &env).unwrap();
+        assert_eq!(robot(&c.targets["ops"]).secret.as_ref().unwrap().expose(), "SECfromfile");
+        let both = GOOD.replace("secret: \"${OPS_SECRET}\"", "secret: x\n    secret_file: secret");
+        let err = Config::from_yaml(&both, "t.yaml", dir.path(), &env).unwrap_err().to_string();
+        assert!(err.contains("set either targets.ops.secret or targets.ops.secret_file"), "{err}");
+    }
+
+    #[test]
+    fn dry_run_needs_no_url() {
+        let c = load("targets:\n  try:\n    dry_run: true\n").unwrap();
+        assert!(matches!(c.targets["try"].channel, Channel::DryRun(_)));
+        let err = load("targets:\n  t:\n    keyword: x\n").unwrap_err().to_string();
+        assert!(err.contains("targets.t.url: missing"), "{err}");
+    }
+
+    #[test]
+    fn targets_sharing_a_robot_share_one_rate_limit() {
+        let text = "targets:\n  a:\n    url: https://x/send?access_token=1\n  b:\n    url: https://x/send?access_token=1\n    rate_limit: {messages: 5, per: 1m}\n  c:\n    url: https://x/send?access_token=2\n    rate_limit: {messages: 5, per: 1m}\n";
+        let ConfigError::Invalid { problems } = load(text).unwrap_err() else { panic!("expected Invalid") };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "targets.b.rate_limit");
+        let ok =
+            load(&text.replace("rate_limit: {messages: 5, per: 1m}\n  c", "rate_limit: {messages: 20, per: 60s}\n  c"))
+                .unwrap();
+        assert_eq!(ok.targets["c"].rate_limit, RateLimit { messages: 5, per: Duration::from_secs(60) });
+        assert_eq!(ok.delivery.dedup_window, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn rate_limiting_can_be_turned_off_with_a_warning() {
+        let ok =
+            load("delivery:\n  rate_limit: off\ntargets:\n  a:\n    url: https://x/send?access_token=1\n").unwrap();
+        assert!(ok.targets["a"].rate_limit.is_unlimited());
+        assert!(ok.warnings.iter().any(|w| w.key == "delivery.rate_limit" && w.message.contains("20 messages")));
+        let text = "targets:\n  a:\n    url: https://x/send?access_token=1\n    rate_limit: fast\n";
+        let ConfigError::Invalid { problems } = load(text).unwrap_err() else { panic!("expected Invalid") };
+        assert_eq!(problems[0].key, "targets.a.rate_limit");
+        assert!(problems[0].message.contains("off"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn receiver_auth_from_inline_values_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "hunter2\n").unwrap();
+        let text = format!(
+            "server:\n  auth:\n    bearer_token: ${{OPS_TOKEN}}\n    basic_auth: {{username: am, password_file: pw}}\n    protect_metrics: true\n{}",
+            &GOOD[GOOD.find("targets:").unwrap()..]
+        );
+        let c = Config::from_yaml(&text, "t.yaml", dir.path(), &env).unwrap();
+        let a = &c.server.auth;
+        assert_eq!(a.bearer_token.as_ref().unwrap().expose(), "tok123");
+        assert_eq!(a.basic.as_ref().map(|(u, p)| (u.as_str(), p.expose())), Some(("am", "hunter2")));
+        assert!(a.protect_metrics && !a.protect_health);
+        let err = Config::from_yaml(
+            &text.replace("    bearer_token: ${OPS_TOKEN}\n    basic_auth: {username: am, password_file: pw}\n", ""),
+            "t.yaml",
+            dir.path(),
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server.auth: set bearer_token"), "{err}");
+    }
+
+    #[test]
+    fn expansion_rules() {
+        assert_eq!(expand_env("a${OPS_TOKEN}b$$c$d", &env).unwrap(), "atok123b$c$d");
+        assert!(expand_env("${OPS_TOKEN", &env).is_err());
+        assert!(expand_env("${}", &env).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("5 minutes").is_err());
+    }
+
+    #[test]
+    fn target_names() {
+        assert!(valid_target_name("ops"));
+        assert!(valid_target_name("Ops_team-2"));
+        assert!(!valid_target_name("2ops"));
+        assert!(!valid_target_name("ops/x"));
+        assert!(!valid_target_name(""));
+    }
+}

@@ -1,0 +1,121 @@
+//! The configuration file as written: its YAML shape, a contract with users. Unknown keys are errors.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) listen: Option<String>,
+    #[serde(default)]
+    pub(super) storage: RawStorage,
+    pub(super) templates_dir: Option<String>,
+    pub(super) timezone: Option<String>,
+    #[serde(default)]
+    pub(super) server: RawServer,
+    #[serde(default)]
+    pub(super) delivery: RawDelivery,
+    #[serde(default)]
+    pub(super) targets: BTreeMap<String, RawTarget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStorage {
+    pub(super) path: Option<String>,
+    pub(super) sync: Option<String>,
+    pub(super) retention: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) max_request_bytes: Option<usize>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) header_read_timeout: Option<String>,
+    pub(super) shutdown_grace: Option<String>,
+    pub(super) auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub(super) bearer_token: Option<String>,
+    pub(super) bearer_token_file: Option<String>,
+    pub(super) basic_auth: Option<RawBasicAuth>,
+    #[serde(default)]
+    pub(super) protect_metrics: bool,
+    #[serde(default)]
+    pub(super) protect_health: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBasicAuth {
+    pub(super) username: String,
+    pub(super) password: Option<String>,
+    pub(super) password_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDelivery {
+    pub(super) connect_timeout: Option<String>,
+    pub(super) request_timeout: Option<String>,
+    pub(super) max_age: Option<String>,
+    pub(super) backoff_initial: Option<String>,
+    pub(super) backoff_max: Option<String>,
+    pub(super) rate_limit: Option<RawRateLimit>,
+    pub(super) throttle_penalty: Option<String>,
+    pub(super) max_message_bytes: Option<usize>,
+    pub(super) digest_after: Option<String>,
+    pub(super) dedup_window: Option<String>,
+}
+
+/// `{messages: N, per: DURATION}`, or `off` (no budget: for benchmarks and endpoints other than DingTalk).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawRateLimit {
+    /// YAML 1.1 reads a bare `off` as false.
+    Switch(bool),
+    Word(String),
+    Limit(RawLimit),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimit {
+    pub(super) messages: u32,
+    pub(super) per: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTarget {
+    pub(super) url: Option<String>,
+    pub(super) url_file: Option<String>,
+    pub(super) secret: Option<String>,
+    pub(super) secret_file: Option<String>,
+    pub(super) keyword: Option<String>,
+    pub(super) template: Option<String>,
+    pub(super) msgtype: Option<String>,
+    #[serde(default)]
+    pub(super) mention: RawMention,
+    #[serde(default)]
+    pub(super) dry_run: bool,
+    pub(super) rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMention {
+    #[serde(default)]
+    pub(super) all: bool,
+    #[serde(default)]
+    pub(super) mobiles: Vec<String>,
+    #[serde(default)]
+    pub(super) user_ids: Vec<String>,
+    #[serde(default)]
+    pub(super) on_resolved: bool,
+}

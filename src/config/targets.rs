@@ -1,0 +1,116 @@
+//! Targets: what every target has (name, keyword, template, rate limit), and one function per protocol
+//! that turns that protocol's keys into a [`Channel`].
+
+use super::raw::RawTarget;
+use super::validate::Validator;
+use super::*;
+use crate::channel::dingtalk::{self, Format, Mention, MsgType};
+use crate::channel::dry_run::DryRun;
+use crate::channel::{Channel, RateLimit};
+use crate::secret::Secret;
+
+impl Validator<'_> {
+    pub(super) fn target(&mut self, name: &str, t: RawTarget, default_rate: RateLimit) -> Option<Target> {
+        let key = format!("targets.{name}");
+        if !valid_target_name(name) {
+            self.problem(&key, "target names must match [A-Za-z][A-Za-z0-9_-]* (they appear in URLs and metrics)");
+        }
+        let keyword = match t.keyword.as_deref().map(|k| self.expand(&format!("{key}.keyword"), k)) {
+            Some(Some(k)) if k.trim().is_empty() => {
+                self.problem(&format!("{key}.keyword"), "empty keyword; remove the key if the robot has none");
+                None
+            }
+            Some(k) => k,
+            None => None,
+        };
+        let template = t.template.clone().unwrap_or_else(|| "default".to_string());
+        let rate_limit = self.rate_limit(&format!("{key}.rate_limit"), t.rate_limit.as_ref(), default_rate);
+        let channel = self.dingtalk(&key, t)?;
+        Some(Target { name: name.to_string(), channel, keyword, template, rate_limit })
+    }
+
+    /// A DingTalk robot (url, secret, msgtype, mention), or a dry run in DingTalk's format.
+    fn dingtalk(&mut self, key: &str, t: RawTarget) -> Option<Channel> {
+        let url = if t.dry_run {
+            if t.url.is_some() || t.url_file.is_some() {
+                self.problem(&format!("{key}.dry_run"), "a dry_run target must not set url or url_file");
+            }
+            None
+        } else {
+            let url = self.inline_or_file(&format!("{key}.url"), t.url.as_deref(), t.url_file.as_deref());
+            let Some(url) = url else {
+                if !self.problems.iter().any(|p| p.key.starts_with(&format!("{key}.url"))) {
+                    self.problem(&format!("{key}.url"), "missing: set url, url_file, or dry_run: true");
+                }
+                return None;
+            };
+            match reqwest::Url::parse(&url) {
+                Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
+                    if u.scheme() == "http" {
+                        self.warn(
+                            &format!("{key}.url"),
+                            "plain http: the access_token travels unencrypted (fine for tests on loopback)",
+                        );
+                    }
+                }
+                // The URL holds the access_token: never echo it.
+                _ => self.problem(
+                    &format!("{key}.url"),
+                    "not an http(s) URL with a host (value not shown: it holds the access_token)",
+                ),
+            }
+            Some(Secret::new(url))
+        };
+        let secret = self.inline_or_file(&format!("{key}.secret"), t.secret.as_deref(), t.secret_file.as_deref());
+        if let Some(s) = &secret
+            && !s.starts_with("SEC")
+        {
+            self.warn(
+                &format!("{key}.secret"),
+                "DingTalk signing secrets start with SEC; check you copied the whole secret",
+            );
+        }
+        let msgtype = match t.msgtype.as_deref() {
+            None | Some("markdown") => MsgType::Markdown,
+            Some("text") => MsgType::Text,
+            Some("actionCard") => MsgType::ActionCard,
+            Some(other) => {
+                self.problem(
+                    &format!("{key}.msgtype"),
+                    format!("unsupported {other:?}; expected markdown, text or actionCard"),
+                );
+                MsgType::Markdown
+            }
+        };
+        let expand_all = |v: &mut Self, list: Vec<String>, k: &str| -> Vec<String> {
+            list.into_iter().enumerate().filter_map(|(i, m)| v.expand(&format!("{key}.mention.{k}[{i}]"), &m)).collect()
+        };
+        let mention = Mention {
+            all: t.mention.all,
+            mobiles: expand_all(self, t.mention.mobiles, "mobiles"),
+            user_ids: expand_all(self, t.mention.user_ids, "user_ids"),
+            on_resolved: t.mention.on_resolved,
+        };
+        if mention.mobiles.len() + mention.user_ids.len() > dingtalk::MAX_MENTIONS {
+            self.problem(
+                &format!("{key}.mention"),
+                format!("DingTalk mentions at most {} people per message", dingtalk::MAX_MENTIONS),
+            );
+        }
+        for (i, m) in mention.mobiles.iter().enumerate() {
+            if m.is_empty() || !m.chars().all(|c| c.is_ascii_digit() || c == '+' || c == '-') {
+                self.problem(&format!("{key}.mention.mobiles[{i}]"), format!("{m:?} is not a phone number"));
+            }
+        }
+        for (i, u) in mention.user_ids.iter().enumerate() {
+            if u.trim().is_empty() || u.contains(char::is_whitespace) {
+                self.problem(&format!("{key}.mention.user_ids[{i}]"), format!("{u:?} is not a DingTalk user id"));
+            }
+        }
+        let format = Format { msgtype, mention };
+        Some(match url {
+            Some(url) => Channel::DingTalk(dingtalk::Robot { url, secret: secret.map(Secret::new), format }),
+            None => Channel::DryRun(DryRun { format }),
+        })
+    }
+}

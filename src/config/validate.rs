@@ -1,0 +1,301 @@
+//! Validation: the file as written ([`super::raw`]) into a [`Config`] whose every field is known good.
+//! Every problem is collected, named by file and key, so one run of `check-config` shows them all.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::*;
+use super::values::{expand_env, parse_duration};
+use super::*;
+use crate::channel::{RateLimit, dingtalk};
+use crate::secret::Secret;
+
+pub(super) struct Validator<'a> {
+    pub(super) file: String,
+    pub(super) base: PathBuf,
+    pub(super) env: &'a dyn Fn(&str) -> Option<String>,
+    pub(super) problems: Vec<Problem>,
+    pub(super) warnings: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    pub(super) fn problem(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem { file: self.file.clone(), key: key.to_string(), message: message.into() });
+    }
+
+    pub(super) fn warn(&mut self, key: &str, message: impl Into<String>) {
+        self.warnings.push(Problem { file: self.file.clone(), key: key.to_string(), message: message.into() });
+    }
+
+    pub(super) fn expand(&mut self, key: &str, value: &str) -> Option<String> {
+        match expand_env(value, self.env) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problem(key, e);
+                None
+            }
+        }
+    }
+
+    pub(super) fn duration(&mut self, key: &str, value: Option<&str>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(s) => parse_duration(s).unwrap_or_else(|e| {
+                self.problem(key, e);
+                default
+            }),
+        }
+    }
+
+    pub(super) fn path(&self, p: &str) -> PathBuf {
+        let p = PathBuf::from(p);
+        if p.is_absolute() { p } else { self.base.join(p) }
+    }
+
+    /// A value given inline or through `<key>_file`, exactly one of them.
+    pub(super) fn inline_or_file(&mut self, key: &str, inline: Option<&str>, file: Option<&str>) -> Option<String> {
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.problem(key, format!("set either {key} or {key}_file, not both"));
+                None
+            }
+            (Some(v), None) => self.expand(key, v),
+            (None, Some(f)) => {
+                let key_file = format!("{key}_file");
+                let f = self.expand(&key_file, f)?;
+                let path = self.path(&f);
+                match std::fs::read_to_string(&path) {
+                    // Secret mounts often end with a newline that is not part of the value.
+                    Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+                    Ok(_) => {
+                        self.problem(&key_file, format!("{} is empty", path.display()));
+                        None
+                    }
+                    Err(e) => {
+                        self.problem(&key_file, format!("cannot read {}: {e}", path.display()));
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        }
+    }
+
+    pub(super) fn config(&mut self, raw: RawConfig) -> Option<Config> {
+        let listen = raw.listen.as_deref().unwrap_or("0.0.0.0:8060");
+        let listen = match self.expand("listen", listen).map(|l| l.parse::<SocketAddr>()) {
+            Some(Ok(addr)) => addr,
+            Some(Err(e)) => {
+                self.problem("listen", format!("not an address like 0.0.0.0:8060: {e}"));
+                SocketAddr::from(([0, 0, 0, 0], 8060))
+            }
+            None => SocketAddr::from(([0, 0, 0, 0], 8060)),
+        };
+
+        let storage_path = raw.storage.path.as_deref().unwrap_or("data/dingtalk-bridge.sqlite3");
+        let storage_path = self.expand("storage.path", storage_path).map(|p| self.path(&p)).unwrap_or_default();
+        let sync = match raw.storage.sync.as_deref() {
+            None | Some("full") => SyncMode::Full,
+            Some("normal") => SyncMode::Normal,
+            Some(other) => {
+                self.problem("storage.sync", format!("unknown mode {other:?}; expected full or normal"));
+                SyncMode::Full
+            }
+        };
+        let retention =
+            self.duration("storage.retention", raw.storage.retention.as_deref(), Duration::from_secs(7 * 86400));
+
+        let templates_dir =
+            raw.templates_dir.as_deref().and_then(|d| self.expand("templates_dir", d)).map(|d| self.path(&d));
+        if let Some(dir) = &templates_dir
+            && !dir.is_dir()
+        {
+            self.problem("templates_dir", format!("{} is not a directory", dir.display()));
+        }
+
+        let timezone = match raw.timezone.as_deref() {
+            None => chrono_tz::UTC,
+            Some(tz) => tz.parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
+                self.problem("timezone", format!("unknown IANA time zone {tz:?} (e.g. Asia/Shanghai, UTC)"));
+                chrono_tz::UTC
+            }),
+        };
+
+        let server = ServerConfig {
+            max_request_bytes: positive(self, "server.max_request_bytes", raw.server.max_request_bytes, 4 << 20),
+            max_connections: positive(self, "server.max_connections", raw.server.max_connections, 512),
+            header_read_timeout: self.duration(
+                "server.header_read_timeout",
+                raw.server.header_read_timeout.as_deref(),
+                Duration::from_secs(10),
+            ),
+            shutdown_grace: self.duration(
+                "server.shutdown_grace",
+                raw.server.shutdown_grace.as_deref(),
+                Duration::from_secs(10),
+            ),
+            auth: self.auth(raw.server.auth),
+        };
+
+        let d = &raw.delivery;
+        let rate_limit = self.rate_limit("delivery.rate_limit", d.rate_limit.as_ref(), dingtalk::RATE_LIMIT);
+        let delivery = DeliveryConfig {
+            connect_timeout: self.duration(
+                "delivery.connect_timeout",
+                d.connect_timeout.as_deref(),
+                Duration::from_secs(5),
+            ),
+            request_timeout: self.duration(
+                "delivery.request_timeout",
+                d.request_timeout.as_deref(),
+                Duration::from_secs(15),
+            ),
+            max_age: self.duration("delivery.max_age", d.max_age.as_deref(), Duration::from_secs(3 * 3600)),
+            backoff_initial: self.duration(
+                "delivery.backoff_initial",
+                d.backoff_initial.as_deref(),
+                Duration::from_secs(1),
+            ),
+            backoff_max: self.duration("delivery.backoff_max", d.backoff_max.as_deref(), Duration::from_secs(300)),
+            rate_limit,
+            throttle_penalty: self.duration(
+                "delivery.throttle_penalty",
+                d.throttle_penalty.as_deref(),
+                Duration::from_secs(600),
+            ),
+            max_message_bytes: d.max_message_bytes.unwrap_or(dingtalk::MAX_BYTES),
+            digest_after: self.duration("delivery.digest_after", d.digest_after.as_deref(), Duration::from_secs(15)),
+            dedup_window: self.duration("delivery.dedup_window", d.dedup_window.as_deref(), Duration::from_secs(120)),
+        };
+        if delivery.max_message_bytes < 2000 || delivery.max_message_bytes > dingtalk::MAX_BYTES {
+            self.problem(
+                "delivery.max_message_bytes",
+                format!("must be between 2000 and {} (DingTalk's own limit)", dingtalk::MAX_BYTES),
+            );
+        }
+        if delivery.request_timeout.is_zero() || delivery.connect_timeout.is_zero() {
+            self.problem("delivery", "timeouts must be greater than zero");
+        }
+        if delivery.backoff_initial > delivery.backoff_max {
+            self.problem("delivery.backoff_initial", "must not exceed delivery.backoff_max");
+        }
+
+        if raw.targets.is_empty() {
+            self.problem("targets", "no targets configured; add at least one under targets:");
+        }
+        let mut targets: BTreeMap<String, Target> = BTreeMap::new();
+        for (name, t) in raw.targets {
+            if let Some(target) = self.target(&name, t, rate_limit) {
+                targets.insert(name, target);
+            }
+        }
+        // One robot, one budget: targets posting to the same robot must not disagree about it.
+        let mut by_robot: BTreeMap<String, &Target> = BTreeMap::new();
+        let mut conflicts = vec![];
+        for t in targets.values() {
+            match by_robot.get(&t.budget_key()) {
+                Some(first) if first.rate_limit != t.rate_limit => conflicts.push((first.name.clone(), t.name.clone())),
+                Some(_) => {}
+                None => {
+                    by_robot.insert(t.budget_key(), t);
+                }
+            }
+        }
+        for (a, b) in conflicts {
+            self.problem(
+                &format!("targets.{b}.rate_limit"),
+                format!(
+                    "targets {a} and {b} post to the same robot, which has one budget; give them the same rate_limit"
+                ),
+            );
+        }
+        Some(Config {
+            source: PathBuf::from(&self.file),
+            listen,
+            storage: StorageConfig { path: storage_path, sync, retention },
+            templates_dir,
+            timezone,
+            server,
+            delivery,
+            targets,
+            warnings: vec![],
+        })
+    }
+
+    fn auth(&mut self, raw: Option<RawAuth>) -> Auth {
+        let Some(raw) = raw else { return Auth::default() };
+        let bearer_token = self
+            .inline_or_file("server.auth.bearer_token", raw.bearer_token.as_deref(), raw.bearer_token_file.as_deref())
+            .map(Secret::new);
+        let basic = raw.basic_auth.and_then(|b| {
+            let password = self.inline_or_file(
+                "server.auth.basic_auth.password",
+                b.password.as_deref(),
+                b.password_file.as_deref(),
+            );
+            match password {
+                Some(p) if !b.username.is_empty() => Some((b.username, Secret::new(p))),
+                _ => {
+                    if !self.problems.iter().any(|p| p.key.starts_with("server.auth.basic_auth")) {
+                        self.problem("server.auth.basic_auth", "needs a username and a password or password_file");
+                    }
+                    None
+                }
+            }
+        });
+        let auth =
+            Auth { bearer_token, basic, protect_metrics: raw.protect_metrics, protect_health: raw.protect_health };
+        if !auth.enabled() && !self.problems.iter().any(|p| p.key.starts_with("server.auth")) {
+            self.problem("server.auth", "set bearer_token(_file) or basic_auth, or remove server.auth");
+        }
+        auth
+    }
+
+    pub(super) fn rate_limit(&mut self, key: &str, raw: Option<&RawRateLimit>, default: RateLimit) -> RateLimit {
+        match raw {
+            None => default,
+            Some(RawRateLimit::Switch(false)) => self.rate_limit(key, Some(&RawRateLimit::Word("off".into())), default),
+            Some(RawRateLimit::Switch(true)) => {
+                self.problem(key, "expected {messages: N, per: DURATION} or off, got true");
+                default
+            }
+            Some(RawRateLimit::Word(w)) if w == "off" => {
+                self.warn(
+                    key,
+                    "rate limiting is off: DingTalk throttles a robot beyond 20 messages a minute (use only for benchmarks or other endpoints)",
+                );
+                RateLimit::UNLIMITED
+            }
+            Some(RawRateLimit::Word(w)) => {
+                self.problem(key, format!("expected {{messages: N, per: DURATION}} or off, got {w:?}"));
+                default
+            }
+            Some(RawRateLimit::Limit(r)) => {
+                let per = self.duration(&format!("{key}.per"), Some(&r.per), default.per);
+                if r.messages == 0 || per.is_zero() {
+                    self.problem(key, "messages and per must be greater than zero");
+                }
+                RateLimit { messages: r.messages.clamp(1, u32::MAX - 1), per: per.max(Duration::from_millis(1)) }
+            }
+        }
+    }
+}
+
+pub(super) fn positive(v: &mut Validator, key: &str, value: Option<usize>, default: usize) -> usize {
+    match value {
+        Some(0) => {
+            v.problem(key, "must be greater than zero");
+            default
+        }
+        Some(n) => n,
+        None => default,
+    }
+}
+
+pub fn valid_target_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}

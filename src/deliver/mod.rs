@@ -1,0 +1,103 @@
+//! Delivery: one sender per target takes its messages from the outbox in order ([`sender`]), waits for
+//! the receiving end's [`budget`], merges a backlog the budget cannot drain into a digest ([`storm`]),
+//! hands each message to its channel and records the outcome.
+
+pub mod budget;
+pub mod sender;
+pub mod storm;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use budget::Budget;
+pub use sender::run_sender;
+
+use crate::config::DeliveryConfig;
+use crate::metrics::Metrics;
+use crate::render::Renderer;
+use crate::store::Store;
+
+/// Everything a sender needs, shared by all senders.
+pub struct Delivery {
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub renderer: Arc<Renderer>,
+    pub cfg: DeliveryConfig,
+    pub shutdown_grace: Duration,
+}
+
+/// Why the bridge gave a message up: its channel's reason, or its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    Channel(crate::channel::Reason),
+    /// Not delivered within `delivery.max_age`.
+    Expired,
+}
+
+impl GiveUp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GiveUp::Channel(r) => r.as_str(),
+            GiveUp::Expired => "expired",
+        }
+    }
+
+    pub fn hint(self) -> &'static str {
+        match self {
+            GiveUp::Channel(r) => r.hint(),
+            GiveUp::Expired => "the message could not be delivered within delivery.max_age",
+        }
+    }
+}
+
+impl crate::metrics::Reason for GiveUp {
+    fn label(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// Exponential backoff with jitter: the n-th retry waits between half and all of initial * 2^(n-1), capped.
+pub fn backoff(cfg: &DeliveryConfig, attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 30) as u32 - 1;
+    let full = cfg.backoff_initial.saturating_mul(2u32.saturating_pow(exp)).min(cfg.backoff_max);
+    full / 2 + full.mul_f64(fastrand::f64() / 2.0)
+}
+
+fn human(d: Duration) -> String {
+    crate::render::helpers::human_duration(d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::RateLimit;
+
+    fn cfg() -> DeliveryConfig {
+        DeliveryConfig {
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            max_age: Duration::from_secs(3600),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            rate_limit: RateLimit { messages: 20, per: Duration::from_secs(60) },
+            throttle_penalty: Duration::from_secs(600),
+            max_message_bytes: 20000,
+            digest_after: Duration::from_secs(15),
+            dedup_window: Duration::from_secs(120),
+        }
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let c = cfg();
+        for _ in 0..100 {
+            let first = backoff(&c, 1);
+            assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1), "{first:?}");
+            let fourth = backoff(&c, 4);
+            assert!(fourth >= Duration::from_secs(4) && fourth <= Duration::from_secs(8), "{fourth:?}");
+            let late = backoff(&c, 40);
+            assert!(late >= Duration::from_secs(30) && late <= Duration::from_secs(60), "{late:?}");
+        }
+    }
+}

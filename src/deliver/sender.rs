@@ -1,0 +1,310 @@
+//! One target's sender, the delivery half of an alert's path: outbox -> expiry -> backoff -> budget ->
+//! storm policy -> channel -> record. Messages go in order: one being retried holds back those behind it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::storm::{make_digest, storm};
+use super::{Budget, Delivery, GiveUp, backoff, human};
+use crate::channel::{Outcome, Reason};
+use crate::clock::now_ms;
+use crate::config::Target;
+use crate::store::{Kind, Pending};
+
+/// How long a sender waits on a store error before trying again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+/// While the budget is exhausted, how often the sender looks again (the backlog may call for a digest
+/// meanwhile).
+const RECHECK: Duration = Duration::from_secs(1);
+/// How many pending messages a sender reads from the outbox at once.
+const READ_AHEAD: usize = 16;
+
+/// What the sender does next with the message at the head of its queue.
+enum Step {
+    /// Nothing waits: sleep until woken.
+    Idle,
+    /// Past `delivery.max_age`.
+    Expired(Pending),
+    /// Its retry is not due yet.
+    NotYet(Duration),
+    /// The budget has no send free for this long.
+    Budget(Pending, Duration),
+    Send(Pending),
+}
+
+/// Whether the previous turn's read-ahead copies are still true.
+#[derive(PartialEq, Eq)]
+enum Ahead {
+    /// The last message was finished (delivered or given up) and nothing else changed the outbox.
+    Valid,
+    Stale,
+}
+
+pub struct Sender {
+    target: Arc<Target>,
+    budget: Arc<Budget>,
+    /// The delivery settings in force; a reload sends new ones.
+    delivery: watch::Receiver<Arc<Delivery>>,
+    d: Arc<Delivery>,
+    wake: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+    /// The next messages in order, read ahead. Only this sender changes its target's pending messages, so
+    /// the copies stay true while each is finished in turn; anything else drops them.
+    ahead: VecDeque<Pending>,
+    /// The message already counted as waiting for the budget (counted once, however long it waits).
+    counted_wait: Option<i64>,
+}
+
+/// Delivers a target's messages until shutdown.
+pub async fn run_sender(
+    target: Arc<Target>,
+    budget: Arc<Budget>,
+    mut delivery: watch::Receiver<Arc<Delivery>>,
+    wake: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let d = delivery.borrow_and_update().clone();
+    let mut s = Sender { target, budget, delivery, d, wake, shutdown, ahead: VecDeque::new(), counted_wait: None };
+    debug!(target = s.name(), "sender started");
+    let mut ahead = Ahead::Valid;
+    while !*s.shutdown.borrow() {
+        if ahead == Ahead::Stale {
+            s.ahead.clear();
+        }
+        if s.delivery.has_changed().unwrap_or(false) {
+            s.d = s.delivery.borrow_and_update().clone();
+        }
+        ahead = Ahead::Stale;
+        let step = match s.next().await {
+            Ok(step) => step,
+            Err(()) => {
+                s.pause(STORE_RETRY).await;
+                continue;
+            }
+        };
+        match step {
+            Step::Idle => {
+                tokio::select! {
+                    _ = s.wake.notified() => {}
+                    _ = crate::stopped(&mut s.shutdown) => {}
+                }
+            }
+            Step::Expired(msg) => s.expire(msg).await,
+            Step::NotYet(wait) => s.pause(wait).await,
+            Step::Budget(msg, wait) => s.wait_for_budget(&msg, wait).await,
+            Step::Send(msg) => match s.send(msg).await {
+                Some(finished) => ahead = finished,
+                None => break,
+            },
+        }
+    }
+    debug!(target = s.name(), "sender stopped");
+}
+
+impl Sender {
+    fn name(&self) -> &str {
+        &self.target.name
+    }
+
+    /// The head of the queue and what to do with it.
+    async fn next(&mut self) -> Result<Step, ()> {
+        let msg = match self.ahead.pop_front() {
+            Some(msg) => msg,
+            None => match self.d.store.pending(&self.target.name, READ_AHEAD).await {
+                Ok(batch) => {
+                    self.ahead = batch.into();
+                    match self.ahead.pop_front() {
+                        Some(msg) => msg,
+                        None => return Ok(Step::Idle),
+                    }
+                }
+                Err(e) => {
+                    error!(target = self.name(), error = %e, "cannot read the outbox; retrying");
+                    return Err(());
+                }
+            },
+        };
+        let now = now_ms();
+        let expires_ms = msg.created_at_ms + self.d.cfg.max_age.as_millis() as i64;
+        if now >= expires_ms {
+            return Ok(Step::Expired(msg));
+        }
+        if msg.next_attempt_ms > now {
+            return Ok(Step::NotYet(Duration::from_millis((msg.next_attempt_ms.min(expires_ms) - now) as u64)));
+        }
+        let wait = self.budget.wait_time();
+        if !wait.is_zero() {
+            return Ok(Step::Budget(msg, wait));
+        }
+        Ok(Step::Send(msg))
+    }
+
+    /// Sleeps for `wait` or until shutdown.
+    async fn pause(&mut self, wait: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep_until(Instant::now() + wait) => {}
+            _ = crate::stopped(&mut self.shutdown) => {}
+        }
+    }
+
+    /// An expired message is carried on by a digest (with a fresh max_age of its own) together with
+    /// everything behind it, unless the receiver may already have it: then it is given up rather than
+    /// risk showing it twice. An expired digest is given up.
+    async fn expire(&mut self, msg: Pending) {
+        let max_age = human(self.d.cfg.max_age);
+        if msg.kind == Kind::Digest {
+            let detail = format!("not delivered within delivery.max_age ({max_age}); attempts: {}", msg.attempts);
+            self.give_up(&msg, msg.attempts, GiveUp::Expired, &detail).await;
+            return;
+        }
+        let why = format!(
+            "They could not be delivered within delivery.max_age ({max_age}), so they are listed together now."
+        );
+        match make_digest(&self.d, &self.target, 0, 1, &why).await {
+            Ok(merged) if merged.contains(&msg.id) => {}
+            Ok(_) => {
+                let detail = format!(
+                    "not delivered within delivery.max_age ({max_age}); its last attempt got no answer, so DingTalk may have posted it"
+                );
+                self.give_up(&msg, msg.attempts, GiveUp::Expired, &detail).await;
+            }
+            Err(e) => {
+                error!(target = self.name(), error = %e, "cannot make a digest of expired messages");
+                self.pause(STORE_RETRY).await;
+            }
+        }
+    }
+
+    async fn wait_for_budget(&mut self, msg: &Pending, wait: Duration) {
+        if self.counted_wait != Some(msg.id) {
+            self.counted_wait = Some(msg.id);
+            self.d.metrics.rate_limited(self.name());
+            debug!(target = self.name(), ?wait, "waiting for the rate budget");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait.min(RECHECK)) => {}
+            _ = self.wake.notified() => {}
+            _ = crate::stopped(&mut self.shutdown) => {}
+        }
+    }
+
+    /// One attempt: storm policy, budget slot, the in-doubt mark, the channel, the record. `None`: shutdown
+    /// abandoned the attempt; otherwise whether the read-ahead copies are still true.
+    async fn send(&mut self, msg: Pending) -> Option<Ahead> {
+        if msg.kind == Kind::Message {
+            match storm(&self.d, &self.target, &self.budget).await {
+                Ok(true) => return Some(Ahead::Stale),
+                Ok(false) => {}
+                Err(e) => error!(target = self.name(), error = %e, "cannot make a digest; sending messages one by one"),
+            }
+        }
+        // Another target on the same budget may have taken the last free send meanwhile.
+        let Ok(slot) = self.budget.try_acquire() else { return Some(Ahead::Stale) };
+        if self.budget.limited() {
+            // Recorded before the request leaves, at the latest moment the receiver could get it, so a
+            // restart after a kill at any point still counts this send.
+            let latest_ms = now_ms() + self.d.cfg.request_timeout.as_millis() as i64;
+            if let Err(e) = self.d.store.begin_attempt(msg.id, &self.budget.key, latest_ms).await {
+                // Sending unrecorded beats not sending; the in-memory budget still holds.
+                warn!(target = self.name(), error = %e, "cannot record the attempt");
+            }
+        } else {
+            // No budget to keep across restarts: the in-doubt mark is queued ahead of the outcome.
+            self.d.store.submit_attempt(msg.id);
+        }
+        // An attempt under way when shutdown starts gets the grace period, then is abandoned: the message
+        // stays pending and its msgUuid keeps a resend after restart from posting twice.
+        let mut grace_rx = self.shutdown.clone();
+        let grace = self.d.shutdown_grace;
+        let outcome = tokio::select! {
+            o = self.attempt(&msg) => o,
+            _ = async { crate::stopped(&mut grace_rx).await; tokio::time::sleep(grace).await } => {
+                warn!(target = self.name(), msg_uuid = %msg.msg_uuid, "send still in flight after the shutdown grace period; left queued for the next start");
+                return None;
+            }
+        };
+        self.budget.finished(slot);
+        Some(self.record(&msg, outcome).await)
+    }
+
+    /// The request, timed and counted.
+    async fn attempt(&self, msg: &Pending) -> Outcome {
+        let (channel, name) = (&self.target.channel, self.name());
+        if !channel.sends_requests() {
+            return channel.send(&self.d.client, name, &msg.msg_uuid, &msg.body).await;
+        }
+        let started = Instant::now();
+        let outcome = channel.send(&self.d.client, name, &msg.msg_uuid, &msg.body).await;
+        self.d.metrics.request(name, started.elapsed());
+        outcome
+    }
+
+    /// Stores the outcome of an attempt.
+    async fn record(&mut self, msg: &Pending, outcome: Outcome) -> Ahead {
+        let (d, name) = (&self.d, self.target.name.as_str());
+        let attempts = msg.attempts + 1;
+        let now = now_ms();
+        let stored = match outcome {
+            Outcome::Delivered => {
+                d.metrics.delivered(name);
+                info!(target = name, msg_uuid = %msg.msg_uuid, attempts, "delivered");
+                // Not waited for: a delivery lost to a crash is resent with its msgUuid, which the receiver drops.
+                d.store.submit_delivered(msg.id, attempts, now);
+                return Ahead::Valid;
+            }
+            Outcome::Partial { failed, retry, detail } => {
+                d.metrics.delivered(name);
+                warn!(target = name, msg_uuid = %msg.msg_uuid, attempts, ?failed, ?retry, %detail, "delivered to some recipients only; per-recipient resend is not implemented yet");
+                d.store.submit_delivered(msg.id, attempts, now);
+                return Ahead::Valid;
+            }
+            Outcome::Retry { reason, detail } => {
+                d.metrics.request_failed(name, reason);
+                let delay = backoff(&d.cfg, attempts);
+                warn!(target = name, msg_uuid = %msg.msg_uuid, attempts, reason = reason.as_str(), %detail, retry_in = ?delay, "send failed; will retry");
+                d.store
+                    .schedule_retry(msg.id, attempts, now + delay.as_millis() as i64, &detail, reason.in_doubt())
+                    .await
+            }
+            Outcome::Throttled { detail, retry_after } => {
+                d.metrics.request_failed(name, Reason::Throttled);
+                d.metrics.throttled(name);
+                let penalty = retry_after.unwrap_or(d.cfg.throttle_penalty);
+                self.budget.pause(penalty);
+                if let Err(e) = d.store.record_pause(&self.budget.key, now + penalty.as_millis() as i64).await {
+                    warn!(target = name, error = %e, "cannot record the throttle pause");
+                }
+                warn!(target = name, msg_uuid = %msg.msg_uuid, %detail, pause = ?penalty, "the receiver throttled this robot; pausing it, the message will be resent");
+                d.store.schedule_retry(msg.id, attempts, now + penalty.as_millis() as i64, &detail, false).await
+            }
+            Outcome::Failed { reason, detail } => {
+                d.metrics.request_failed(name, reason);
+                return self.give_up(msg, attempts, GiveUp::Channel(reason), &detail).await;
+            }
+        };
+        if let Err(e) = stored {
+            // The message stays pending and is resent with the same msgUuid, which the receiver drops.
+            error!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the send outcome");
+            self.pause(STORE_RETRY).await;
+        }
+        Ahead::Stale
+    }
+
+    /// Marks a message failed for good.
+    async fn give_up(&mut self, msg: &Pending, attempts: i64, why: GiveUp, detail: &str) -> Ahead {
+        let name = self.target.name.as_str();
+        self.d.metrics.given_up(name, why);
+        error!(target = name, msg_uuid = %msg.msg_uuid, attempts, reason = why.as_str(), %detail, hint = why.hint(), "message given up");
+        if let Err(e) = self.d.store.mark_failed(msg.id, attempts, why.as_str(), detail, now_ms()).await {
+            error!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the failure");
+            self.pause(STORE_RETRY).await;
+            return Ahead::Stale;
+        }
+        Ahead::Valid
+    }
+}

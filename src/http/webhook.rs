@@ -1,0 +1,127 @@
+//! The intake half of an alert's path, top to bottom: HTTP request -> decode -> render -> store -> wake
+//! the target's sender -> answer. Alertmanager hears 200 only once the notification is committed.
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, StatusCode};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::error::{HttpError, Resp, json_response};
+use crate::app::{App, Live};
+use crate::clock::now_ms;
+use crate::decode::{self, Decoded};
+use crate::metrics::Suppressed;
+use crate::render::Rendered;
+use crate::store::{Enqueued, NewNotification};
+
+/// `POST /dingtalk/<target>/send`.
+pub async fn webhook(app: &Arc<App>, live: &Arc<Live>, name: &str, req: Request<Incoming>) -> Result<Resp, HttpError> {
+    if req.method() != Method::POST {
+        return Err(HttpError::MethodNotAllowed(req.method().clone()));
+    }
+    let target = live.config.targets.get(name).ok_or_else(|| HttpError::UnknownTarget {
+        name: name.to_string(),
+        configured: live.config.targets.keys().cloned().collect(),
+    })?;
+    let body = read_json_body(req, live.config.server.max_request_bytes).await?;
+    let decoded = decode::decode(&body).map_err(HttpError::Decode)?;
+    if *app.shutdown.borrow() {
+        return Err(HttpError::ShuttingDown);
+    }
+    let rendered = live.renderer.render(target, &decoded);
+    // Committing and waking the sender must not be cut short: hyper drops this future when the caller
+    // hangs up, and a message committed without its wake-up would wait for the next notification.
+    let accept = tokio::spawn(accept(app.clone(), live.clone(), name.to_string(), decoded, rendered));
+    accept.await.unwrap_or_else(|e| Err(HttpError::Internal(e.to_string())))
+}
+
+/// The body of a JSON request, within `limit` bytes.
+async fn read_json_body(req: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, HttpError> {
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime != "application/json" {
+        return Err(HttpError::UnsupportedMediaType(content_type));
+    }
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(HttpError::TooLarge(limit));
+    }
+    let body = Limited::new(req.into_body(), limit).collect().await.map_err(|e| {
+        if e.downcast_ref::<LengthLimitError>().is_some() {
+            HttpError::TooLarge(limit)
+        } else {
+            HttpError::Body(e.to_string())
+        }
+    })?;
+    Ok(body.to_bytes())
+}
+
+/// Store -> wake the sender -> count: runs to the end even if the caller is gone.
+async fn accept(
+    app: Arc<App>,
+    live: Arc<Live>,
+    name: String,
+    decoded: Decoded,
+    rendered: Rendered,
+) -> Result<Resp, HttpError> {
+    let name = name.as_str();
+    let n = &decoded.notification;
+    let now = now_ms();
+    let window = live.config.delivery.dedup_window;
+    let identity = (!window.is_zero()).then(|| decoded.identity());
+    let new = NewNotification {
+        target: name,
+        group_key: &n.group_key,
+        status: n.status.as_str(),
+        alerts: n.alerts.len(),
+        dedup: identity.as_deref().map(|key| (key, now - window.as_millis() as i64)),
+        summary: &rendered.summary,
+    };
+    let m = &app.metrics;
+    let id = match app.store.enqueue(new, &rendered.messages, now).await? {
+        Enqueued::Accepted(id) => id,
+        Enqueued::Duplicate(original) => {
+            // Alertmanager retrying after a timeout, or the other peer of an HA pair: acknowledge, don't resend.
+            m.suppressed(name, Suppressed::Duplicate);
+            info!(target = name, group_key = %n.group_key, status = n.status.as_str(), original, "duplicate notification suppressed");
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({"status": "duplicate", "notification": original, "messages": []}),
+            ));
+        }
+    };
+    app.wake(name);
+    m.alerts_received(name, n.firing().count(), n.resolved().count());
+    if let Some(error) = &rendered.template_error {
+        m.template_failed(name);
+        let template = live.config.targets.get(name).map_or("", |t| t.template.as_str());
+        warn!(target = name, template, %error, "template failed; rendered with the built-in template instead");
+    }
+    if rendered.keyword_inserted > 0 {
+        m.keyword_inserted(name, rendered.keyword_inserted);
+    }
+    if rendered.messages.len() > 1 {
+        m.split(name);
+    }
+    if rendered.truncated > 0 {
+        m.truncated(name, rendered.truncated);
+    }
+    if n.truncated_alerts > 0 {
+        m.alerts_truncated(name, n.truncated_alerts);
+    }
+    let uuids: Vec<&str> = rendered.messages.iter().map(|m| m.msg_uuid.as_str()).collect();
+    info!(
+        target = name,
+        notification = id,
+        group_key = %n.group_key,
+        status = n.status.as_str(),
+        alerts = n.alerts.len(),
+        messages = uuids.len(),
+        "notification accepted"
+    );
+    Ok(json_response(StatusCode::OK, &json!({"status": "accepted", "notification": id, "messages": uuids})))
+}

@@ -1,0 +1,137 @@
+//! The durable outbox: accepted notifications and the messages that carry them, committed before the
+//! webhook is answered, and each message's delivery state. This file holds what callers see (the types
+//! and errors); [`sqlite`] is the engine behind [`Store`].
+
+pub mod sqlite;
+
+pub use sqlite::Store;
+
+use crate::render::Summary;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("storage: cannot create {path}: {source}")]
+    CreateDir { path: String, source: std::io::Error },
+    #[error("storage: cannot commit: {0}")]
+    Commit(String),
+    #[error("storage: the storage thread has stopped")]
+    Stopped,
+    #[error(
+        "storage: the database was written by a newer dingtalk-bridge (schema version {found}; this one knows up to {supported}); it is left untouched: run the newer version, or point storage.path elsewhere"
+    )]
+    TooNew { found: i64, supported: i64 },
+    #[error("storage: record {id}: unreadable {column}: {problem}")]
+    Corrupt { id: i64, column: &'static str, problem: String },
+}
+
+/// One notification to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewNotification<'a> {
+    pub target: &'a str,
+    pub group_key: &'a str,
+    pub status: &'a str,
+    pub alerts: usize,
+    /// Duplicate suppression: the notification's identity and how far back to look for it.
+    pub dedup: Option<(&'a str, i64)>,
+    pub summary: &'a Summary,
+}
+
+/// What `enqueue` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Accepted(i64),
+    /// An identical notification was accepted within the window (its id); nothing was stored.
+    Duplicate(i64),
+}
+
+/// What a message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// (Part of) one notification.
+    Message,
+    /// The notifications of the messages it merged.
+    Digest,
+}
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Delivered,
+    /// Given up; `reason` says why.
+    Failed,
+    /// Taken over by a digest (`carried_by`).
+    Merged,
+}
+
+/// The names stored in the database's `kind` and `state` columns.
+macro_rules! column_enum {
+    ($t:ty, $column:literal, $($v:ident = $s:literal),+) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),+ }
+            }
+
+            fn parse(id: i64, text: &str) -> Result<Self, StoreError> {
+                match text {
+                    $($s => Ok(Self::$v),)+
+                    other => Err(StoreError::Corrupt { id, column: $column, problem: format!("{other:?}") }),
+                }
+            }
+        }
+    };
+}
+column_enum!(Kind, "kind", Message = "message", Digest = "digest");
+column_enum!(State, "state", Pending = "pending", Delivered = "delivered", Failed = "failed", Merged = "merged");
+
+/// A message waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub id: i64,
+    pub kind: Kind,
+    pub msg_uuid: String,
+    pub body: String,
+    pub created_at_ms: i64,
+    pub attempts: i64,
+    pub next_attempt_ms: i64,
+}
+
+/// A pending message a digest may take over, with its notification's summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub id: i64,
+    pub notification_id: i64,
+    pub summary: Summary,
+}
+
+/// The messages a digest may take over, oldest first, and the first one whose summary could not be read
+/// (the candidates end before it: it is sent as itself).
+#[derive(Debug, Default)]
+pub struct Candidates {
+    pub list: Vec<Candidate>,
+    pub corrupt: Option<StoreError>,
+}
+
+/// A message's record, for tests and (later) the operations console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub id: i64,
+    pub target: String,
+    pub kind: Kind,
+    pub notification_id: Option<i64>,
+    pub msg_uuid: String,
+    pub state: State,
+    pub carried_by: Option<i64>,
+    pub attempts: i64,
+    pub reason: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    pub target: String,
+    pub depth: i64,
+    pub oldest_created_ms: i64,
+}

@@ -1,0 +1,163 @@
+//! The storage thread. One thread owns the connection. Calls queue up as jobs; the thread runs every job
+//! waiting at that moment inside one transaction (each multi-statement job in its own savepoint, so one
+//! failing job undoes only itself), commits once, and only then answers them all. This is group commit:
+//! with `storage.sync: full` every answer still waits for an fsync of the WAL, but one fsync serves
+//! everything that arrived meanwhile, and the async runtime never waits on the disk.
+
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::Store;
+use crate::store::StoreError;
+
+/// What a job gives back once its transaction has committed (or failed to): answers its caller.
+type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+/// A unit of work for the storage thread, run inside the current batch's transaction (`None`: the
+/// transaction could not begin, so the job only reports that). Says whether it succeeded.
+type Work = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
+
+pub(super) struct Job {
+    /// Several statements that must apply together: run in a savepoint, undone if the job fails. A single
+    /// statement (or a read) is atomic by itself and skips the savepoint.
+    atomic: bool,
+    work: Work,
+}
+
+/// The most jobs one transaction takes: bounds how long the first of them waits for its answer.
+const MAX_BATCH: usize = 512;
+
+impl Store {
+    /// Runs `f` in the next batch's transaction (in a savepoint of its own) and returns its result once
+    /// that transaction has committed.
+    pub(super) async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        self.run(true, f).await
+    }
+
+    /// [`call`](Self::call) for a single statement or a read, which needs no savepoint of its own.
+    pub(super) async fn call_one<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        self.run(false, f).await
+    }
+
+    async fn run<T, F>(&self, atomic: bool, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(job(atomic, f, move |answer| {
+                let _ = tx.send(answer);
+            }))
+            .map_err(|_| StoreError::Stopped)?;
+        rx.await.map_err(|_| StoreError::Stopped)?
+    }
+}
+
+/// A job running `f` whose outcome, once its transaction has committed (or failed to), goes to `answer`.
+fn job<T, F, A>(atomic: bool, f: F, answer: A) -> Job
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    A: FnOnce(Result<T, StoreError>) + Send + 'static,
+{
+    let work: Work = Box::new(move |conn| {
+        let result = conn.map(f);
+        let ok = matches!(result, Some(Ok(_)));
+        let finish: Finish = Box::new(move |txn_error: Option<&str>| {
+            answer(match (result, txn_error) {
+                (Some(Ok(v)), None) => Ok(v),
+                (Some(Err(e)), _) => Err(StoreError::Sqlite(e)),
+                (_, Some(e)) => Err(StoreError::Commit(e.to_string())),
+                (None, None) => Err(StoreError::Stopped),
+            })
+        });
+        (ok, finish)
+    });
+    Job { atomic, work }
+}
+
+impl Store {
+    /// Queues `f` behind everything submitted so far without waiting for it: later calls see its writes.
+    /// A failure is logged (with `what`), as nobody waits to hear of it.
+    pub(super) fn submit<F>(&self, what: &'static str, f: F)
+    where
+        F: FnOnce(&Connection) -> Result<(), rusqlite::Error> + Send + 'static,
+    {
+        let log = move |answer: Result<(), StoreError>| {
+            if let Err(error) = answer {
+                tracing::error!(%error, "cannot {what}");
+            }
+        };
+        if self.jobs.send(job(false, f, log)).is_err() {
+            tracing::error!("storage: cannot {what}: the storage thread has stopped");
+        }
+    }
+}
+
+/// The storage thread: waits for a job, takes every other job already queued (up to `MAX_BATCH`), runs
+/// them in one transaction, commits once, then answers them all.
+pub(super) fn worker(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
+            let e = e.to_string();
+            for job in batch {
+                (job.work)(None).1(Some(&e));
+            }
+            continue;
+        }
+        let finishes: Vec<Finish> = batch.into_iter().filter_map(|job| run_job(&conn, job)).collect();
+        let error = exec(&conn, "COMMIT").err().map(|e| {
+            let _ = exec(&conn, "ROLLBACK");
+            e.to_string()
+        });
+        for finish in finishes {
+            finish(error.as_deref());
+        }
+    }
+}
+
+/// Runs a statement without parameters from the statement cache (these run a few times per batch).
+fn exec(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// Runs one job, an atomic one in a savepoint that is undone if the job fails. A job that panics is
+/// undone too and its caller gets an error (its answer channel is dropped) rather than the thread going
+/// down.
+fn run_job(conn: &Connection, job: Job) -> Option<Finish> {
+    if job.atomic
+        && let Err(e) = exec(conn, "SAVEPOINT job")
+    {
+        let e = e.to_string();
+        let (_, finish) = (job.work)(None);
+        finish(Some(&e));
+        return None;
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(Some(conn))));
+    let undo = !matches!(outcome, Ok((true, _)));
+    if job.atomic {
+        let _ = if undo {
+            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
+        } else {
+            exec(conn, "RELEASE job")
+        };
+    }
+    outcome.ok().map(|(_, finish)| finish)
+}

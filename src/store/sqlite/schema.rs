@@ -1,0 +1,84 @@
+//! The schema as a list of migrations. `PRAGMA user_version` says how many a database has had; opening
+//! applies the missing ones, each in its own transaction. A database from a newer bridge (a version above
+//! what this one knows) is refused, never written to.
+
+use rusqlite::Connection;
+
+use crate::store::StoreError;
+
+/// Migration `i` takes a database from version `i` to `i + 1`. Append only: never edit one that shipped.
+const MIGRATIONS: [&str; 1] = [
+    // 1: notifications, messages, robot budgets. Written with IF NOT EXISTS because databases made before
+    // migrations existed already have these tables at version 1.
+    "
+CREATE TABLE IF NOT EXISTS notifications (
+    id             INTEGER PRIMARY KEY,
+    target         TEXT NOT NULL,
+    group_key      TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    alerts         INTEGER NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    -- Identity for duplicate suppression (group key, status, alert states); NULL when suppression is off.
+    dedup_key      TEXT,
+    -- A compact JSON summary, what a storm digest lists for this notification.
+    summary        TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS notifications_dedup ON notifications (target, dedup_key, received_at_ms)
+    WHERE dedup_key IS NOT NULL;
+-- A message is one DingTalk request body. kind 'message' carries (part of) one notification; kind
+-- 'digest' carries the notifications of the messages it merged (state 'merged', carried_by = the digest).
+CREATE TABLE IF NOT EXISTS messages (
+    id              INTEGER PRIMARY KEY,
+    notification_id INTEGER REFERENCES notifications(id),
+    target          TEXT NOT NULL,
+    kind            TEXT NOT NULL DEFAULT 'message' CHECK (kind IN ('message', 'digest')),
+    -- Delivery order within a target; a digest takes the place of the oldest message it merged.
+    seq             INTEGER,
+    msg_uuid        TEXT NOT NULL UNIQUE,
+    body            TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'delivered', 'failed', 'merged')),
+    carried_by      INTEGER REFERENCES messages(id),
+    -- 1 while DingTalk may have the message: an attempt started and no answer proved it was not posted.
+    -- Such a message is resent as itself (DingTalk deduplicates its msgUuid), never merged into a digest.
+    in_doubt        INTEGER NOT NULL DEFAULT 0,
+    created_at_ms   INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    reason          TEXT,
+    last_error      TEXT,
+    finished_at_ms  INTEGER
+);
+CREATE INDEX IF NOT EXISTS messages_pending ON messages (target, seq, id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS messages_finished ON messages (finished_at_ms) WHERE state != 'pending';
+-- Each robot's recent sends and throttle pause, so a restart keeps its rate budget. `robot` is a hash of
+-- the robot URL, never the access_token itself.
+CREATE TABLE IF NOT EXISTS robot_sends (
+    robot      TEXT NOT NULL,
+    sent_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS robot_sends_by_robot ON robot_sends (robot, sent_at_ms);
+CREATE TABLE IF NOT EXISTS robot_pauses (
+    robot       TEXT PRIMARY KEY,
+    until_ms    INTEGER NOT NULL
+);
+",
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`VERSION`], or refuses one written by a newer version.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > VERSION {
+        return Err(StoreError::TooNew { found, supported: VERSION });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
