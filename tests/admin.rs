@@ -107,6 +107,54 @@ async fn reload_switches_atomically_refuses_broken_configs_and_keeps_what_matter
     assert_eq!(shown(&mock.posted(), 50), 0, "the removed target's message stays queued");
 }
 
+/// A reload while a send is in flight answers at once (the send is still in flight when the answer
+/// comes), leaves the unchanged target's sender alone (its request is neither abandoned nor repeated)
+/// and switches the changed target to its new settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_restarts_only_changed_targets_and_does_not_wait_for_a_send_in_flight() {
+    let mock = MockDingTalk::start(robots(), Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.yaml");
+    // A restarted sender would abandon its request after the 1s grace and send it again.
+    let extra = "  request_timeout: 30s\nserver: {shutdown_grace: 1s}\n";
+    write(&path, &(target("ops", &mock, "tok-ops") + &target("db", &mock, "tok-db")), extra);
+    let bridge = BinaryBridge::start(&path);
+
+    mock.set_mode(common::mock_dingtalk::Mode::SlowAnswer(Duration::from_secs(4)));
+    assert_eq!(post(&bridge.url("/dingtalk/ops/send"), "application/json", group(1)).await.0, 200);
+    wait_for("the request in flight", || async { mock.requests() == 1 }).await;
+
+    // db changes (plain text from now on); ops does not.
+    let db = target("db", &mock, "tok-db") + "    msgtype: text\n";
+    write(&path, &(target("ops", &mock, "tok-ops") + &db), extra);
+    let (status, body) = reload_post(&bridge).await;
+    assert_eq!(status, 200, "{body}");
+    let m = metrics(&bridge).await;
+    assert_eq!(metric(&m, "dingtalk_bridge_config_last_reload_successful", &[]), 1.0);
+    assert_eq!(
+        metric(&m, "dingtalk_bridge_notifications_total", &[("target", "ops")]),
+        0.0,
+        "the reload answered while the send was still in flight"
+    );
+
+    wait_for("the slow send to be recorded", || async {
+        metric(&metrics(&bridge).await, "dingtalk_bridge_notifications_total", &[("target", "ops")]) == 1.0
+    })
+    .await;
+    mock.set_mode(common::mock_dingtalk::Mode::Normal);
+    assert_eq!(post(&bridge.url("/dingtalk/db/send"), "application/json", group(2)).await.0, 200);
+    wait_for("the changed target's message", || async { shown(&mock.posted(), 2) == 1 }).await;
+    assert_eq!(mock.posted().last().unwrap().body["msgtype"], "text", "in its new format");
+    let ops_requests = mock.answered().iter().filter(|a| a.token == "tok-ops").count();
+    assert_eq!(ops_requests, 1, "the unchanged target's request was not abandoned and repeated");
+    assert_eq!(mock.duplicate_uuids(), 0);
+    let logs = bridge.logs.lock().unwrap().clone();
+    let started = |t: &str| {
+        logs.iter().filter(|l| l.contains("sender started") && l.contains(&format!("\"target\":\"{t}\""))).count()
+    };
+    assert_eq!((started("ops"), started("db")), (1, 2), "only the changed target's sender restarted");
+}
+
 const AUTH: &str =
     "server:\n  auth:\n    bearer_token: s3cret-token\n    basic_auth: {username: alertmanager, password: pa55word}\n";
 

@@ -211,7 +211,7 @@ mod tests {
     /// may take it, however the threads interleave.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn targets_sharing_a_budget_never_both_take_its_last_send() {
-        for round in 0..200 {
+        for round in 0..2000 {
             let budget = Arc::new(budget(20));
             for _ in 0..19 {
                 budget.try_acquire().unwrap();

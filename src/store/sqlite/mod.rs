@@ -644,4 +644,48 @@ mod tests {
         assert_eq!(store.robot_state("robot-a", 0, 9600).await.unwrap().1, None);
         assert_eq!(store.robot_state("robot-b", 0, 0).await.unwrap(), (vec![], None));
     }
+
+    #[tokio::test]
+    async fn a_store_from_a_newer_version_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.sqlite3");
+        let store = Store::open(&path, SyncMode::Full).unwrap();
+        store.enqueue(n("ops"), &[msg("u1")], 1).await.unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).unwrap(), schema::VERSION);
+        conn.pragma_update(None, "user_version", schema::VERSION + 1).unwrap();
+        drop(conn);
+
+        let err = Store::open(&path, SyncMode::Full).err().expect("a newer schema is refused");
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+        assert!(err.to_string().contains("written by a newer dingtalk-bridge"), "{err}");
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).unwrap(), schema::VERSION + 1);
+        let kept: i64 = conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, 1, "nothing was dropped or rewritten");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_summary_is_an_error_and_ends_the_candidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.sqlite3");
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        for i in 0..3 {
+            let s = summary(&format!("group {i}"));
+            store
+                .enqueue(NewNotification { summary: &s, ..n("ops") }, &[msg(&format!("m{i}"))], 1000 + i)
+                .await
+                .unwrap();
+        }
+        store.flush().await.unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE notifications SET summary = '{\"nam' WHERE id = 2", [])
+            .unwrap();
+        let found = store.digest_candidates("ops", 10).await.unwrap();
+        assert_eq!(found.list.iter().map(|c| c.summary.name.as_str()).collect::<Vec<_>>(), vec!["group 0"]);
+        let err = found.corrupt.expect("the corrupt row is reported");
+        assert!(matches!(err, StoreError::Corrupt { id: 2, column: "summary", .. }), "{err}");
+    }
 }
