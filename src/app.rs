@@ -1,26 +1,19 @@
-//! The running bridge: the configuration in force ([`Live`]), one sender per target, the budgets they
-//! share, and reload. [`run`] wires intake (HTTP) and delivery (senders) to one store and one set of
-//! metrics, and drains both on shutdown.
+//! What the running bridge shares: the configuration in force ([`Live`]), one sender per target, the
+//! budgets they share, and reload (which restarts only the senders whose settings changed).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
-use crate::channel::http_client;
 use crate::clock::now_ms;
 use crate::config::{Config, ConfigError, Problem, Target};
-use crate::deliver::{Budget, Delivery, run_sender};
+use crate::deliver::{Budget, Delivery, http_client, run_sender};
 use crate::metrics::Metrics;
 use crate::render::{Renderer, TemplateError};
 use crate::store::{Store, StoreError};
-
-/// How often finished messages older than `storage.retention` are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Why the bridge could not start (or a configuration could not be loaded).
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +70,25 @@ pub struct App {
 }
 
 impl App {
+    pub(crate) fn new(live: Arc<Live>, store: Store, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) -> App {
+        App {
+            delivery: watch::Sender::new(live.delivery.clone()),
+            live: RwLock::new(live),
+            store,
+            metrics,
+            shutdown,
+            wakers: RwLock::new(HashMap::new()),
+            budgets: Mutex::new(HashMap::new()),
+            senders: tokio::sync::Mutex::new(HashMap::new()),
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// One reload, or the shutdown of senders, at a time.
+    pub(crate) async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.reloading.lock().await
+    }
+
     /// The configuration in force now.
     pub fn live(&self) -> Arc<Live> {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -89,7 +101,7 @@ impl App {
     }
 
     /// Validates a configuration and builds what it needs, touching nothing that runs.
-    fn prepare(config: Config, store: &Store, metrics: &Arc<Metrics>) -> Result<Live, RunError> {
+    pub(crate) fn prepare(config: Config, store: &Store, metrics: &Arc<Metrics>) -> Result<Live, RunError> {
         let renderer = Arc::new(load_templates(&config)?);
         let delivery = Arc::new(Delivery {
             client: http_client(&config.delivery)?,
@@ -124,7 +136,7 @@ impl App {
     /// Brings the senders in line with `live`: targets that are new or whose settings changed get a new
     /// sender (after the old one has let go), removed ones stop, unchanged ones keep sending. Returns
     /// without waiting for an old sender's request in flight.
-    async fn sync_senders(&self, live: &Live) -> Result<(), StoreError> {
+    pub(crate) async fn sync_senders(&self, live: &Live) -> Result<(), StoreError> {
         let mut senders = self.senders.lock().await;
         let gone: Vec<String> = senders.keys().filter(|n| !live.config.targets.contains_key(*n)).cloned().collect();
         for name in gone {
@@ -169,7 +181,7 @@ impl App {
 
     /// Stops every sender: an attempt in flight gets the shutdown grace period, then is abandoned (the
     /// message stays queued, in doubt, and is resent with its msgUuid).
-    async fn stop_senders(&self) {
+    pub(crate) async fn stop_senders(&self) {
         let running: Vec<Running> = self.senders.lock().await.drain().map(|(_, r)| r).collect();
         for r in &running {
             let _ = r.stop.send(true);
@@ -237,7 +249,7 @@ impl App {
     }
 
     /// Queued messages for targets the configuration no longer has stay in the store; say so.
-    async fn report_orphans(&self) {
+    pub(crate) async fn report_orphans(&self) {
         let live = self.live();
         match self.store.queue_stats().await {
             Ok(stats) => {
@@ -250,7 +262,7 @@ impl App {
     }
 }
 
-fn log_targets(config: &Config) {
+pub(crate) fn log_targets(config: &Config) {
     for t in config.targets.values() {
         info!(
             target = %t.name,
@@ -279,101 +291,4 @@ pub fn load_templates(config: &Config) -> Result<Renderer, RunError> {
         })
         .collect();
     if problems.is_empty() { Ok(renderer) } else { Err(ConfigError::Invalid { problems }.into()) }
-}
-
-/// Runs the bridge on `listener` until `shutdown` completes, then drains: stops accepting, lets in-flight
-/// requests and sends finish within `server.shutdown_grace`, and leaves undelivered messages in the store.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
-    run_with_reload(config, listener, shutdown, None).await
-}
-
-/// [`run`], also reloading the configuration each time `reload` receives (the binary wires it to SIGHUP).
-pub async fn run_with_reload(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    reload: Option<tokio::sync::mpsc::Receiver<()>>,
-) -> Result<(), RunError> {
-    for w in &config.warnings {
-        warn!("{w}");
-    }
-    let store = Store::open(&config.storage.path, config.storage.sync)?;
-    let metrics = Arc::new(Metrics::new());
-    let live = Arc::new(App::prepare(config, &store, &metrics)?);
-    log_targets(&live.config);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let app = Arc::new(App {
-        live: RwLock::new(live.clone()),
-        store: store.clone(),
-        metrics,
-        shutdown: shutdown_rx.clone(),
-        wakers: RwLock::new(HashMap::new()),
-        budgets: Mutex::new(HashMap::new()),
-        delivery: watch::Sender::new(live.delivery.clone()),
-        senders: tokio::sync::Mutex::new(HashMap::new()),
-        reloading: tokio::sync::Mutex::new(()),
-    });
-    app.report_orphans().await;
-    app.sync_senders(&live).await?;
-    app.metrics.reloaded(true, chrono::Utc::now().timestamp());
-
-    // On shutdown the senders stop alongside the HTTP drain, each with the same grace period.
-    let stopper = tokio::spawn({
-        let app = app.clone();
-        let mut rx = shutdown_rx.clone();
-        async move {
-            crate::stopped(&mut rx).await;
-            let _one = app.reloading.lock().await;
-            app.stop_senders().await;
-        }
-    });
-    tokio::spawn(async move {
-        shutdown.await;
-        info!("shutting down: no new connections; draining requests and sends");
-        let _ = shutdown_tx.send(true);
-    });
-    if let Some(mut reload) = reload {
-        let app = app.clone();
-        tokio::spawn(async move {
-            while reload.recv().await.is_some() {
-                info!("reloading the configuration (SIGHUP)");
-                let _ = app.reload().await;
-            }
-        });
-    }
-    let pruner = tokio::spawn(prune_loop(store.clone(), live.config.storage.retention, shutdown_rx.clone()));
-
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    app.metrics.set_ready(true);
-    info!(address = %addr, targets = live.config.targets.len(), version = env!("CARGO_PKG_VERSION"), "listening");
-    drop(live);
-    crate::http::serve(listener, app.clone(), shutdown_rx).await;
-    app.metrics.set_ready(false);
-    let _ = stopper.await;
-    pruner.abort();
-    // Outcomes recorded without waiting (deliveries) are committed before the process may exit.
-    if let Err(e) = store.flush().await {
-        error!(error = %e, "cannot commit the last delivery records; those messages will be sent again (the receiver drops repeats by msgUuid)");
-    }
-    info!("stopped");
-    Ok(())
-}
-
-async fn prune_loop(store: Store, retention: Duration, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let before = now_ms() - retention.as_millis() as i64;
-        match store.prune(before).await {
-            Ok(0) => {}
-            Ok(n) => info!(pruned = n, "pruned finished messages past storage.retention"),
-            Err(e) => error!(error = %e, "cannot prune old messages"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(PRUNE_EVERY) => {}
-            _ = crate::stopped(&mut shutdown) => return,
-        }
-    }
 }

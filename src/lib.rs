@@ -3,7 +3,8 @@
 //! An alert's path in two halves. Intake, in [`http::webhook`]: HTTP -> [`decode`] -> [`render`] ->
 //! [`store`] -> wake the target's sender. Delivery, in [`deliver::sender`]: outbox -> budget -> storm
 //! policy -> [`channel`] -> record. Everything a chat protocol means is behind [`channel::Channel`].
-//! [`app`] runs the two halves and reloads; `main` only parses arguments ([`cli`]).
+//! [`run`] starts both halves over one [`store`]; [`app`] holds what they share and reloads it; `main`
+//! only parses arguments ([`cli`]).
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -16,11 +17,13 @@ pub mod deliver;
 pub mod http;
 pub mod metrics;
 pub mod render;
+pub mod run;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
 
-pub use app::{RunError, run, run_with_reload};
+pub use app::RunError;
+pub use run::{run, run_with_reload};
 
 /// Completes once shutdown has begun.
 pub(crate) async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {

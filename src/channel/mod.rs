@@ -12,8 +12,6 @@ pub mod dry_run;
 
 use std::time::Duration;
 
-use crate::config::DeliveryConfig;
-
 /// Where a target's messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Channel {
@@ -235,16 +233,6 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         source = err.source();
     }
     parts.join(": ")
-}
-
-/// The one HTTP client: keep-alive, real timeouts, TLS verification on, proxies from the environment.
-pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(cfg.connect_timeout)
-        .timeout(cfg.request_timeout)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(concat!("dingtalk-bridge/", env!("CARGO_PKG_VERSION")))
-        .build()
 }
 
 /// A send budget: at most `messages` in any window of `per`.

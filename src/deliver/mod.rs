@@ -57,6 +57,16 @@ impl crate::metrics::Reason for GiveUp {
     }
 }
 
+/// The one HTTP client: keep-alive, real timeouts, TLS verification on, proxies from the environment.
+pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(cfg.connect_timeout)
+        .timeout(cfg.request_timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("dingtalk-bridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// Exponential backoff with jitter: the n-th retry waits between half and all of initial * 2^(n-1), capped.
 pub fn backoff(cfg: &DeliveryConfig, attempts: i64) -> Duration {
     let exp = attempts.clamp(1, 30) as u32 - 1;

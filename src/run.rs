@@ -1,0 +1,106 @@
+//! Running the bridge: opens the store, starts the senders, serves HTTP until shutdown, then drains
+//! both. The only place that knows both halves of an alert's path.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::app::{App, RunError, log_targets};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// How often finished messages older than `storage.retention` are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs the bridge on `listener` until `shutdown` completes, then drains: stops accepting, lets in-flight
+/// requests and sends finish within `server.shutdown_grace`, and leaves undelivered messages in the store.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    run_with_reload(config, listener, shutdown, None).await
+}
+
+/// [`run`], also reloading the configuration each time `reload` receives (the binary wires it to SIGHUP).
+pub async fn run_with_reload(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    reload: Option<tokio::sync::mpsc::Receiver<()>>,
+) -> Result<(), RunError> {
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    let store = Store::open(&config.storage.path, config.storage.sync)?;
+    let metrics = Arc::new(Metrics::new());
+    let live = Arc::new(App::prepare(config, &store, &metrics)?);
+    log_targets(&live.config);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = Arc::new(App::new(live.clone(), store.clone(), metrics, shutdown_rx.clone()));
+    app.report_orphans().await;
+    app.sync_senders(&live).await?;
+    app.metrics.reloaded(true, chrono::Utc::now().timestamp());
+
+    // On shutdown the senders stop alongside the HTTP drain, each with the same grace period.
+    let stopper = tokio::spawn({
+        let app = app.clone();
+        let mut rx = shutdown_rx.clone();
+        async move {
+            crate::stopped(&mut rx).await;
+            let _one = app.exclusive().await;
+            app.stop_senders().await;
+        }
+    });
+    tokio::spawn(async move {
+        shutdown.await;
+        info!("shutting down: no new connections; draining requests and sends");
+        let _ = shutdown_tx.send(true);
+    });
+    if let Some(mut reload) = reload {
+        let app = app.clone();
+        tokio::spawn(async move {
+            while reload.recv().await.is_some() {
+                info!("reloading the configuration (SIGHUP)");
+                let _ = app.reload().await;
+            }
+        });
+    }
+    let pruner = tokio::spawn(prune_loop(store.clone(), live.config.storage.retention, shutdown_rx.clone()));
+
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    app.metrics.set_ready(true);
+    info!(address = %addr, targets = live.config.targets.len(), version = env!("CARGO_PKG_VERSION"), "listening");
+    drop(live);
+    crate::http::serve(listener, app.clone(), shutdown_rx).await;
+    app.metrics.set_ready(false);
+    let _ = stopper.await;
+    pruner.abort();
+    // Outcomes recorded without waiting (deliveries) are committed before the process may exit.
+    if let Err(e) = store.flush().await {
+        error!(error = %e, "cannot commit the last delivery records; those messages will be sent again (the receiver drops repeats by msgUuid)");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn prune_loop(store: Store, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let before = now_ms() - retention.as_millis() as i64;
+        match store.prune(before).await {
+            Ok(0) => {}
+            Ok(n) => info!(pruned = n, "pruned finished messages past storage.retention"),
+            Err(e) => error!(error = %e, "cannot prune old messages"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = crate::stopped(&mut shutdown) => return,
+        }
+    }
+}
