@@ -9,14 +9,23 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("invalid log level {level:?}: {message}")]
+    Level { level: String, message: String },
+    #[error("cannot install the logger: {0}")]
+    Install(String),
+}
+
 /// Keeps the log writer thread alive; dropping it writes out what is still buffered.
 pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
 
 /// `level` is a tracing filter: `info`, `debug`, or per module such as `info,dingtalk_bridge::send=debug`.
 /// Lines are formatted where they happen and written by a thread of their own, so a busy bridge does not
 /// make a write system call per line; none are dropped (a full buffer makes the caller wait).
-pub fn init(level: &str, format: LogFormat) -> Result<LogGuard, String> {
-    let filter = EnvFilter::try_new(level).map_err(|e| format!("invalid log level {level:?}: {e}"))?;
+pub fn init(level: &str, format: LogFormat) -> Result<LogGuard, TelemetryError> {
+    let filter = EnvFilter::try_new(level)
+        .map_err(|e| TelemetryError::Level { level: level.to_string(), message: e.to_string() })?;
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
@@ -30,6 +39,6 @@ pub fn init(level: &str, format: LogFormat) -> Result<LogGuard, String> {
         LogFormat::Plain => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
     };
-    result.map_err(|e| e.to_string())?;
+    result.map_err(|e| TelemetryError::Install(e.to_string()))?;
     Ok(guard)
 }

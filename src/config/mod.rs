@@ -17,7 +17,7 @@ use crate::channel::Channel;
 pub use crate::channel::RateLimit;
 use crate::secret::Secret;
 pub use validate::valid_target_name;
-pub use values::{expand_env, parse_duration};
+pub use values::{ValueError, expand_env, parse_duration};
 
 pub const DEFAULT_CONFIG_PATH: &str = "dingtalk-bridge.yaml";
 

@@ -33,7 +33,7 @@ impl Validator<'_> {
         match expand_env(value, self.env) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.problem(key, e);
+                self.problem(key, e.to_string());
                 None
             }
         }
@@ -43,7 +43,7 @@ impl Validator<'_> {
         match value {
             None => default,
             Some(s) => parse_duration(s).unwrap_or_else(|e| {
-                self.problem(key, e);
+                self.problem(key, e.to_string());
                 default
             }),
         }

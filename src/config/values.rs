@@ -2,7 +2,12 @@
 
 use std::time::Duration;
 
-pub fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+/// A value that does not parse; the message says what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(String);
+
+pub fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ValueError> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(pos) = rest.find('$') {
@@ -12,14 +17,14 @@ pub fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
             out.push('$');
             rest = stripped;
         } else if let Some(inner) = after.strip_prefix('{') {
-            let end = inner.find('}').ok_or_else(|| "unterminated ${...}".to_string())?;
+            let end = inner.find('}').ok_or_else(|| ValueError("unterminated ${...}".to_string()))?;
             let name = &inner[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("invalid variable name ${{{name}}}"));
+                return Err(ValueError(format!("invalid variable name ${{{name}}}")));
             }
             match env(name) {
                 Some(v) => out.push_str(&v),
-                None => return Err(format!("environment variable {name} is not set")),
+                None => return Err(ValueError(format!("environment variable {name} is not set"))),
             }
             rest = &inner[end + 1..];
         } else {
@@ -32,8 +37,8 @@ pub fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h`, `7d`, or combinations such as `1h30m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?}; use e.g. 500ms, 10s, 5m, 1h, 7d");
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
+    let bad = || ValueError(format!("invalid duration {s:?}; use e.g. 500ms, 10s, 5m, 1h, 7d"));
     let s = s.trim();
     if s.is_empty() {
         return Err(bad());

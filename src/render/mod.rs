@@ -47,6 +47,15 @@ pub enum TemplateError {
     Dir { path: String, message: String },
 }
 
+/// A template that failed on a payload (at run time: compile errors are [`TemplateError`]s).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template {template}: {message}")]
+pub struct RenderError {
+    /// The template's name, `<set>/<file>`.
+    pub template: String,
+    pub message: String,
+}
+
 /// A request body ready to store and send. `msg_uuid` is also inside `body`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -59,7 +68,7 @@ pub struct Message {
 pub struct Rendered {
     pub messages: Vec<Message>,
     /// The target's template failed at run time; the built-in one rendered the messages instead.
-    pub template_error: Option<String>,
+    pub template_error: Option<RenderError>,
     /// Messages the bridge had to add the keyword to.
     pub keyword_inserted: usize,
     /// Messages whose text was cut to fit the size limit.
@@ -126,11 +135,11 @@ impl Renderer {
     }
 
     /// Renders with the target's own template only, reporting its error (for `check-config` and `render`).
-    pub fn render_strict(&self, target: &Target, d: &Decoded) -> Result<Rendered, String> {
+    pub fn render_strict(&self, target: &Target, d: &Decoded) -> Result<Rendered, RenderError> {
         self.render_from(Source::Set(&target.template), target, d)
     }
 
-    fn render_from(&self, src: Source, target: &Target, d: &Decoded) -> Result<Rendered, String> {
+    fn render_from(&self, src: Source, target: &Target, d: &Decoded) -> Result<Rendered, RenderError> {
         let n = &d.notification;
         // Firing first, then resolved, so parts keep the two apart.
         let order: Vec<usize> = (0..n.alerts.len())
@@ -142,7 +151,7 @@ impl Renderer {
         let uuid = new_uuid();
         let size = |draft: &Draft| self.body_len(draft, target, &env, &uuid);
         let total = order.len();
-        let sample = |k: usize| -> Result<(usize, usize), String> {
+        let sample = |k: usize| -> Result<(usize, usize), RenderError> {
             Ok((k, size(&self.draft(src, target, d, &order[..k], Some(PART_PLACEHOLDER))?)))
         };
         // A big group is sized from a sample first, so it is not rendered whole only to learn that it must
@@ -198,7 +207,7 @@ impl Renderer {
         model: SizeModel,
         size: &dyn Fn(&Draft) -> usize,
         numbering: impl Fn(usize) -> (usize, usize),
-    ) -> Result<Vec<(usize, Draft)>, String> {
+    ) -> Result<Vec<(usize, Draft)>, RenderError> {
         let max = self.max_bytes;
         let mut parts = vec![];
         let mut rest = order;
@@ -253,7 +262,7 @@ impl Renderer {
         d: &Decoded,
         alerts: &[usize],
         part: Option<(usize, usize)>,
-    ) -> Result<Draft, String> {
+    ) -> Result<Draft, RenderError> {
         let mentions = Envelope::of(d).mention_tokens(target).join(" ");
         let (title, text) = match src {
             Source::Plain => plain(d, alerts, part),
@@ -266,7 +275,9 @@ impl Renderer {
                 };
                 let render = |kind: &str| {
                     let name = name(kind);
-                    self.hb.render_with_context(&name, &ctx).map_err(|e| format!("template {name}: {e}"))
+                    self.hb
+                        .render_with_context(&name, &ctx)
+                        .map_err(|e| RenderError { template: name, message: e.to_string() })
                 };
                 if target.channel.text_only() {
                     (String::new(), render("text")?)
