@@ -15,17 +15,23 @@ fn robot(i: usize) -> RobotSpec {
     RobotSpec { token: format!("tok-{i}"), secret: None, keywords: vec![] }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn closed_loop_over_many_targets_never_leaves_a_delivered_message_waiting() {
+/// A fast mock with one robot per target, and the bridge with rate limiting off.
+async fn start(sync: &str) -> (MockDingTalk, Bridge, tempfile::TempDir) {
     let limits = Limits { per_window: 1_000_000, ..Limits::default() };
     let mock = MockDingTalk::start((0..TARGETS).map(robot).collect(), limits).await;
     let dir = tempfile::tempdir().unwrap();
     let targets: String =
         (0..TARGETS).map(|i| format!("  t{i}:\n    url: \"{}\"\n", mock.url(&format!("tok-{i}")))).collect();
     let yaml = format!(
-        "listen: \"127.0.0.1:0\"\nstorage: {{path: outbox.sqlite3, sync: normal}}\ndelivery:\n  rate_limit: off\ntargets:\n{targets}"
+        "listen: \"127.0.0.1:0\"\nstorage: {{path: outbox.sqlite3, sync: {sync}}}\ndelivery:\n  rate_limit: off\ntargets:\n{targets}"
     );
     let bridge = Bridge::start(dir.path(), &yaml).await;
+    (mock, bridge, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn closed_loop_over_many_targets_never_leaves_a_delivered_message_waiting() {
+    let (mock, bridge, _dir) = start("normal").await;
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let base = bridge.url("");
@@ -71,15 +77,7 @@ async fn closed_loop_over_many_targets_never_leaves_a_delivered_message_waiting(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_that_hangs_up_after_posting_leaves_nothing_waiting() {
     use tokio::io::AsyncWriteExt;
-    let limits = Limits { per_window: 1_000_000, ..Limits::default() };
-    let mock = MockDingTalk::start((0..TARGETS).map(robot).collect(), limits).await;
-    let dir = tempfile::tempdir().unwrap();
-    let targets: String =
-        (0..TARGETS).map(|i| format!("  t{i}:\n    url: \"{}\"\n", mock.url(&format!("tok-{i}")))).collect();
-    let yaml = format!(
-        "listen: \"127.0.0.1:0\"\nstorage: {{path: outbox.sqlite3}}\ndelivery:\n  rate_limit: off\ntargets:\n{targets}"
-    );
-    let bridge = Bridge::start(dir.path(), &yaml).await;
+    let (mock, bridge, _dir) = start("full").await;
     for round in 0..20 {
         let posts: Vec<_> = (0..TARGETS)
             .map(|t| {
