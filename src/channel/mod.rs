@@ -100,6 +100,13 @@ impl Channel {
         }
     }
 
+    /// The chat service, as users know it (for messages about what it may have done).
+    pub fn service(&self) -> &'static str {
+        match self {
+            Channel::DingTalk(_) | Channel::DryRun(_) => "DingTalk",
+        }
+    }
+
     /// Where messages go, fit for a log line (credentials redacted).
     pub fn describe(&self) -> String {
         match self {

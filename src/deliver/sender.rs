@@ -169,7 +169,8 @@ impl Sender {
             Ok(merged) if merged.contains(&msg.id) => {}
             Ok(_) => {
                 let detail = format!(
-                    "not delivered within delivery.max_age ({max_age}); its last attempt got no answer, so DingTalk may have posted it"
+                    "not delivered within delivery.max_age ({max_age}); its last attempt got no answer, so {} may have posted it",
+                    self.target.channel.service()
                 );
                 self.give_up(&msg, msg.attempts, GiveUp::Expired, &detail).await;
             }

@@ -152,7 +152,7 @@ impl Store {
     }
 
     /// The oldest pending messages of a target that a digest may merge: kind 'message', in order, up to the
-    /// first pending digest (which keeps its place), leaving out a message DingTalk may already have.
+    /// first pending digest (which keeps its place), leaving out a message the receiver may already have.
     pub async fn digest_candidates(&self, target: &str, limit: usize) -> Result<Candidates, StoreError> {
         let target = target.to_string();
         self.call_one(move |conn| {
@@ -321,7 +321,7 @@ impl Store {
     }
 
     /// [`mark_delivered`](Self::mark_delivered) without waiting for the commit. If the process dies before
-    /// it commits, the message is sent again after restart with the same msgUuid, which DingTalk drops.
+    /// it commits, the message is sent again after restart with the same msgUuid, which the receiver drops.
     pub fn submit_delivered(&self, id: i64, attempts: i64, now_ms: i64) {
         self.submit("record a delivery", move |conn| delivered(conn, id, attempts, now_ms));
     }
