@@ -5,6 +5,8 @@ mod common;
 
 use common::mock_dingtalk::{Limits, MockDingTalk, RobotSpec};
 use common::{Bridge, group, metric, wait_for};
+use dingtalk_bridge::config::SyncMode;
+use dingtalk_bridge::store::{State, Store};
 
 const TARGETS: usize = 16;
 const CLIENTS: usize = 16;
@@ -105,5 +107,16 @@ async fn a_caller_that_hangs_up_after_posting_leaves_nothing_waiting() {
         })
         .await;
     }
+    // Whatever was committed was delivered, once.
+    let store = Store::open(&bridge.dir.join("outbox.sqlite3"), SyncMode::Normal).unwrap();
+    let mut stored = 0;
+    for t in 0..TARGETS {
+        let records = store.records(&format!("t{t}")).await.unwrap();
+        assert!(records.iter().all(|r| r.state == State::Delivered), "{records:?}");
+        stored += records.len();
+    }
+    assert!(stored > 0, "some requests got through before their callers hung up");
+    assert_eq!(mock.posted().len(), stored);
+    assert_eq!(mock.duplicate_uuids(), 0);
     bridge.stop().await;
 }
