@@ -112,7 +112,7 @@ impl Renderer {
         let (mut lo, mut hi) = (1, entries.len().max(1));
         while lo < hi {
             let mid = (lo + hi).div_ceil(2);
-            if build(mid).len() <= self.max_bytes(target) {
+            if build(mid).len() <= self.max_bytes {
                 lo = mid;
             } else {
                 hi = mid - 1;

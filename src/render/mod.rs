@@ -110,11 +110,6 @@ impl Renderer {
         if errors.is_empty() { Ok(Renderer { hb, sets, max_bytes }) } else { Err(errors) }
     }
 
-    /// The largest body for `target`: `delivery.max_message_bytes`, or its channel's own limit if smaller.
-    fn max_bytes(&self, target: &Target) -> usize {
-        self.max_bytes.min(target.channel.max_body_bytes())
-    }
-
     pub fn has_set(&self, name: &str) -> bool {
         self.sets.contains(name)
     }
@@ -166,11 +161,10 @@ impl Renderer {
             let m = SizeModel::fit(sample(1)?, sample(SAMPLE_ALERTS)?);
             model = Some(m);
         }
-        let max = self.max_bytes(target);
-        if model.is_none_or(|m| m.size(total) <= max + max / 10) {
+        if model.is_none_or(|m| m.size(total) <= self.max_bytes + self.max_bytes / 10) {
             let whole = self.draft(src, target, d, &order, None)?;
             let whole_size = size(&whole);
-            if total == 1 || whole_size <= max {
+            if total == 1 || whole_size <= self.max_bytes {
                 out.push(self.finish(whole, target, &env, uuid));
                 return Ok(out);
             }
@@ -182,7 +176,7 @@ impl Renderer {
         // Parts are rendered with the numbering they will carry, for the count the model expects. If the
         // count comes out different (rare), the parts are packed with the widest numbering instead and
         // rendered once more with the real one, which cannot make them bigger.
-        let expected = model.parts(total, max);
+        let expected = model.parts(total, self.max_bytes);
         let mut parts = self.pack(src, target, d, &order, model, &size, |i| (i, expected))?;
         if parts.len() != expected {
             let ranges = self.pack(src, target, d, &order, model, &size, |_| PART_PLACEHOLDER)?;
@@ -214,7 +208,7 @@ impl Renderer {
         size: &dyn Fn(&Draft) -> usize,
         numbering: impl Fn(usize) -> (usize, usize),
     ) -> Result<Vec<(usize, Draft)>, RenderError> {
-        let max = self.max_bytes(target);
+        let max = self.max_bytes;
         let mut parts = vec![];
         let mut rest = order;
         let mut per_alert = model.per_alert;
@@ -349,10 +343,9 @@ impl Renderer {
         let mut text = self.full_text(&draft, target, env, None);
         let mut json = env.body(target, &draft.title, &text, &uuid);
         let mut cut = draft.text.len();
-        let max = self.max_bytes(target);
-        while json.len() > max && cut > 0 {
+        while json.len() > self.max_bytes && cut > 0 {
             // JSON escaping can make a byte of text cost more than one byte of body: cut by the excess, repeat.
-            cut = cut.saturating_sub(json.len() - max + 16);
+            cut = cut.saturating_sub(json.len() - self.max_bytes + 16);
             text = self.full_text(&draft, target, env, Some(cut));
             json = env.body(target, &draft.title, &text, &uuid);
         }
