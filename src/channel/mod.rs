@@ -56,21 +56,6 @@ impl Channel {
         self.format().body(content, uuid)
     }
 
-    /// The protocol's own budget when the configuration sets none.
-    pub fn default_rate_limit(&self) -> RateLimit {
-        dingtalk::RATE_LIMIT
-    }
-
-    /// The largest body the protocol accepts, in bytes.
-    pub fn max_body_bytes(&self) -> usize {
-        dingtalk::MAX_BYTES
-    }
-
-    /// The most people one message may mention.
-    pub fn max_mentions(&self) -> usize {
-        dingtalk::MAX_MENTIONS
-    }
-
     /// What identifies the receiving end: targets with the same one share its rate budget. Holds
     /// credentials; use [`budget_key`](Self::budget_key) to store or show it.
     fn endpoint_identity(&self, target: &str) -> String {
@@ -85,11 +70,6 @@ impl Channel {
         use sha2::{Digest, Sha256};
         let digest = Sha256::digest(self.endpoint_identity(target).as_bytes());
         digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// Whether two targets post to the same receiving end.
-    pub fn same_endpoint(&self, other: &Channel, target: &str, other_target: &str) -> bool {
-        self.endpoint_identity(target) == other.endpoint_identity(other_target)
     }
 
     /// The protocol's name, for logs.
