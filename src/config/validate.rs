@@ -84,19 +84,42 @@ impl Validator<'_> {
     }
 
     pub(super) fn config(&mut self, raw: RawConfig) -> Option<Config> {
-        let listen = raw.listen.as_deref().unwrap_or("0.0.0.0:8060");
-        let listen = match self.expand("listen", listen).map(|l| l.parse::<SocketAddr>()) {
+        let listen = self.listen(raw.listen.as_deref());
+        let storage = self.storage(&raw.storage);
+        let templates_dir = self.templates_dir(raw.templates_dir.as_deref());
+        let timezone = self.timezone(raw.timezone.as_deref());
+        let server = self.server(raw.server);
+        let delivery = self.delivery(&raw.delivery);
+        let targets = self.targets(raw.targets, delivery.rate_limit);
+        Some(Config {
+            source: PathBuf::from(&self.file),
+            listen,
+            storage,
+            templates_dir,
+            timezone,
+            server,
+            delivery,
+            targets,
+            warnings: vec![],
+        })
+    }
+
+    fn listen(&mut self, raw: Option<&str>) -> SocketAddr {
+        let listen = raw.unwrap_or("0.0.0.0:8060");
+        match self.expand("listen", listen).map(|l| l.parse::<SocketAddr>()) {
             Some(Ok(addr)) => addr,
             Some(Err(e)) => {
                 self.problem("listen", format!("not an address like 0.0.0.0:8060: {e}"));
                 SocketAddr::from(([0, 0, 0, 0], 8060))
             }
             None => SocketAddr::from(([0, 0, 0, 0], 8060)),
-        };
+        }
+    }
 
-        let storage_path = raw.storage.path.as_deref().unwrap_or("data/dingtalk-bridge.sqlite3");
+    fn storage(&mut self, raw: &RawStorage) -> StorageConfig {
+        let storage_path = raw.path.as_deref().unwrap_or("data/dingtalk-bridge.sqlite3");
         let storage_path = self.expand("storage.path", storage_path).map(|p| self.path(&p)).unwrap_or_default();
-        let sync = match raw.storage.sync.as_deref() {
+        let sync = match raw.sync.as_deref() {
             None | Some("full") => SyncMode::Full,
             Some("normal") => SyncMode::Normal,
             Some(other) => {
@@ -104,42 +127,49 @@ impl Validator<'_> {
                 SyncMode::Full
             }
         };
-        let retention =
-            self.duration("storage.retention", raw.storage.retention.as_deref(), Duration::from_secs(7 * 86400));
+        let retention = self.duration("storage.retention", raw.retention.as_deref(), Duration::from_secs(7 * 86400));
+        StorageConfig { path: storage_path, sync, retention }
+    }
 
-        let templates_dir =
-            raw.templates_dir.as_deref().and_then(|d| self.expand("templates_dir", d)).map(|d| self.path(&d));
+    fn templates_dir(&mut self, raw: Option<&str>) -> Option<PathBuf> {
+        let templates_dir = raw.and_then(|d| self.expand("templates_dir", d)).map(|d| self.path(&d));
         if let Some(dir) = &templates_dir
             && !dir.is_dir()
         {
             self.problem("templates_dir", format!("{} is not a directory", dir.display()));
         }
+        templates_dir
+    }
 
-        let timezone = match raw.timezone.as_deref() {
+    fn timezone(&mut self, raw: Option<&str>) -> chrono_tz::Tz {
+        match raw {
             None => chrono_tz::UTC,
             Some(tz) => tz.parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
                 self.problem("timezone", format!("unknown IANA time zone {tz:?} (e.g. Asia/Shanghai, UTC)"));
                 chrono_tz::UTC
             }),
-        };
+        }
+    }
 
-        let server = ServerConfig {
-            max_request_bytes: positive(self, "server.max_request_bytes", raw.server.max_request_bytes, 4 << 20),
-            max_connections: positive(self, "server.max_connections", raw.server.max_connections, 512),
+    fn server(&mut self, raw: RawServer) -> ServerConfig {
+        ServerConfig {
+            max_request_bytes: positive(self, "server.max_request_bytes", raw.max_request_bytes, 4 << 20),
+            max_connections: positive(self, "server.max_connections", raw.max_connections, 512),
             header_read_timeout: self.duration(
                 "server.header_read_timeout",
-                raw.server.header_read_timeout.as_deref(),
+                raw.header_read_timeout.as_deref(),
                 Duration::from_secs(10),
             ),
             shutdown_grace: self.duration(
                 "server.shutdown_grace",
-                raw.server.shutdown_grace.as_deref(),
+                raw.shutdown_grace.as_deref(),
                 Duration::from_secs(10),
             ),
-            auth: self.auth(raw.server.auth),
-        };
+            auth: self.auth(raw.auth),
+        }
+    }
 
-        let d = &raw.delivery;
+    fn delivery(&mut self, d: &RawDelivery) -> DeliveryConfig {
         let rate_limit = self.rate_limit("delivery.rate_limit", d.rate_limit.as_ref(), dingtalk::RATE_LIMIT);
         let delivery = DeliveryConfig {
             connect_timeout: self.duration(
@@ -181,12 +211,16 @@ impl Validator<'_> {
         if delivery.backoff_initial > delivery.backoff_max {
             self.problem("delivery.backoff_initial", "must not exceed delivery.backoff_max");
         }
+        delivery
+    }
 
-        if raw.targets.is_empty() {
+    /// Every target, and the check that targets sharing a robot agree on its budget.
+    fn targets(&mut self, raw: BTreeMap<String, RawTarget>, rate_limit: RateLimit) -> BTreeMap<String, Target> {
+        if raw.is_empty() {
             self.problem("targets", "no targets configured; add at least one under targets:");
         }
         let mut targets: BTreeMap<String, Target> = BTreeMap::new();
-        for (name, t) in raw.targets {
+        for (name, t) in raw {
             if let Some(target) = self.target(&name, t, rate_limit) {
                 targets.insert(name, target);
             }
@@ -211,17 +245,7 @@ impl Validator<'_> {
                 ),
             );
         }
-        Some(Config {
-            source: PathBuf::from(&self.file),
-            listen,
-            storage: StorageConfig { path: storage_path, sync, retention },
-            templates_dir,
-            timezone,
-            server,
-            delivery,
-            targets,
-            warnings: vec![],
-        })
+        targets
     }
 
     fn auth(&mut self, raw: Option<RawAuth>) -> Auth {
