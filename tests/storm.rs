@@ -220,3 +220,34 @@ async fn sigkill_in_a_storm_keeps_the_budget_and_loses_and_repeats_nothing() {
     drop(bridge);
     every_notification_delivered(&dir.path().join("outbox.sqlite3")).await;
 }
+
+/// A waiting message whose stored summary cannot be read back: the digest leaves it out (its line would
+/// be blank), it is sent on its own, and the bridge says so in its metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_summary_is_counted_and_its_message_sent_on_its_own() {
+    let mock = MockDingTalk::start(vec![robot()], Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(&mock, "").replace("rate_limit: {messages: 20, per: 1s}", "rate_limit: {messages: 1, per: 2s}");
+    let bridge = Bridge::start(dir.path(), &yaml).await;
+    let url = bridge.url("/dingtalk/ops/send");
+    assert_eq!(post(&url, "application/json", group(0)).await.0, 200);
+    wait_for("the first message", || async { shown(&mock.posted(), 0) == 1 }).await;
+    // The budget is spent for two seconds: these wait, and the second's summary is damaged meanwhile.
+    for i in 1..4 {
+        assert_eq!(post(&url, "application/json", group(i)).await.0, 200);
+    }
+    let db = rusqlite::Connection::open(dir.path().join("outbox.sqlite3")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let damaged = db.execute("UPDATE notifications SET summary = '{\"status\":' WHERE id = 3", []).unwrap();
+    assert_eq!(damaged, 1);
+    wait_for("every group", || async { (0..4).all(|i| shown(&mock.posted(), i) >= 1) }).await;
+    let posted = mock.posted();
+    for i in 0..4 {
+        assert_eq!(shown(&posted, i), 1, "group {i} shows exactly once");
+    }
+    let alone = posted.iter().filter(|p| shown(std::slice::from_ref(p), 2) == 1).collect::<Vec<_>>();
+    assert!(!visible(alone[0]).contains("[DIGEST]"), "the damaged one went on its own");
+    let m = bridge.metrics().await;
+    assert!(metric(&m, "dingtalk_bridge_store_corrupt_records_total", &[("target", "ops")]) >= 1.0, "{m}");
+    bridge.stop().await;
+}
