@@ -47,8 +47,9 @@ pub struct Live {
 }
 
 struct Running {
-    /// The settings it runs with: a reload restarts it only if they change.
-    target: Arc<Target>,
+    /// The settings it runs with: a reload restarts it only if they change. `None`: its target was
+    /// removed and it is finishing a request in flight; a target of that name added back waits for it.
+    target: Option<Arc<Target>>,
     stop: watch::Sender<bool>,
     handle: tokio::task::JoinHandle<()>,
 }
@@ -138,14 +139,13 @@ impl App {
     /// without waiting for an old sender's request in flight.
     pub(crate) async fn sync_senders(&self, live: &Live) -> Result<(), StoreError> {
         let mut senders = self.senders.lock().await;
-        let gone: Vec<String> = senders.keys().filter(|n| !live.config.targets.contains_key(*n)).cloned().collect();
-        for name in gone {
-            if let Some(old) = senders.remove(&name) {
+        for (name, old) in senders.iter_mut() {
+            if !live.config.targets.contains_key(name) && old.target.take().is_some() {
                 let _ = old.stop.send(true);
             }
         }
         for target in live.config.targets.values() {
-            if senders.get(&target.name).is_some_and(|r| *r.target == *target) {
+            if senders.get(&target.name).is_some_and(|r| r.target.as_deref() == Some(target)) {
                 continue;
             }
             self.metrics.init_target(&target.name);
@@ -174,7 +174,7 @@ impl App {
                 wake.notify_one();
                 run_sender(t, budget, delivery, wake, stop_rx).await;
             });
-            senders.insert(target.name.clone(), Running { target, stop, handle });
+            senders.insert(target.name.clone(), Running { target: Some(target), stop, handle });
         }
         Ok(())
     }
