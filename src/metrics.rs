@@ -245,8 +245,8 @@ impl Metrics {
     // Intake.
 
     /// A webhook answered with `code`; `target` is a configured name or [`UNKNOWN_TARGET`].
-    pub fn webhook(&self, target: &str, code: u16) {
-        self.webhook_requests.with_label_values(&[target, &code.to_string()]).inc();
+    pub fn webhook(&self, target: &str, code: hyper::StatusCode) {
+        self.webhook_requests.with_label_values(&[target, code.as_str()]).inc();
     }
 
     pub fn alerts_received(&self, target: &str, firing: usize, resolved: usize) {

@@ -199,6 +199,32 @@ pub(crate) fn classify_status(status: u16, detail: impl Fn() -> String) -> Optio
     }
 }
 
+/// Answers are small; anything longer is an error page, of which the start says enough.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// POSTs a JSON body and reads the answer's status and (at most the first 64 KiB of) body.
+pub(crate) async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+) -> Result<(u16, Vec<u8>), reqwest::Error> {
+    let mut resp = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let mut answer = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        answer.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE_BYTES - answer.len())]);
+        if answer.len() >= MAX_RESPONSE_BYTES {
+            break;
+        }
+    }
+    Ok((status, answer))
+}
+
 /// Why a request got no answer: a refused connection proves nothing was posted; a timeout or a lost
 /// answer does not.
 pub(crate) fn transport_reason(e: &reqwest::Error) -> Reason {

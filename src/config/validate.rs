@@ -229,12 +229,9 @@ impl Validator<'_> {
         let mut by_robot: BTreeMap<String, &Target> = BTreeMap::new();
         let mut conflicts = vec![];
         for t in targets.values() {
-            match by_robot.get(&t.budget_key()) {
-                Some(first) if first.rate_limit != t.rate_limit => conflicts.push((first.name.clone(), t.name.clone())),
-                Some(_) => {}
-                None => {
-                    by_robot.insert(t.budget_key(), t);
-                }
+            let first = by_robot.entry(t.budget_key()).or_insert(t);
+            if first.rate_limit != t.rate_limit {
+                conflicts.push((first.name.clone(), t.name.clone()));
             }
         }
         for (a, b) in conflicts {

@@ -147,7 +147,7 @@ impl Sender {
     /// Sleeps for `wait` or until shutdown.
     async fn pause(&mut self, wait: Duration) {
         tokio::select! {
-            _ = tokio::time::sleep_until(Instant::now() + wait) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = crate::stopped(&mut self.shutdown) => {}
         }
     }
@@ -236,12 +236,11 @@ impl Sender {
     /// The request, timed and counted.
     async fn attempt(&self, msg: &Pending) -> Outcome {
         let (channel, name) = (&self.target.channel, self.name());
-        if !channel.sends_requests() {
-            return channel.send(&self.d.client, name, &msg.msg_uuid, &msg.body).await;
-        }
         let started = Instant::now();
         let outcome = channel.send(&self.d.client, name, &msg.msg_uuid, &msg.body).await;
-        self.d.metrics.request(name, started.elapsed());
+        if channel.sends_requests() {
+            self.d.metrics.request(name, started.elapsed());
+        }
         outcome
     }
 
@@ -251,16 +250,13 @@ impl Sender {
         let attempts = msg.attempts + 1;
         let now = now_ms();
         let stored = match outcome {
-            Outcome::Delivered => {
+            Outcome::Delivered | Outcome::Partial { .. } => {
+                if let Outcome::Partial { failed, retry, detail } = &outcome {
+                    warn!(target = name, msg_uuid = %msg.msg_uuid, attempts, ?failed, ?retry, %detail, "delivered to some recipients only; per-recipient resend is not implemented yet");
+                }
                 d.metrics.delivered(name);
                 info!(target = name, msg_uuid = %msg.msg_uuid, attempts, "delivered");
                 // Not waited for: a delivery lost to a crash is resent with its msgUuid, which the receiver drops.
-                d.store.submit_delivered(msg.id, attempts, now);
-                return Ahead::Valid;
-            }
-            Outcome::Partial { failed, retry, detail } => {
-                d.metrics.delivered(name);
-                warn!(target = name, msg_uuid = %msg.msg_uuid, attempts, ?failed, ?retry, %detail, "delivered to some recipients only; per-recipient resend is not implemented yet");
                 d.store.submit_delivered(msg.id, attempts, now);
                 return Ahead::Valid;
             }

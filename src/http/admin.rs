@@ -48,6 +48,6 @@ pub async fn ready(app: &App) -> Resp {
 
 /// `POST /-/reload`. On failure the old configuration keeps serving and the caller learns why.
 pub async fn reload(app: &Arc<App>) -> Result<Resp, HttpError> {
-    app.reload().await.map_err(|e| HttpError::Reload(e.to_string()))?;
+    app.reload().await?;
     Ok(text_response(StatusCode::OK, "reloaded\n"))
 }

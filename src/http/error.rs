@@ -8,6 +8,7 @@ use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Response, StatusCode};
 use serde_json::json;
 
+use crate::app::ReloadError;
 use crate::decode::DecodeError;
 use crate::store::StoreError;
 
@@ -36,8 +37,8 @@ pub enum HttpError {
     #[error("shutting down, retry later")]
     ShuttingDown,
     /// The configuration could not be reloaded; the previous one keeps serving.
-    #[error("{0}")]
-    Reload(String),
+    #[error(transparent)]
+    Reload(#[from] ReloadError),
     #[error("internal error, retry later: {0}")]
     Internal(String),
 }

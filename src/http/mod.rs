@@ -143,7 +143,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallibl
         }
     };
     if let Some(target) = label {
-        app.metrics.webhook(target, resp.status().as_u16());
+        app.metrics.webhook(target, resp.status());
     }
     Ok(resp)
 }

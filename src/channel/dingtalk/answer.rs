@@ -25,24 +25,6 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 15] = [
-        Reason::Busy,
-        Reason::IpBanned,
-        Reason::Keyword,
-        Reason::Signature,
-        Reason::Timestamp,
-        Reason::IpNotAllowed,
-        Reason::SecurityCheck,
-        Reason::InvalidToken,
-        Reason::RobotNotFound,
-        Reason::RobotDisabled,
-        Reason::GroupDissolved,
-        Reason::TooLong,
-        Reason::Moderation,
-        Reason::BadRequest,
-        Reason::UnknownErrcode,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Busy => "busy",

@@ -7,7 +7,6 @@ pub mod sign;
 
 use std::time::Duration;
 
-use reqwest::header::CONTENT_TYPE;
 use serde_json::json;
 
 pub use answer::Reason;
@@ -111,29 +110,12 @@ pub struct Robot {
     pub format: Format,
 }
 
-/// DingTalk's answers are tiny; anything longer is an error page, of which the start says enough.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-
 impl Robot {
     /// Signs (at send time: the signature is valid for an hour) and posts one body.
     pub async fn send(&self, client: &reqwest::Client, body: &str) -> Outcome {
         let secret = self.secret.as_ref().map(Secret::expose);
         let signed = sign::signed_url(self.url.expose(), secret, crate::clock::now_ms());
-        let result = async {
-            let mut resp =
-                client.post(&signed).header(CONTENT_TYPE, "application/json").body(body.to_string()).send().await?;
-            let status = resp.status().as_u16();
-            let mut answer = Vec::new();
-            while let Some(chunk) = resp.chunk().await? {
-                answer.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE_BYTES - answer.len())]);
-                if answer.len() >= MAX_RESPONSE_BYTES {
-                    break;
-                }
-            }
-            Ok::<_, reqwest::Error>((status, answer))
-        }
-        .await;
-        match result {
+        match super::post_json(client, &signed, body).await {
             Ok((status, answer)) => answer::classify_response(status, &answer),
             Err(e) => {
                 Outcome::Retry { reason: super::transport_reason(&e), detail: self.describe_error(e.without_url()) }
@@ -152,9 +134,10 @@ impl Robot {
         scrub(&line, &[&token, self.secret.as_ref().map_or("", Secret::expose)])
     }
 
-    /// The URL for logs, credentials redacted.
+    /// The URL for logs, credentials redacted, with whether it signs and its message type.
     pub fn describe(&self) -> String {
-        redact_url(self.url.expose())
+        let signed = if self.secret.is_some() { "signed" } else { "unsigned" };
+        format!("{} ({signed}, {})", redact_url(self.url.expose()), self.format.msgtype.as_str())
     }
 }
 

@@ -55,15 +55,16 @@ fn in_doubt(conn: &Connection, id: i64) -> Result<(), rusqlite::Error> {
     conn.prepare_cached("UPDATE messages SET in_doubt = 1 WHERE id = ?1")?.execute([id]).map(drop)
 }
 
-/// A column of `kind`s: a value this build does not know is an error naming the record.
-fn kind_of(r: &rusqlite::Row, id: usize, col: usize) -> rusqlite::Result<Kind> {
+/// A `kind` or `state` column of the row whose id is in column `id`: a value this build does not know is
+/// an error naming the record.
+fn parsed<T>(
+    r: &rusqlite::Row,
+    id: usize,
+    col: usize,
+    parse: fn(i64, &str) -> Result<T, StoreError>,
+) -> rusqlite::Result<T> {
     let text: String = r.get(col)?;
-    Kind::parse(r.get(id)?, &text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, Type::Text, e.into()))
-}
-
-fn state_of(r: &rusqlite::Row, id: usize, col: usize) -> rusqlite::Result<State> {
-    let text: String = r.get(col)?;
-    State::parse(r.get(id)?, &text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, Type::Text, e.into()))
+    parse(r.get(id)?, &text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, Type::Text, e.into()))
 }
 
 fn delivered(conn: &Connection, id: i64, attempts: i64, now_ms: i64) -> Result<(), rusqlite::Error> {
@@ -298,7 +299,7 @@ impl Store {
             let rows = stmt.query_map(params![target, limit as i64], |r| {
                 Ok(Pending {
                     id: r.get(0)?,
-                    kind: kind_of(r, 0, 1)?,
+                    kind: parsed(r, 0, 1, Kind::parse)?,
                     msg_uuid: r.get(2)?,
                     body: r.get(3)?,
                     created_at_ms: r.get(4)?,
@@ -397,10 +398,10 @@ impl Store {
                 Ok(Record {
                     id: r.get(0)?,
                     target: r.get(1)?,
-                    kind: kind_of(r, 0, 2)?,
+                    kind: parsed(r, 0, 2, Kind::parse)?,
                     notification_id: r.get(3)?,
                     msg_uuid: r.get(4)?,
-                    state: state_of(r, 0, 5)?,
+                    state: parsed(r, 0, 5, State::parse)?,
                     carried_by: r.get(6)?,
                     attempts: r.get(7)?,
                     reason: r.get(8)?,
