@@ -42,8 +42,14 @@ pub enum ReloadError {
 /// What can change on reload: the configuration and everything built from it.
 pub struct Live {
     pub config: Config,
-    pub renderer: Arc<Renderer>,
+    /// What senders use, the renderer included.
     pub delivery: Arc<Delivery>,
+}
+
+impl Live {
+    pub fn renderer(&self) -> &Renderer {
+        &self.delivery.renderer
+    }
 }
 
 struct Running {
@@ -103,16 +109,15 @@ impl App {
 
     /// Validates a configuration and builds what it needs, touching nothing that runs.
     pub(crate) fn prepare(config: Config, store: &Store, metrics: &Arc<Metrics>) -> Result<Live, RunError> {
-        let renderer = Arc::new(load_templates(&config)?);
         let delivery = Arc::new(Delivery {
             client: http_client(&config.delivery)?,
             store: store.clone(),
             metrics: metrics.clone(),
-            renderer: renderer.clone(),
+            renderer: Arc::new(load_templates(&config)?),
             cfg: config.delivery.clone(),
             shutdown_grace: config.server.shutdown_grace,
         });
-        Ok(Live { config, renderer, delivery })
+        Ok(Live { config, delivery })
     }
 
     /// The budget of a target's receiving end, shared by every target that posts there. It survives

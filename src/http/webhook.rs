@@ -32,7 +32,7 @@ pub async fn webhook(app: &Arc<App>, live: &Arc<Live>, name: &str, req: Request<
     if *app.shutdown.borrow() {
         return Err(HttpError::ShuttingDown);
     }
-    let rendered = live.renderer.render(target, &decoded);
+    let rendered = live.renderer().render(target, &decoded);
     // Committing and waking the sender must not be cut short: hyper drops this future when the caller
     // hangs up, and a message committed without its wake-up would wait for the next notification.
     let accept = tokio::spawn(accept(app.clone(), live.clone(), name.to_string(), decoded, rendered));
