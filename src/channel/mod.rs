@@ -153,6 +153,8 @@ pub enum Reason {
     Http429,
     /// An HTTP client error other than 429: the URL is wrong.
     HttpStatus,
+    /// The endpoint answered with a redirect, which is never followed: nothing was delivered.
+    Redirect,
     /// An answer that is not the protocol's (an HTML page, a proxy).
     BadResponse,
     Throttled,
@@ -168,6 +170,7 @@ impl Reason {
             Reason::Http5xx => "http_5xx",
             Reason::Http429 => "http_429",
             Reason::HttpStatus => "http_status",
+            Reason::Redirect => "redirect",
             Reason::BadResponse => "bad_response",
             Reason::Throttled => "throttled",
             Reason::DingTalk(r) => r.as_str(),
@@ -183,6 +186,9 @@ impl Reason {
     pub fn hint(self) -> &'static str {
         match self {
             Reason::HttpStatus => "the URL answered with an HTTP client error: check targets.<name>.url",
+            Reason::Redirect => {
+                "the URL answered with a redirect, which the bridge never follows (it would post the message and its credentials elsewhere): set targets.<name>.url to the chat service's own address"
+            }
             Reason::DingTalk(r) => r.hint(),
             _ => "transient",
         }
@@ -193,6 +199,7 @@ impl Reason {
 pub(crate) fn classify_status(status: u16, detail: impl Fn() -> String) -> Option<Outcome> {
     match status {
         200..=299 => None,
+        300..=399 => Some(Outcome::Failed { reason: Reason::Redirect, detail: detail() }),
         429 => Some(Outcome::Retry { reason: Reason::Http429, detail: detail() }),
         500..=599 => Some(Outcome::Retry { reason: Reason::Http5xx, detail: detail() }),
         _ => Some(Outcome::Failed { reason: Reason::HttpStatus, detail: detail() }),

@@ -63,6 +63,9 @@ pub fn http_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, reqwest::Err
         .connect_timeout(cfg.connect_timeout)
         .timeout(cfg.request_timeout)
         .pool_idle_timeout(Duration::from_secs(60))
+        // Never follow a redirect: a 3xx is not a delivery, and following one would post the body (and a
+        // Referer holding the signed URL) somewhere else. channel::classify_status makes it a failure.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("dingtalk-bridge/", env!("CARGO_PKG_VERSION")))
         .build()
 }
