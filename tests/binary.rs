@@ -183,3 +183,34 @@ fn version_and_bad_config_exit_codes() {
     assert_eq!(out.status.code(), Some(64), "running with a config that cannot load exits 64");
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/dingtalk-bridge.yaml: cannot read"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_log_lines_cannot_be_forged_or_made_huge() {
+    let robot = RobotSpec { token: TOKEN.into(), secret: Some(SECRET.into()), keywords: vec!["Alert".into()] };
+    let mock = MockDingTalk::start(vec![robot], Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = BinaryBridge::start_with(&write_config(dir.path(), &mock), &[], "plain");
+    let forged_line = "2026-11-23T00:00:00.000000Z ERROR message given up target=ops reason=FORGED";
+    let mut forged: Value = serde_json::from_str(common::FIRING).unwrap();
+    forged["groupKey"] = Value::String(format!("{{}}:{{alertname=\"X\"}}\n{forged_line}"));
+    let mut huge: Value = serde_json::from_str(&payload(7)).unwrap();
+    huge["groupKey"] = Value::String("k".repeat(3 << 20));
+    for body in [forged, huge] {
+        let (status, answer) = post(&bridge.url("/dingtalk/ops/send"), "application/json", body.to_string()).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    wait_for("both delivered", || async { mock.posted().len() == 2 }).await;
+    let logs = bridge.kill();
+    let accepted: Vec<&String> = logs.iter().filter(|l| l.contains("notification accepted")).collect();
+    assert_eq!(accepted.len(), 2, "{logs:#?}");
+    assert!(accepted[0].contains(&format!("\\n{forged_line}")), "the newline is escaped in place: {}", accepted[0]);
+    for line in &logs {
+        assert!(!line.starts_with(forged_line), "forged line: {line}");
+        assert!(
+            line.starts_with("20") && line.as_bytes()[4] == b'-',
+            "every line starts with its own timestamp: {line}"
+        );
+        assert!(line.len() < 8 * 1024, "a {} byte line: {}…", line.len(), &line[..200]);
+    }
+    assert!(accepted[1].contains("more bytes cut]"), "{}", &accepted[1][..300]);
+}

@@ -114,9 +114,14 @@ impl BinaryBridge {
     }
 
     pub fn start_with_env(config_path: &Path, env: &[(&str, &str)]) -> BinaryBridge {
+        Self::start_with(config_path, env, "json")
+    }
+
+    /// Started with `--log-format` `format` (`json` or `plain`).
+    pub fn start_with(config_path: &Path, env: &[(&str, &str)], format: &str) -> BinaryBridge {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dingtalk-bridge"))
-            .args(["--config", config_path.to_str().unwrap(), "--log-format", "json", "--log-level", "debug"])
+            .args(["--config", config_path.to_str().unwrap(), "--log-format", format, "--log-level", "debug"])
             .env_remove("HTTP_PROXY")
             .env_remove("HTTPS_PROXY")
             .env_remove("http_proxy")
@@ -139,6 +144,10 @@ impl BinaryBridge {
                     && v["message"] == "listening"
                 {
                     let _ = tx.send(v["address"].as_str().unwrap_or_default().to_string());
+                } else if line.contains(" listening ")
+                    && let Some(addr) = line.split(" address=").nth(1)
+                {
+                    let _ = tx.send(addr.split(' ').next().unwrap_or_default().to_string());
                 }
                 sink.lock().unwrap().push(line);
             }
