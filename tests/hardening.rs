@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use common::mock_dingtalk::{Limits, MockDingTalk, RobotSpec};
 use common::{Bridge, FIRING, post, wait_for};
