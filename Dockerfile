@@ -1,16 +1,31 @@
-# A small non-root image with CA certificates (reqwest uses rustls with the operating system's trust
-# store). Not built by CI here (no container engine); kept plain and standard.
-FROM rust:1.89-bookworm AS build
+# The image users build and the one CI builds and runs (tests/container.rs): a release build, then a small
+# non-root runtime with CA certificates (reqwest uses rustls with the operating system's trust store).
+#
+#   podman build -t dingtalk-bridge:0.1.0 .          # or docker build
+#
+# The base images are build arguments with the public defaults. Where no registry is reachable (CI here),
+# deploy/container/base-images.sh makes equivalents locally and prints the --build-arg flags.
+ARG BUILDER_IMAGE=docker.io/library/rust:1.89-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+
+FROM ${BUILDER_IMAGE} AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY benches ./benches
+COPY examples ./examples
 COPY templates ./templates
 COPY tests/fixtures ./tests/fixtures
-RUN cargo build --release --locked --bin dingtalk-bridge
+# Cache mounts keep the crate downloads and the build directory between builds (BuildKit and buildah);
+# the binary is copied out of the cached directory into the layer.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin dingtalk-bridge \
+    && cp target/release/dingtalk-bridge /dingtalk-bridge
 
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/dingtalk-bridge /usr/local/bin/dingtalk-bridge
-# distroless/cc ships CA certificates and runs as uid 65532 (nonroot).
+FROM ${RUNTIME_IMAGE}
+COPY --from=build /dingtalk-bridge /usr/local/bin/dingtalk-bridge
+# distroless/cc ships CA certificates and runs as uid 65532 (nonroot); so does the StatefulSet.
 USER 65532:65532
 EXPOSE 8060
 ENTRYPOINT ["/usr/local/bin/dingtalk-bridge"]

@@ -27,6 +27,11 @@ if ! podman image exists "$BUILDER"; then
   debootstrap --variant=minbase --include=ca-certificates,gcc,libc6-dev bookworm "$work/builder" "$MIRROR" \
     >"$work/builder.log" 2>&1 || { tail -20 "$work/builder.log" >&2; exit 1; }
   rm -rf "$work/builder/var/cache/apt/archives/"*.deb "$work/builder/var/lib/apt/lists/"*
+  # This machine reaches crates.io through a proxy with its own CA: the builder trusts what the host does.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$work/builder/usr/local/share/ca-certificates/"
+    chroot "$work/builder" update-ca-certificates >/dev/null 2>&1
+  fi
   sysroot=$(rustc --print sysroot)
   mkdir -p "$work/builder/usr/local/rust"
   # The toolchain without its documentation (share/doc is most of its size).

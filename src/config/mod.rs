@@ -1,6 +1,7 @@
 //! The configuration: what a validated [`Config`] holds, and loading it. The file's shape is in [`raw`],
 //! its checks in [`validate`] and [`targets`], value syntax (`${VAR}`, durations) in [`values`]. Problems
-//! name the file, the key and what is wrong.
+//! name the file, the key and what is wrong, never the value: a token pasted into the wrong key must not
+//! reach a log or the `/-/reload` answer.
 
 mod raw;
 mod targets;
@@ -266,6 +267,26 @@ targets:
         let ConfigError::Invalid { problems } = load(&text).unwrap_err() else { panic!("expected Invalid") };
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, vec!["timezone", "targets.9ops", "targets.9ops.msgtype"]);
+    }
+
+    #[test]
+    fn problems_name_the_key_never_the_value() {
+        // A token pasted into the wrong key, everywhere a value is checked.
+        let t = "tok-PASTED-9f2c";
+        let text = format!(
+            "timezone: {t}\nstorage: {{sync: {t}}}\ndelivery: {{max_age: {t}}}\ntemplates_dir: {t}\ntargets:\n  ops:\n    url: https://x/send?access_token=1\n    msgtype: {t}\n    secret_file: {t}\n    rate_limit: {t}\n    mention: {{mobiles: [{t}], user_ids: [\"{t} x\"]}}\n"
+        );
+        let ConfigError::Invalid { problems } = load(&text).unwrap_err() else { panic!("expected Invalid") };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for key in ["timezone", "storage.sync", "delivery.max_age", "templates_dir", "targets.ops.msgtype"] {
+            assert!(keys.contains(&key), "{key} not reported: {keys:?}");
+        }
+        for key in ["targets.ops.secret_file", "targets.ops.rate_limit", "targets.ops.mention.mobiles[0]"] {
+            assert!(keys.contains(&key), "{key} not reported: {keys:?}");
+        }
+        assert!(keys.contains(&"targets.ops.mention.user_ids[0]"), "{keys:?}");
+        let all = ConfigError::Invalid { problems }.to_string();
+        assert!(!all.contains("PASTED"), "{all}");
     }
 
     #[test]

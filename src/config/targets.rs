@@ -74,10 +74,10 @@ impl Validator<'_> {
             None | Some("markdown") => MsgType::Markdown,
             Some("text") => MsgType::Text,
             Some("actionCard") => MsgType::ActionCard,
-            Some(other) => {
+            Some(_) => {
                 self.problem(
                     &format!("{key}.msgtype"),
-                    format!("unsupported {other:?}; expected markdown, text or actionCard"),
+                    "unsupported message type; expected markdown, text or actionCard",
                 );
                 MsgType::Markdown
             }
@@ -99,12 +99,15 @@ impl Validator<'_> {
         }
         for (i, m) in mention.mobiles.iter().enumerate() {
             if m.is_empty() || !m.chars().all(|c| c.is_ascii_digit() || c == '+' || c == '-') {
-                self.problem(&format!("{key}.mention.mobiles[{i}]"), format!("{m:?} is not a phone number"));
+                self.problem(&format!("{key}.mention.mobiles[{i}]"), "not a phone number (digits, + and - only)");
             }
         }
         for (i, u) in mention.user_ids.iter().enumerate() {
             if u.trim().is_empty() || u.contains(char::is_whitespace) {
-                self.problem(&format!("{key}.mention.user_ids[{i}]"), format!("{u:?} is not a DingTalk user id"));
+                self.problem(
+                    &format!("{key}.mention.user_ids[{i}]"),
+                    "not a DingTalk user id (empty or holds a space)",
+                );
             }
         }
         let format = Format { msgtype, mention };

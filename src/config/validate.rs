@@ -70,11 +70,11 @@ impl Validator<'_> {
                     // Secret mounts often end with a newline that is not part of the value.
                     Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
                     Ok(_) => {
-                        self.problem(&key_file, format!("{} is empty", path.display()));
+                        self.problem(&key_file, "the file is empty");
                         None
                     }
                     Err(e) => {
-                        self.problem(&key_file, format!("cannot read {}: {e}", path.display()));
+                        self.problem(&key_file, format!("cannot read the file: {e}"));
                         None
                     }
                 }
@@ -122,8 +122,8 @@ impl Validator<'_> {
         let sync = match raw.sync.as_deref() {
             None | Some("full") => SyncMode::Full,
             Some("normal") => SyncMode::Normal,
-            Some(other) => {
-                self.problem("storage.sync", format!("unknown mode {other:?}; expected full or normal"));
+            Some(_) => {
+                self.problem("storage.sync", "unknown mode; expected full or normal");
                 SyncMode::Full
             }
         };
@@ -136,7 +136,7 @@ impl Validator<'_> {
         if let Some(dir) = &templates_dir
             && !dir.is_dir()
         {
-            self.problem("templates_dir", format!("{} is not a directory", dir.display()));
+            self.problem("templates_dir", "not a directory");
         }
         templates_dir
     }
@@ -145,7 +145,7 @@ impl Validator<'_> {
         match raw {
             None => chrono_tz::UTC,
             Some(tz) => tz.parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
-                self.problem("timezone", format!("unknown IANA time zone {tz:?} (e.g. Asia/Shanghai, UTC)"));
+                self.problem("timezone", "not an IANA time zone name (e.g. Asia/Shanghai, UTC)");
                 chrono_tz::UTC
             }),
         }
@@ -289,8 +289,8 @@ impl Validator<'_> {
                 );
                 RateLimit::UNLIMITED
             }
-            Some(RawRateLimit::Word(w)) => {
-                self.problem(key, format!("expected {{messages: N, per: DURATION}} or off, got {w:?}"));
+            Some(RawRateLimit::Word(_)) => {
+                self.problem(key, "expected {messages: N, per: DURATION} or off");
                 default
             }
             Some(RawRateLimit::Limit(r)) => {

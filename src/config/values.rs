@@ -20,7 +20,7 @@ pub fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
             let end = inner.find('}').ok_or_else(|| ValueError("unterminated ${...}".to_string()))?;
             let name = &inner[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(ValueError(format!("invalid variable name ${{{name}}}")));
+                return Err(ValueError("invalid variable name in ${...}; use letters, digits and _".to_string()));
             }
             match env(name) {
                 Some(v) => out.push_str(&v),
@@ -38,7 +38,7 @@ pub fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
 
 /// Parses `500ms`, `10s`, `5m`, `1h`, `7d`, or combinations such as `1h30m`.
 pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
-    let bad = || ValueError(format!("invalid duration {s:?}; use e.g. 500ms, 10s, 5m, 1h, 7d"));
+    let bad = || ValueError("invalid duration; use e.g. 500ms, 10s, 5m, 1h, 7d".to_string());
     let s = s.trim();
     if s.is_empty() {
         return Err(bad());

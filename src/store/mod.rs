@@ -14,6 +14,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("storage: cannot create {path}: {source}")]
     CreateDir { path: String, source: std::io::Error },
+    #[error("storage: cannot create or restrict {path} to its owner: {source}")]
+    File { path: String, source: std::io::Error },
     #[error("storage: cannot commit: {0}")]
     Commit(String),
     #[error("storage: the storage thread has stopped")]

@@ -28,10 +28,7 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and starts its thread, which ends when the
     /// last clone of the `Store` is dropped.
     pub fn open(path: &Path, sync: SyncMode) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
-        }
+        private_files(path)?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -48,6 +45,31 @@ impl Store {
             .map_err(|e| StoreError::Commit(format!("cannot start the storage thread: {e}")))?;
         Ok(Store { jobs })
     }
+}
+
+/// The outbox holds alert contents: its directory is created 0700 when missing, and the database with its
+/// WAL and shared-memory files is 0600 (SQLite gives the latter the database's own mode). Files an older
+/// version left readable by others are tightened.
+fn private_files(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
+    }
+    let io = |source| StoreError::File { path: path.display().to_string(), source };
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(io)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// Marks a message as possibly posted: an attempt has started and no answer has proved otherwise.
@@ -516,6 +538,26 @@ mod tests {
 
         assert_eq!(store.prune(5999).await.unwrap(), 1);
         assert_eq!(store.records("ops").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn files_are_private_to_the_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/sub/outbox.sqlite3");
+        let store = Store::open(&path, SyncMode::Full).unwrap();
+        store.enqueue(n("ops"), &[msg("u1")], 1).await.unwrap();
+        assert_eq!(mode(&dir.path().join("new/sub")), 0o700);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        for suffix in ["", "-wal", "-shm"] {
+            assert_eq!(mode(std::path::Path::new(&format!("{}{suffix}", path.display()))), 0o600, "{suffix}");
+        }
+        drop(store);
+        // A store an older version left world-readable is tightened at open.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = Store::open(&path, SyncMode::Full).unwrap();
+        assert_eq!(mode(&path), 0o600);
     }
 
     #[tokio::test]
