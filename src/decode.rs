@@ -120,6 +120,125 @@ impl Decoded {
     }
 }
 
+/// What one notification may hold (`server.limits`); more is answered 413 naming the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadLimits {
+    pub max_alerts: usize,
+    /// Labels on one alert, and separately annotations on one alert.
+    pub max_labels: usize,
+    /// Bytes in any one string of the payload (a label or annotation value, a URL, the group key).
+    pub max_value_bytes: usize,
+    /// JSON object members in the whole payload: bounds what decoding it costs, whatever its shape.
+    pub max_fields: usize,
+}
+
+impl Default for PayloadLimits {
+    fn default() -> Self {
+        PayloadLimits { max_alerts: 2000, max_labels: 128, max_value_bytes: 64 << 10, max_fields: 50_000 }
+    }
+}
+
+/// A payload past one of `server.limits`, found before anything is decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{what}: {found} (more than {limit}, set by server.limits.{key}); {advice}")]
+pub struct LimitError {
+    pub what: String,
+    pub found: usize,
+    pub limit: usize,
+    pub key: &'static str,
+    pub advice: &'static str,
+}
+
+/// What a payload costs to decode, read off its bytes without decoding them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// JSON object members in the whole payload.
+    pub fields: usize,
+}
+
+impl Shape {
+    /// Roughly what the decoded payload, the templates' view of it and the rendered messages take in
+    /// memory at once (measured with `examples/memattack`: a member costs a few hundred bytes across the
+    /// copies, text about three times its size).
+    pub fn decoded_cost(&self, body_len: usize) -> usize {
+        body_len.saturating_mul(3).saturating_add(self.fields.saturating_mul(400))
+    }
+}
+
+const SPLIT_ADVICE: &str = "split it with Alertmanager's max_alerts on the webhook receiver, or raise the limit";
+
+/// Counts object members and measures every string in one pass over the bytes, allocating nothing, so a
+/// payload built to be expensive (100,000 tiny labels) is refused before it costs anything.
+pub fn scan(body: &[u8], limits: &PayloadLimits) -> Result<Shape, LimitError> {
+    let (mut fields, mut in_string, mut escaped, mut len) = (0usize, false, false, 0usize);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => {
+                    in_string = false;
+                    if len > limits.max_value_bytes {
+                        return Err(LimitError {
+                            what: "a string in the payload has too many bytes".into(),
+                            found: len,
+                            limit: limits.max_value_bytes,
+                            key: "max_value_bytes",
+                            advice: "shorten the label or annotation, or raise the limit",
+                        });
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            len += 1;
+            continue;
+        }
+        match b {
+            b'"' => (in_string, len) = (true, 0),
+            b':' => fields += 1,
+            _ => {}
+        }
+    }
+    if fields > limits.max_fields {
+        return Err(LimitError {
+            what: "fields in the payload".into(),
+            found: fields,
+            limit: limits.max_fields,
+            key: "max_fields",
+            advice: SPLIT_ADVICE,
+        });
+    }
+    Ok(Shape { fields })
+}
+
+/// The limits that need the decoded alerts: how many, and labels and annotations on each.
+pub fn check(n: &Notification, limits: &PayloadLimits) -> Result<(), LimitError> {
+    if n.alerts.len() > limits.max_alerts {
+        return Err(LimitError {
+            what: "alerts in the notification".into(),
+            found: n.alerts.len(),
+            limit: limits.max_alerts,
+            key: "max_alerts",
+            advice: SPLIT_ADVICE,
+        });
+    }
+    for (i, a) in n.alerts.iter().enumerate() {
+        for (what, count) in [("labels", a.labels.len()), ("annotations", a.annotations.len())] {
+            if count > limits.max_labels {
+                return Err(LimitError {
+                    what: format!("{what} on alerts[{i}]"),
+                    found: count,
+                    limit: limits.max_labels,
+                    key: "max_labels",
+                    advice: "drop labels with relabelling, or raise the limit",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn decode(body: &[u8]) -> Result<Decoded, DecodeError> {
     let raw: Value = serde_json::from_slice(body)
         .map_err(|e| DecodeError { field: None, message: format!("body is not valid JSON: {e}") })?;

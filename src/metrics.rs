@@ -65,6 +65,10 @@ pub struct Metrics {
     alerts_truncated: IntCounterVec,
     corrupt_records: IntCounterVec,
     ready: IntGauge,
+    connections_open: IntGauge,
+    inflight_bytes: IntGauge,
+    connections_closed: IntCounterVec,
+    store_healthy: IntGauge,
     reload_successful: IntGauge,
     reload_timestamp: IntGauge,
 }
@@ -219,6 +223,27 @@ impl Metrics {
                 "dingtalk_bridge_ready",
                 "1 when the bridge accepts notifications (config, templates and store are up).",
             ),
+            connections_open: plain(
+                r,
+                "dingtalk_bridge_http_connections_open",
+                "HTTP connections open to the bridge's listener.",
+            ),
+            inflight_bytes: plain(
+                r,
+                "dingtalk_bridge_http_inflight_bytes",
+                "Request bytes held at once: bodies being read and notifications being decoded (server.max_inflight_bytes bounds it).",
+            ),
+            connections_closed: counter(
+                r,
+                "dingtalk_bridge_http_connections_closed_total",
+                "Connections the bridge closed or refused to keep answering others, by reason: request_timeout, idle_timeout, evicted (to make room), refused.",
+                &["reason"],
+            ),
+            store_healthy: plain(
+                r,
+                "dingtalk_bridge_store_healthy",
+                "1 while the outbox's file is in place and writable; 0 while it is missing, replaced or failing writes (the webhook answers 503).",
+            ),
             reload_successful: plain(
                 r,
                 "dingtalk_bridge_config_last_reload_successful",
@@ -326,6 +351,23 @@ impl Metrics {
     }
 
     // The process.
+
+    /// What the connection registry holds and closed since its last report.
+    pub fn connections(&self, report: &crate::http::conns::Report) {
+        use crate::http::conns::Closed;
+        self.connections_open.set(report.open as i64);
+        self.inflight_bytes.set(report.bytes as i64);
+        for why in [Closed::RequestTimeout, Closed::Idle, Closed::Evicted, Closed::Refused] {
+            let n = report.closed[why as usize];
+            if n > 0 {
+                self.connections_closed.with_label_values(&[why.as_str()]).inc_by(n);
+            }
+        }
+    }
+
+    pub fn set_store_healthy(&self, healthy: bool) {
+        self.store_healthy.set(i64::from(healthy));
+    }
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));

@@ -73,21 +73,64 @@ pub async fn run_with_reload(
         });
     }
     let pruner = tokio::spawn(prune_loop(store.clone(), live.config.storage.retention, shutdown_rx.clone()));
+    let watcher = tokio::spawn(watch_store(store.clone(), app.metrics.clone()));
 
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     app.metrics.set_ready(true);
+    app.metrics.set_store_healthy(true);
     info!(address = %addr, targets = live.config.targets.len(), version = env!("CARGO_PKG_VERSION"), "listening");
     drop(live);
     crate::http::serve(listener, app.clone(), shutdown_rx).await;
     app.metrics.set_ready(false);
     let _ = stopper.await;
     pruner.abort();
+    watcher.abort();
     // Outcomes recorded without waiting (deliveries) are committed before the process may exit.
     if let Err(e) = store.flush().await {
         error!(error = %e, "cannot commit the last delivery records; those messages will be sent again (the receiver drops repeats by msgUuid)");
     }
+    store.watch(false).await;
+    if store.owed() > 0 {
+        error!(
+            records = store.owed(),
+            "delivery records the disk refused are still unwritten; those messages will be sent again after restart (the receiver drops repeats by msgUuid)"
+        );
+    }
     info!("stopped");
     Ok(())
+}
+
+/// How often the store's file and writes are checked.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// How often a healthy store is probed with a write (a failing one, at every check).
+const PROBE_EVERY: u32 = 10;
+/// How often an unhealthy store is reported again.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// Watches the store: a deleted or replaced file, or a disk that refuses writes, stops the webhook (503)
+/// and readiness, and is said in the log when it starts, every minute while it lasts, and when it ends.
+async fn watch_store(store: Store, metrics: Arc<Metrics>) {
+    let mut tick = 0u32;
+    let mut reported: Option<(String, tokio::time::Instant)> = None;
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        tick = tick.wrapping_add(1);
+        store.watch(tick % PROBE_EVERY == 0).await;
+        let problem = store.problem();
+        metrics.set_store_healthy(problem.is_none());
+        match (&problem, &reported) {
+            (Some(p), Some((was, at))) if p == was && at.elapsed() < REPORT_EVERY => {}
+            (Some(p), _) => {
+                error!(problem = %p, owed_records = store.owed(), "the outbox cannot keep notifications: answering webhooks 503 and failing readiness until it can");
+                reported = Some((p.clone(), tokio::time::Instant::now()));
+            }
+            (None, Some(_)) => {
+                info!("the outbox is writable again: accepting notifications");
+                reported = None;
+            }
+            (None, None) => {}
+        }
+    }
 }
 
 async fn prune_loop(store: Store, retention: Duration, mut shutdown: watch::Receiver<bool>) {

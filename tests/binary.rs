@@ -189,7 +189,13 @@ async fn plain_log_lines_cannot_be_forged_or_made_huge() {
     let robot = RobotSpec { token: TOKEN.into(), secret: Some(SECRET.into()), keywords: vec!["Alert".into()] };
     let mock = MockDingTalk::start(vec![robot], Limits::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let bridge = BinaryBridge::start_with(&write_config(dir.path(), &mock), &[], "plain");
+    let config = write_config(dir.path(), &mock);
+    // A 3 MB group key passes the payload limits only when they are raised; the log must hold anyway.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .replace("server: {shutdown_grace: 1s}", "server: {shutdown_grace: 1s, limits: {max_value_bytes: 4000000}}");
+    std::fs::write(&config, text).unwrap();
+    let bridge = BinaryBridge::start_with(&config, &[], "plain");
     let forged_line = "2026-11-23T00:00:00.000000Z ERROR message given up target=ops reason=FORGED";
     let mut forged: Value = serde_json::from_str(common::FIRING).unwrap();
     forged["groupKey"] = Value::String(format!("{{}}:{{alertname=\"X\"}}\n{forged_line}"));

@@ -83,11 +83,25 @@ pub struct StorageConfig {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub max_request_bytes: usize,
+    /// Open connections in all; past it the oldest connection not being answered is closed.
     pub max_connections: usize,
+    /// Open connections from one IP address; past it that client's oldest one not being answered is closed.
+    pub max_connections_per_client: usize,
+    /// Request bytes (bodies being read, and notifications being decoded, at their estimated decoded
+    /// size) held at once across all requests.
+    pub max_inflight_bytes: usize,
     pub header_read_timeout: Duration,
+    /// From a request's first byte until its whole body has arrived.
+    pub request_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
     pub auth: Auth,
+    pub limits: PayloadLimits,
 }
+
+/// What one notification may hold (kept with the decoder, which enforces it).
+pub use crate::decode::PayloadLimits;
 
 /// Who may post notifications (and, optionally, scrape and probe). Empty: anyone.
 #[derive(Debug, Clone, Default)]

@@ -33,9 +33,24 @@ pub(super) struct RawStorage {
 pub(super) struct RawServer {
     pub(super) max_request_bytes: Option<usize>,
     pub(super) max_connections: Option<usize>,
+    pub(super) max_connections_per_client: Option<usize>,
+    pub(super) max_inflight_bytes: Option<usize>,
     pub(super) header_read_timeout: Option<String>,
+    pub(super) request_timeout: Option<String>,
+    pub(super) idle_timeout: Option<String>,
     pub(super) shutdown_grace: Option<String>,
     pub(super) auth: Option<RawAuth>,
+    #[serde(default)]
+    pub(super) limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) max_alerts: Option<usize>,
+    pub(super) max_labels: Option<usize>,
+    pub(super) max_value_bytes: Option<usize>,
+    pub(super) max_fields: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

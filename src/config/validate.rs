@@ -154,18 +154,42 @@ impl Validator<'_> {
     fn server(&mut self, raw: RawServer) -> ServerConfig {
         ServerConfig {
             max_request_bytes: positive(self, "server.max_request_bytes", raw.max_request_bytes, 4 << 20),
-            max_connections: positive(self, "server.max_connections", raw.max_connections, 512),
+            max_connections: positive(self, "server.max_connections", raw.max_connections, 1024),
+            max_connections_per_client: positive(
+                self,
+                "server.max_connections_per_client",
+                raw.max_connections_per_client,
+                256,
+            ),
+            max_inflight_bytes: positive(self, "server.max_inflight_bytes", raw.max_inflight_bytes, 48 << 20),
             header_read_timeout: self.duration(
                 "server.header_read_timeout",
                 raw.header_read_timeout.as_deref(),
                 Duration::from_secs(10),
             ),
+            request_timeout: self.duration(
+                "server.request_timeout",
+                raw.request_timeout.as_deref(),
+                Duration::from_secs(10),
+            ),
+            idle_timeout: self.duration("server.idle_timeout", raw.idle_timeout.as_deref(), Duration::from_secs(60)),
             shutdown_grace: self.duration(
                 "server.shutdown_grace",
                 raw.shutdown_grace.as_deref(),
                 Duration::from_secs(10),
             ),
             auth: self.auth(raw.auth),
+            limits: self.limits(&raw.limits),
+        }
+    }
+
+    fn limits(&mut self, raw: &RawLimits) -> PayloadLimits {
+        let d = PayloadLimits::default();
+        PayloadLimits {
+            max_alerts: positive(self, "server.limits.max_alerts", raw.max_alerts, d.max_alerts),
+            max_labels: positive(self, "server.limits.max_labels", raw.max_labels, d.max_labels),
+            max_value_bytes: positive(self, "server.limits.max_value_bytes", raw.max_value_bytes, d.max_value_bytes),
+            max_fields: positive(self, "server.limits.max_fields", raw.max_fields, d.max_fields),
         }
     }
 

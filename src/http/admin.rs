@@ -37,7 +37,7 @@ pub fn healthy() -> Resp {
 
 pub async fn ready(app: &App) -> Resp {
     let stopping = *app.shutdown.borrow();
-    let ok = !stopping && app.store.ping().await.is_ok();
+    let ok = !stopping && app.store.problem().is_none() && app.store.ping().await.is_ok();
     app.metrics.set_ready(ok);
     if ok {
         text_response(StatusCode::OK, "ready\n")

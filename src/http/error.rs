@@ -9,7 +9,7 @@ use hyper::{Method, Response, StatusCode};
 use serde_json::json;
 
 use crate::app::ReloadError;
-use crate::decode::DecodeError;
+use crate::decode::{DecodeError, LimitError};
 use crate::store::StoreError;
 
 pub type Resp = Response<Full<Bytes>>;
@@ -32,6 +32,14 @@ pub enum HttpError {
     Body(String),
     #[error("{0}")]
     Decode(DecodeError),
+    #[error("payload too large: {0}")]
+    Limit(LimitError),
+    #[error("request not complete within server.request_timeout ({0:?}); retry")]
+    SlowRequest(std::time::Duration),
+    #[error("the bridge is busy with other requests (server.max_inflight_bytes); retry")]
+    Busy,
+    #[error("not accepting notifications: {0}; retry later")]
+    StoreUnhealthy(String),
     #[error("cannot store the notification, retry later: {0}")]
     Store(#[from] StoreError),
     #[error("shutting down, retry later")]
@@ -50,9 +58,14 @@ impl HttpError {
             HttpError::NoRoute(_) | HttpError::UnknownTarget { .. } => StatusCode::NOT_FOUND,
             HttpError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             HttpError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::TooLarge(_) | HttpError::Limit(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::Body(_) | HttpError::Decode(_) => StatusCode::BAD_REQUEST,
-            HttpError::Store(_) | HttpError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            // A body that arrives too slowly is answered 503, not 408: Alertmanager does not retry a 4xx.
+            HttpError::Store(_)
+            | HttpError::ShuttingDown
+            | HttpError::SlowRequest(_)
+            | HttpError::Busy
+            | HttpError::StoreUnhealthy(_) => StatusCode::SERVICE_UNAVAILABLE,
             // As Prometheus answers a failed reload.
             HttpError::Reload(_) | HttpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -63,6 +76,7 @@ impl HttpError {
         match self {
             HttpError::Decode(DecodeError { field: Some(field), .. }) => body["field"] = json!(field),
             HttpError::UnknownTarget { configured, .. } => body["targets"] = json!(configured),
+            HttpError::Limit(limit) => body["limit"] = json!(format!("server.limits.{}", limit.key)),
             _ => {}
         }
         let mut resp = json_response(self.status(), &body);

@@ -1,9 +1,10 @@
-//! The HTTP side: hyper 1 over HTTP/1.1 with a header-read timeout, a connection limit and graceful
-//! shutdown, and the routing table. The webhook is in [`webhook`], the operator's routes in [`admin`],
+//! The HTTP side: hyper 1 over HTTP/1.1 with graceful shutdown, connections kept fair by [`conns`]
+//! (deadlines, per-client and total limits, bounded request bytes), and the routing table. The webhook is in [`webhook`], the operator's routes in [`admin`],
 //! what each error means to the caller in [`error`].
 
 pub mod admin;
 pub mod auth;
+pub mod conns;
 pub mod error;
 pub mod webhook;
 
@@ -18,24 +19,22 @@ use hyper::{Method, Request};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tracing::{debug, error, warn};
 
 use crate::app::App;
 use crate::metrics::UNKNOWN_TARGET;
 use auth::{Access, authorized};
+use conns::{Conn, Conns, Watched};
 use error::{HttpError, Resp};
 
 /// Accepts connections until `shutdown` turns true, then lets in-flight requests finish (bounded by the
 /// grace period).
 pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(app.live().config.server.max_connections));
+    let conns = Arc::new(Conns::default());
+    let sweeper = tokio::spawn(sweep(app.clone(), conns.clone()));
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = crate::stopped(&mut shutdown) => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(conn) => conn,
@@ -48,20 +47,31 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
             },
             _ = crate::stopped(&mut shutdown) => break,
         };
+        let server = app.live().config.server.clone();
+        // Every connection that could make room is being answered: this one is closed at once.
+        let Some(conn) = conns.open(peer.ip(), &server) else { continue };
         let _ = stream.set_nodelay(true);
-        let header_timeout = app.live().config.server.header_read_timeout;
-        let app = app.clone();
-        let conn = http1::Builder::new()
+        let io = TokioIo::new(Watched { inner: stream, conn: conn.clone() });
+        let service = {
+            let (app, conns, conn) = (app.clone(), conns.clone(), conn.clone());
+            service_fn(move |req| handle(app.clone(), conns.clone(), conn.clone(), req))
+        };
+        let http = http1::Builder::new()
             // Without a timer hyper silently ignores the header-read timeout.
             .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .serve_connection(TokioIo::new(stream), service_fn(move |req| handle(app.clone(), req)));
-        let conn = graceful.watch(conn);
+            .header_read_timeout(server.header_read_timeout.min(server.request_timeout))
+            .serve_connection(io, service);
+        let http = graceful.watch(http);
+        let conns = conns.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!(%peer, error = %e, "connection ended with an error");
+            tokio::select! {
+                r = http => if let Err(e) = r {
+                    debug!(%peer, error = %e, "connection ended with an error");
+                },
+                // Closed by the registry: dropping the connection closes the socket.
+                _ = conn.close.notified() => debug!(%peer, "connection closed by the server"),
             }
-            drop(permit);
+            conns.ended(&conn);
         });
     }
     drop(listener);
@@ -69,6 +79,44 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
     tokio::select! {
         _ = graceful.shutdown() => debug!("all connections closed"),
         _ = tokio::time::sleep(grace) => warn!(?grace, "connections still open after the shutdown grace period; closing them"),
+    }
+    sweeper.abort();
+}
+
+/// How often deadlines are checked.
+const SWEEP_EVERY: Duration = Duration::from_millis(200);
+/// At most one log line per this long about connections the server closed.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Closes connections past their deadlines, keeps the metrics current, and says in the log (at most every
+/// ten seconds) when the server had to close connections to keep answering.
+async fn sweep(app: Arc<App>, conns: Arc<Conns>) {
+    let mut closed = [0u64; 4];
+    let mut last_report = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        let report = conns.sweep(&app.live().config.server);
+        app.metrics.connections(&report);
+        for (sum, n) in closed.iter_mut().zip(report.closed) {
+            *sum += n;
+        }
+        if closed.iter().any(|&n| n > 0) && last_report.elapsed() >= REPORT_EVERY {
+            let [request_timeout, idle_timeout, evicted, refused] = closed;
+            let (busiest, busiest_connections) =
+                report.busiest.map_or((String::new(), 0), |(ip, n)| (ip.to_string(), n));
+            warn!(
+                request_timeout,
+                idle_timeout,
+                evicted,
+                refused,
+                open = report.open,
+                busiest,
+                busiest_connections,
+                "closed connections to keep the server answering (slow, idle or too many; see server.request_timeout, idle_timeout, max_connections_per_client)"
+            );
+            closed = [0; 4];
+            last_report = tokio::time::Instant::now();
+        }
     }
 }
 
@@ -106,7 +154,15 @@ impl Route {
     }
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+async fn handle(app: Arc<App>, conns: Arc<Conns>, conn: Arc<Conn>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    conn.reading();
+    let resp = route(&app, &conns, &conn, req).await;
+    conns.release(&conn);
+    conn.idle();
+    Ok(resp)
+}
+
+async fn route(app: &Arc<App>, conns: &Conns, conn: &Conn, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
     let route = Route::of(&path);
     let live = app.live();
@@ -116,17 +172,20 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallibl
         Route::Webhook(_) => Some(UNKNOWN_TARGET),
         _ => None,
     };
+    if !matches!(route, Route::Webhook(_)) {
+        conn.working();
+    }
     let auth = &live.config.server.auth;
     let result = if !authorized(auth, route.access(), &req) {
         Err(HttpError::Unauthorized { basic: auth.basic.is_some() })
     } else {
         match &route {
-            Route::Metrics => Ok(admin::metrics(&app).await),
+            Route::Metrics => Ok(admin::metrics(app).await),
             Route::Healthy => Ok(admin::healthy()),
-            Route::Ready => Ok(admin::ready(&app).await),
-            Route::Reload if req.method() == Method::POST => admin::reload(&app).await,
+            Route::Ready => Ok(admin::ready(app).await),
+            Route::Reload if req.method() == Method::POST => admin::reload(app).await,
             Route::Reload => Err(HttpError::MethodNotAllowed(req.method().clone())),
-            Route::Webhook(target) => webhook::webhook(&app, &live, target, req).await,
+            Route::Webhook(target) => webhook::webhook(app, &live, (conns, conn), target, req).await,
             Route::Unknown => Err(HttpError::NoRoute(path)),
         }
     };
@@ -145,5 +204,5 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallibl
     if let Some(target) = label {
         app.metrics.webhook(target, resp.status());
     }
-    Ok(resp)
+    resp
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode};
@@ -11,15 +11,26 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::error::{HttpError, Resp, json_response};
+use tokio::time::Instant;
+
+use super::conns::{Conn, Conns};
 use crate::app::{App, Live};
 use crate::clock::now_ms;
+use crate::config::ServerConfig;
 use crate::decode::{self, Decoded};
 use crate::metrics::Suppressed;
 use crate::render::Rendered;
 use crate::store::{Enqueued, NewNotification};
 
-/// `POST /dingtalk/<target>/send`.
-pub async fn webhook(app: &Arc<App>, live: &Arc<Live>, name: &str, req: Request<Incoming>) -> Result<Resp, HttpError> {
+/// `POST /dingtalk/<target>/send`. `conn` is the connection it came on and the registry that bounds what
+/// its body may hold.
+pub async fn webhook(
+    app: &Arc<App>,
+    live: &Arc<Live>,
+    (conns, conn): (&Conns, &Conn),
+    name: &str,
+    req: Request<Incoming>,
+) -> Result<Resp, HttpError> {
     if req.method() != Method::POST {
         return Err(HttpError::MethodNotAllowed(req.method().clone()));
     }
@@ -27,8 +38,19 @@ pub async fn webhook(app: &Arc<App>, live: &Arc<Live>, name: &str, req: Request<
         name: name.to_string(),
         configured: live.config.targets.keys().cloned().collect(),
     })?;
-    let body = read_json_body(req, live.config.server.max_request_bytes).await?;
+    let server = &live.config.server;
+    let body = read_json_body(req, server, conns, conn).await?;
+    // Limits first, from the bytes alone: what decoding would cost is known before paying it.
+    let shape = decode::scan(&body, &server.limits).map_err(HttpError::Limit)?;
+    conn.working();
+    let extra = shape.decoded_cost(body.len()).saturating_sub(body.len());
+    conns.take(conn, extra, server, Instant::now() + server.request_timeout).await.map_err(|_| HttpError::Busy)?;
     let decoded = decode::decode(&body).map_err(HttpError::Decode)?;
+    drop(body);
+    decode::check(&decoded.notification, &server.limits).map_err(HttpError::Limit)?;
+    if let Some(problem) = app.store.problem() {
+        return Err(HttpError::StoreUnhealthy(problem));
+    }
     if *app.shutdown.borrow() {
         return Err(HttpError::ShuttingDown);
     }
@@ -39,8 +61,15 @@ pub async fn webhook(app: &Arc<App>, live: &Arc<Live>, name: &str, req: Request<
     accept.await.unwrap_or_else(|e| Err(HttpError::Internal(e.to_string())))
 }
 
-/// The body of a JSON request, within `limit` bytes.
-async fn read_json_body(req: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, HttpError> {
+/// The body of a JSON request, within `server.max_request_bytes`, in by the connection's deadline, each
+/// byte taken from the registry's budget before it is kept.
+async fn read_json_body(
+    req: Request<Incoming>,
+    server: &ServerConfig,
+    conns: &Conns,
+    conn: &Conn,
+) -> Result<Vec<u8>, HttpError> {
+    let limit = server.max_request_bytes;
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime != "application/json" {
@@ -50,14 +79,34 @@ async fn read_json_body(req: Request<Incoming>, limit: usize) -> Result<bytes::B
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(HttpError::TooLarge(limit));
     }
-    let body = Limited::new(req.into_body(), limit).collect().await.map_err(|e| {
-        if e.downcast_ref::<LengthLimitError>().is_some() {
-            HttpError::TooLarge(limit)
-        } else {
-            HttpError::Body(e.to_string())
+    let deadline = conn.deadline(server.request_timeout);
+    let slow = || HttpError::SlowRequest(server.request_timeout);
+    // A declared length is taken whole up front and allocated once; otherwise the buffer grows as chunks
+    // come, each growth taken first.
+    let mut buf: Vec<u8> = Vec::new();
+    if let Some(len) = declared {
+        conns.take(conn, len as usize, server, deadline).await.map_err(|_| HttpError::Busy)?;
+        buf.reserve_exact(len as usize);
+    }
+    let mut body = req.into_body();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(slow()),
+            Ok(None) => break,
+            Ok(Some(frame)) => frame.map_err(|e| HttpError::Body(e.to_string()))?,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        if buf.len() + data.len() > limit {
+            return Err(HttpError::TooLarge(limit));
         }
-    })?;
-    Ok(body.to_bytes())
+        if buf.capacity() < buf.len() + data.len() {
+            let want = (buf.capacity() * 2).max(buf.len() + data.len()).min(limit);
+            conns.take(conn, want - buf.capacity(), server, deadline).await.map_err(|_| HttpError::Busy)?;
+            buf.reserve_exact(want - buf.len());
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf)
 }
 
 /// Store -> wake the sender -> count: runs to the end even if the caller is gone.

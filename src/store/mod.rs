@@ -18,6 +18,8 @@ pub enum StoreError {
     File { path: String, source: std::io::Error },
     #[error("storage: cannot commit: {0}")]
     Commit(String),
+    #[error("storage: the disk refused the write: {0}")]
+    Unwritable(String),
     #[error("storage: the storage thread has stopped")]
     Stopped,
     #[error(
@@ -26,6 +28,18 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("storage: record {id}: unreadable {column}: {problem}")]
     Corrupt { id: i64, column: &'static str, problem: String },
+}
+
+impl StoreError {
+    /// Whether it means the database cannot be written (full disk, read-only or vanished file), rather
+    /// than a problem with one statement or record.
+    pub fn is_write_trouble(&self) -> bool {
+        match self {
+            StoreError::Sqlite(e) => sqlite::write_trouble(e),
+            StoreError::Unwritable(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// One notification to enqueue.

@@ -13,10 +13,41 @@ use super::Store;
 use crate::store::StoreError;
 
 /// What a job gives back once its transaction has committed (or failed to): answers its caller.
-type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+type Finish = Box<dyn FnOnce(Option<&TxnError>) + Send>;
+
+/// Why a batch's transaction did not commit.
+pub(super) struct TxnError {
+    message: String,
+    /// The disk refused it (full, read-only, gone), rather than a lock or a bad statement.
+    disk: bool,
+}
+
+impl From<rusqlite::Error> for TxnError {
+    fn from(e: rusqlite::Error) -> Self {
+        TxnError { disk: write_trouble(&e), message: e.to_string() }
+    }
+}
 /// A unit of work for the storage thread, run inside the current batch's transaction (`None`: the
 /// transaction could not begin, so the job only reports that). Says whether it succeeded.
 type Work = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
+
+/// Whether an error means the database cannot be written (a full disk, a read-only or vanished file),
+/// as opposed to a problem with one statement.
+pub(crate) fn write_trouble(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            DiskFull
+                | SystemIoFailure
+                | ReadOnly
+                | CannotOpen
+                | DatabaseCorrupt
+                | NotADatabase
+                | FileLockingProtocolFailed
+        )
+    )
+}
 
 pub(super) struct Job {
     /// Several statements that must apply together: run in a savepoint, undone if the job fails. A single
@@ -54,8 +85,10 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let health = self.health.clone();
         self.jobs
-            .send(job(atomic, f, move |answer| {
+            .send(job(atomic, f, move |answer: Result<T, StoreError>| {
+                health.observe(answer.as_ref().err());
                 let _ = tx.send(answer);
             }))
             .map_err(|_| StoreError::Stopped)?;
@@ -73,11 +106,12 @@ where
     let work: Work = Box::new(move |conn| {
         let result = conn.map(f);
         let ok = matches!(result, Some(Ok(_)));
-        let finish: Finish = Box::new(move |txn_error: Option<&str>| {
+        let finish: Finish = Box::new(move |txn_error: Option<&TxnError>| {
             answer(match (result, txn_error) {
                 (Some(Ok(v)), None) => Ok(v),
                 (Some(Err(e)), _) => Err(StoreError::Sqlite(e)),
-                (_, Some(e)) => Err(StoreError::Commit(e.to_string())),
+                (_, Some(e)) if e.disk => Err(StoreError::Unwritable(e.message.clone())),
+                (_, Some(e)) => Err(StoreError::Commit(e.message.clone())),
                 (None, None) => Err(StoreError::Stopped),
             })
         });
@@ -93,9 +127,21 @@ impl Store {
     where
         F: FnOnce(&Connection) -> Result<(), rusqlite::Error> + Send + 'static,
     {
+        self.submit_then(what, f, |_| {});
+    }
+
+    /// [`submit`](Self::submit), and `failed` runs (on the storage thread) if the write does not commit.
+    pub(super) fn submit_then<F, G>(&self, what: &'static str, f: F, failed: G)
+    where
+        F: FnOnce(&Connection) -> Result<(), rusqlite::Error> + Send + 'static,
+        G: FnOnce(&StoreError) + Send + 'static,
+    {
+        let health = self.health.clone();
         let log = move |answer: Result<(), StoreError>| {
+            health.observe(answer.as_ref().err());
             if let Err(error) = answer {
                 tracing::error!(%error, "cannot {what}");
+                failed(&error);
             }
         };
         if self.jobs.send(job(false, f, log)).is_err() {
@@ -116,7 +162,7 @@ pub(super) fn worker(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
         }
         if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
-            let e = e.to_string();
+            let e = TxnError::from(e);
             for job in batch {
                 (job.work)(None).1(Some(&e));
             }
@@ -125,10 +171,10 @@ pub(super) fn worker(conn: Connection, rx: mpsc::Receiver<Job>) {
         let finishes: Vec<Finish> = batch.into_iter().filter_map(|job| run_job(&conn, job)).collect();
         let error = exec(&conn, "COMMIT").err().map(|e| {
             let _ = exec(&conn, "ROLLBACK");
-            e.to_string()
+            TxnError::from(e)
         });
         for finish in finishes {
-            finish(error.as_deref());
+            finish(error.as_ref());
         }
     }
 }
@@ -145,7 +191,7 @@ fn run_job(conn: &Connection, job: Job) -> Option<Finish> {
     if job.atomic
         && let Err(e) = exec(conn, "SAVEPOINT job")
     {
-        let e = e.to_string();
+        let e = TxnError::from(e);
         let (_, finish) = (job.work)(None);
         finish(Some(&e));
         return None;

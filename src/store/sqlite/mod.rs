@@ -2,6 +2,7 @@
 //! migrations ([`schema`]), and here the outbox's operations as SQL.
 
 mod engine;
+mod health;
 mod schema;
 
 use std::path::Path;
@@ -14,7 +15,10 @@ use super::*;
 use crate::clock::now_ms;
 use crate::config::SyncMode;
 use crate::render::Message;
+pub(crate) use engine::write_trouble;
 use engine::{Job, worker};
+use health::{FileId, Health};
+use std::sync::Arc;
 
 /// How long send times are kept for rate budgets (longer than any sensible window).
 const ROBOT_SENDS_KEPT_MS: i64 = 24 * 3600 * 1000;
@@ -22,6 +26,8 @@ const ROBOT_SENDS_KEPT_MS: i64 = 24 * 3600 * 1000;
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
+    health: Arc<Health>,
+    file: Arc<FileId>,
 }
 
 impl Store {
@@ -38,12 +44,13 @@ impl Store {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
+        let file = FileId::of(path).map_err(|source| StoreError::File { path: path.display().to_string(), source })?;
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("storage".into())
             .spawn(move || worker(conn, rx))
             .map_err(|e| StoreError::Commit(format!("cannot start the storage thread: {e}")))?;
-        Ok(Store { jobs })
+        Ok(Store { jobs, health: Arc::new(Health::default()), file: Arc::new(file) })
     }
 }
 
@@ -178,6 +185,7 @@ impl Store {
     /// first pending digest (which keeps its place), leaving out a message the receiver may already have.
     pub async fn digest_candidates(&self, target: &str, limit: usize) -> Result<Candidates, StoreError> {
         let target = target.to_string();
+        let health = self.health.clone();
         self.call_one(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT m.id, m.kind, m.notification_id, n.summary, m.in_doubt FROM messages m
@@ -197,7 +205,9 @@ impl Store {
             for row in rows {
                 match row? {
                     // Only the head can be in doubt (delivery is in order), so skipping it keeps the order.
+                    // A delivery whose record the disk refused is as good as delivered.
                     (_, kind, _, _, true) if kind == "message" => continue,
+                    (id, ..) if health.is_owed(id) => continue,
                     (id, kind, Some(notification_id), Some(summary), false) if kind == "message" => {
                         match serde_json::from_str::<Summary>(&summary) {
                             Ok(summary) => out.list.push(Candidate { id, notification_id, summary }),
@@ -311,14 +321,17 @@ impl Store {
     }
 
     /// The oldest `limit` messages pending for a target, in delivery order.
+    /// Leaves out delivered messages whose record the disk refused (they are never sent again).
     pub async fn pending(&self, target: &str, limit: usize) -> Result<Vec<Pending>, StoreError> {
         let target = target.to_string();
+        let health = self.health.clone();
         self.call_one(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, kind, msg_uuid, body, created_at_ms, attempts, next_attempt_ms FROM messages
                  WHERE target = ?1 AND state = 'pending' ORDER BY seq, id LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![target, limit as i64], |r| {
+            let owed = health.owed().len();
+            let rows = stmt.query_map(params![target, (limit + owed) as i64], |r| {
                 Ok(Pending {
                     id: r.get(0)?,
                     kind: parsed(r, 0, 1, Kind::parse)?,
@@ -329,7 +342,17 @@ impl Store {
                     next_attempt_ms: r.get(6)?,
                 })
             })?;
-            rows.collect()
+            let mut out = Vec::with_capacity(limit);
+            for row in rows {
+                let p = row?;
+                if !health.is_owed(p.id) {
+                    out.push(p);
+                }
+                if out.len() == limit {
+                    break;
+                }
+            }
+            Ok(out)
         })
         .await
     }
@@ -345,8 +368,63 @@ impl Store {
 
     /// [`mark_delivered`](Self::mark_delivered) without waiting for the commit. If the process dies before
     /// it commits, the message is sent again after restart with the same msgUuid, which the receiver drops.
+    /// A record that does not commit (a full disk) is remembered: the message is left out of
+    /// [`pending`](Self::pending), so it is never sent again, and [`watch`](Self::watch) writes the record
+    /// once the disk takes it.
     pub fn submit_delivered(&self, id: i64, attempts: i64, now_ms: i64) {
-        self.submit("record a delivery", move |conn| delivered(conn, id, attempts, now_ms));
+        let health = self.health.clone();
+        self.submit_then(
+            "record a delivery (remembered; recorded when the disk takes it, never sent again)",
+            move |conn| delivered(conn, id, attempts, now_ms),
+            move |_| health.owe(id, attempts, now_ms),
+        );
+    }
+
+    /// What keeps the store from accepting notifications: its file deleted or replaced, or writes failing.
+    pub fn problem(&self) -> Option<String> {
+        self.health.problem()
+    }
+
+    /// Deliveries made whose records are still to be written.
+    pub fn owed(&self) -> usize {
+        self.health.owed().len()
+    }
+
+    /// One look at the store, for the watcher: whether its file is still the one opened; while writes are
+    /// failing (or when `probe`), whether a 64 KiB write commits again; and the owed delivery records,
+    /// written if the disk takes them.
+    pub async fn watch(&self, probe: bool) {
+        if let Some(why) = self.file.changed() {
+            self.health.lose(why);
+        }
+        if probe || self.health.failing() {
+            let wrote = self
+                .call_one(|conn| {
+                    conn.prepare_cached("INSERT OR REPLACE INTO health_probe (id, pad) VALUES (1, randomblob(65536))")?
+                        .execute([])
+                        .map(drop)
+                })
+                .await;
+            if wrote.is_ok() {
+                self.health.recovered();
+            }
+        }
+        let owed = self.health.owed();
+        if !owed.is_empty() {
+            let ids: Vec<i64> = owed.iter().map(|o| o.0).collect();
+            let wrote = self
+                .call(move |conn| {
+                    for (id, attempts, at_ms) in owed {
+                        delivered(conn, id, attempts, at_ms)?;
+                    }
+                    Ok(())
+                })
+                .await;
+            if wrote.is_ok() {
+                self.health.paid(&ids);
+                tracing::info!(records = ids.len(), "wrote the delivery records the disk had refused");
+            }
+        }
     }
 
     /// [`begin_attempt`](Self::begin_attempt) for a robot without a budget, queued (ahead of anything
