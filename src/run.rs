@@ -115,7 +115,7 @@ async fn watch_store(store: Store, metrics: Arc<Metrics>) {
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         tick = tick.wrapping_add(1);
-        store.watch(tick % PROBE_EVERY == 0).await;
+        store.watch(tick.is_multiple_of(PROBE_EVERY)).await;
         let problem = store.problem();
         metrics.set_store_healthy(problem.is_none());
         match (&problem, &reported) {
