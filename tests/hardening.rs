@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use common::mock_dingtalk::{Limits, MockDingTalk, RobotSpec};
 use common::{Bridge, FIRING, post, wait_for};
@@ -92,4 +94,233 @@ async fn a_redirect_is_a_failure_never_followed() {
         bridge.stop().await;
         assert_eq!(mock.requests(), 0, "HTTP {status}: the redirect was followed to {}", mock.url("tok-ops"));
     }
+}
+
+/// How an attacking connection misbehaves.
+#[derive(Clone, Copy, Debug)]
+enum Attack {
+    /// Headers of a 4 MB webhook and 1 KB of its body, then nothing.
+    SlowBody,
+    /// Half a request line's headers, then nothing.
+    SlowHeaders,
+    /// Connects and sends nothing.
+    Idle,
+}
+
+/// Keeps `n` misbehaving connections from `from` open to `addr`, reopening each one the server closes
+/// (at most `reopen` times each), until `stop`.
+fn flood(
+    addr: std::net::SocketAddr,
+    from: std::net::IpAddr,
+    n: usize,
+    reopen: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<usize>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    (0..n)
+        .map(|i| {
+            let attack = [Attack::SlowBody, Attack::SlowHeaders, Attack::Idle][i % 3];
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let mut opened = 0;
+                while opened <= reopen && !*stop.borrow() {
+                    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                    socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+                    let Ok(mut s) = socket.connect(addr).await else { continue };
+                    opened += 1;
+                    let head = "POST /dingtalk/ops/send HTTP/1.1\r\nhost: bridge\r\n";
+                    let sent = match attack {
+                        Attack::SlowBody => {
+                            let headers =
+                                format!("{head}content-type: application/json\r\ncontent-length: 4000000\r\n\r\n");
+                            let body = format!("{{\"status\":\"firing\",\"alerts\":[{}", "{\"a\":1},".repeat(128));
+                            s.write_all(format!("{headers}{body}").as_bytes()).await
+                        }
+                        Attack::SlowHeaders => s.write_all(head.as_bytes()).await,
+                        Attack::Idle => Ok(()),
+                    };
+                    if sent.is_err() {
+                        continue;
+                    }
+                    // Held until the server closes it (or the test ends).
+                    let mut sink = [0u8; 1024];
+                    tokio::select! {
+                        _ = async { while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {} } => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                opened
+            })
+        })
+        .collect()
+}
+
+/// Health, readiness, metrics and a webhook, each on a new connection, each answered within a second.
+async fn honest_round(base: &str, round: usize) {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(1)).build().unwrap();
+    for path in ["/-/healthy", "/-/ready", "/metrics"] {
+        let r = client.get(format!("{base}{path}")).send().await;
+        let r = r.unwrap_or_else(|e| panic!("round {round}: {path} not answered within a second: {e}"));
+        assert_eq!(r.status(), 200, "round {round}: {path}");
+    }
+    let r = client
+        .post(format!("{base}/dingtalk/ops/send"))
+        .header("content-type", "application/json")
+        .body(common::group(1000 + round))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("round {round}: webhook not answered within a second: {e}"));
+    assert_eq!(r.status(), 200, "round {round}: {}", r.text().await.unwrap_or_default());
+}
+
+async fn flood_with_probes(attacker: std::net::IpAddr) {
+    let mock = MockDingTalk::start(vec![robot("tok-ops")], Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.yaml");
+    std::fs::write(&path, config(&mock.url("tok-ops"), "")).unwrap();
+    let bridge = common::BinaryBridge::start(&path);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let attackers = flood(bridge.addr, attacker, 600, 20, stop);
+    // The flood is in place: 600 connections open (or being reopened) before the first probe.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let base = format!("http://{}", bridge.addr);
+    for round in 0..10 {
+        honest_round(&base, round).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let _ = stop_tx.send(true);
+    let mut opened = 0;
+    for a in attackers {
+        opened += a.await.unwrap();
+    }
+    assert!(opened >= 600, "the flood opened {opened} connections");
+    wait_for("the ten notifications", || async { mock.posted().len() == 10 }).await;
+    let evicted = common::metric(&metrics, "dingtalk_bridge_http_connections_closed_total", &[("reason", "evicted")]);
+    assert!(evicted > 0.0, "{metrics}");
+    let logs = bridge.kill();
+    assert!(
+        logs.iter().any(|l| l.contains("closed connections to keep the server answering") && l.contains("\"evicted\"")),
+        "the flood is said in the log while it lasts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_hundred_slow_and_idle_connections_from_another_client_keep_nobody_waiting() {
+    flood_with_probes("127.0.0.2".parse().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_hundred_slow_and_idle_connections_from_the_same_address_keep_nobody_waiting() {
+    flood_with_probes("127.0.0.1".parse().unwrap()).await;
+}
+
+fn binary_config(dir: &std::path::Path, url: &str, storage: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("bridge.yaml");
+    let text = config(url, "").replace("outbox.sqlite3", &storage.join("outbox.sqlite3").display().to_string());
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn status(url: &str) -> u16 {
+    reqwest::get(url).await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_store_stops_the_webhook_and_readiness_and_says_why() {
+    let mock = MockDingTalk::start(vec![robot("tok-ops")], Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = common::BinaryBridge::start(&binary_config(dir.path(), &mock.url("tok-ops"), dir.path()));
+    let send = bridge.url("/dingtalk/ops/send");
+    assert_eq!(post(&send, "application/json", common::group(1)).await.0, 200);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("outbox.sqlite3{suffix}")));
+    }
+    let ready = bridge.url("/-/ready");
+    wait_for("readiness to fail", || async { status(&ready).await == 503 }).await;
+    let (code, answer) = post(&send, "application/json", common::group(2)).await;
+    assert_eq!(code, 503, "Alertmanager must retry, not hear 200 for a notification that would be lost: {answer}");
+    assert!(answer["error"].as_str().unwrap().contains("was deleted while running"), "{answer}");
+    assert_eq!(status(&bridge.url("/-/healthy")).await, 200, "the process itself is fine");
+    let m = reqwest::get(bridge.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert_eq!(common::metric(&m, "dingtalk_bridge_store_healthy", &[]), 0.0);
+    let logs = bridge.kill();
+    let line = logs.iter().find(|l| l.contains("the outbox cannot keep notifications")).expect("an error line");
+    assert!(line.contains("\"ERROR\"") && line.contains("was deleted while running"), "{line}");
+    assert_eq!(mock.posted().len(), 1, "the first notification was delivered");
+}
+
+/// A tmpfs of `size` mounted on a new directory, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cannot mount a tmpfs (this test needs root, as CI has)");
+        Tmpfs(dir)
+    }
+
+    /// Fills what is left with a file, to the last byte it takes.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        for chunk in [65536usize, 4096, 512, 1] {
+            while f.write_all(&vec![0u8; chunk]).is_ok() {}
+        }
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "mounts a tmpfs: needs root (CI runs as root; run with --include-ignored)"]
+async fn on_a_full_disk_deliveries_are_recorded_later_never_sent_again() {
+    let mock = MockDingTalk::start(vec![robot("tok-ops")], Limits::default()).await;
+    mock.set_mode(common::mock_dingtalk::Mode::BadGateway);
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount("4m");
+    let bridge = common::BinaryBridge::start(&binary_config(dir.path(), &mock.url("tok-ops"), disk.0.path()));
+    let send = bridge.url("/dingtalk/ops/send");
+    for i in 0..3 {
+        assert_eq!(post(&send, "application/json", common::group(i)).await.0, 200);
+    }
+    // Queued while DingTalk answers 502; then the disk fills up and DingTalk comes back.
+    let filler = disk.fill();
+    mock.set_mode(common::mock_dingtalk::Mode::Normal);
+    wait_for("the three deliveries", || async { mock.posted().len() >= 3 }).await;
+    let ready = bridge.url("/-/ready");
+    wait_for("readiness to reflect the full disk", || async { status(&ready).await == 503 }).await;
+    let (code, answer) = post(&send, "application/json", common::group(9)).await;
+    assert_eq!(code, 503, "{answer}");
+    // The disk stays full until the watcher has reported it, at least a second of senders running.
+    wait_for("the report", || async {
+        bridge.logs.lock().unwrap().iter().any(|l| l.contains("the outbox cannot keep notifications"))
+    })
+    .await;
+    std::fs::remove_file(filler).unwrap();
+    wait_for("readiness again", || async { status(&ready).await == 200 }).await;
+    wait_for("the owed records written", || async {
+        bridge.logs.lock().unwrap().iter().any(|l| l.contains("wrote the delivery records the disk had refused"))
+    })
+    .await;
+    let logs = bridge.kill();
+    assert!(logs.iter().any(|l| l.contains("cannot record a delivery")), "the refused record is logged");
+    assert_eq!(mock.posted().len(), 3, "each message posted once: {:?}", mock.posted().len());
+    assert_eq!(mock.duplicate_uuids(), 0, "no message was sent again");
+    // After a restart nothing is left to send: the records were written.
+    let recs =
+        Store::open(&disk.0.path().join("outbox.sqlite3"), SyncMode::Full).unwrap().records("ops").await.unwrap();
+    assert_eq!(recs.iter().filter(|r| r.state.as_str() == "delivered").count(), 3, "{recs:?}");
 }

@@ -92,7 +92,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// ten seconds) when the server had to close connections to keep answering.
 async fn sweep(app: Arc<App>, conns: Arc<Conns>) {
     let mut closed = [0u64; 4];
-    let mut last_report = tokio::time::Instant::now();
+    let mut last_report: Option<tokio::time::Instant> = None;
     loop {
         tokio::time::sleep(SWEEP_EVERY).await;
         let report = conns.sweep(&app.live().config.server);
@@ -100,7 +100,7 @@ async fn sweep(app: Arc<App>, conns: Arc<Conns>) {
         for (sum, n) in closed.iter_mut().zip(report.closed) {
             *sum += n;
         }
-        if closed.iter().any(|&n| n > 0) && last_report.elapsed() >= REPORT_EVERY {
+        if closed.iter().any(|&n| n > 0) && last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
             let [request_timeout, idle_timeout, evicted, refused] = closed;
             let (busiest, busiest_connections) =
                 report.busiest.map_or((String::new(), 0), |(ip, n)| (ip.to_string(), n));
@@ -115,7 +115,7 @@ async fn sweep(app: Arc<App>, conns: Arc<Conns>) {
                 "closed connections to keep the server answering (slow, idle or too many; see server.request_timeout, idle_timeout, max_connections_per_client)"
             );
             closed = [0; 4];
-            last_report = tokio::time::Instant::now();
+            last_report = Some(tokio::time::Instant::now());
         }
     }
 }
