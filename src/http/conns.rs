@@ -10,8 +10,9 @@
 //!   the last to go. Working connections are never closed.
 //! - Request bytes held at once (bodies being read, and notifications being decoded at their estimated
 //!   decoded size) stay within `server.max_inflight_bytes`. A request that needs more first closes
-//!   connections still reading, oldest first; if working requests hold it all, it waits, at most until its
-//!   deadline, and is then answered 503 so Alertmanager retries.
+//!   connections whose body has stalled (no byte for three seconds), oldest first; otherwise it waits for
+//!   requests in progress to give bytes back, at most until its deadline, and is then answered 503 so
+//!   Alertmanager retries.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -26,6 +27,13 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
+
+/// A body with no new byte for this long may be closed to free the bytes it holds (long enough that a
+/// sender slowed by a busy machine is not taken for an attacker).
+const STALLED: Duration = Duration::from_secs(3);
+
+/// How long past its deadline a request's handler has to answer before the connection is closed.
+const ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 const IDLE: u8 = 0;
 const READING: u8 = 1;
@@ -62,6 +70,8 @@ pub struct Conn {
     phase: AtomicU8,
     /// When the phase began, in milliseconds since the registry's start.
     since_ms: AtomicU64,
+    /// When a byte last arrived, in milliseconds since the registry's start.
+    progress_ms: AtomicU64,
     /// Request bytes it holds (changed under the registry's lock).
     bytes: AtomicUsize,
     closed: AtomicBool,
@@ -168,6 +178,7 @@ impl Conns {
             client,
             phase: AtomicU8::new(READING),
             since_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
+            progress_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
             bytes: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             close: Notify::new(),
@@ -206,10 +217,13 @@ impl Conns {
                         conn.bytes.fetch_add(n, Ordering::AcqRel);
                         return Ok(());
                     }
+                    // Only a body that has stalled: one still arriving finishes soon and gives its bytes back.
+                    let stalled_since = conn.now_ms().saturating_sub(STALLED.as_millis() as u64);
                     let victim = oldest(&t, |c| {
                         c.id != conn.id
                             && c.phase.load(Ordering::Acquire) == READING
                             && c.bytes.load(Ordering::Acquire) > 0
+                            && c.progress_ms.load(Ordering::Acquire) <= stalled_since
                     });
                     if !self.evict(&mut t, victim, Closed::Evicted) {
                         break;
@@ -245,7 +259,8 @@ impl Conns {
                 let age = now.saturating_sub(since);
                 match c.phase.load(Ordering::Acquire) {
                     IDLE if age >= cfg.idle_timeout => Some((c.id, Closed::Idle)),
-                    READING if age >= cfg.request_timeout => Some((c.id, Closed::RequestTimeout)),
+                    // A handler at its deadline answers 503 itself; the close is for one that cannot.
+                    READING if age >= cfg.request_timeout + ANSWER_GRACE => Some((c.id, Closed::RequestTimeout)),
                     _ => None,
                 }
             })
@@ -307,6 +322,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
             self.conn.reading();
+            self.conn.progress_ms.store(self.conn.now_ms(), Ordering::Release);
         }
         poll
     }
@@ -395,7 +411,7 @@ mod tests {
         let quick = conns.open(ip(1), &c).unwrap();
         quick.working();
         quick.idle();
-        tokio::time::advance(c.request_timeout).await;
+        tokio::time::advance(c.request_timeout + ANSWER_GRACE).await;
         let report = conns.sweep(&c);
         assert!(slow.is_closed() && !quick.is_closed());
         assert_eq!(report.closed, [1, 0, 0, 0]);
@@ -414,6 +430,7 @@ mod tests {
         for s in &stalled {
             conns.take(s, 250, &c, deadline).await.unwrap();
         }
+        tokio::time::advance(STALLED).await;
         let honest = conns.open(ip(1), &c).unwrap();
         conns.take(&honest, 400, &c, deadline).await.unwrap();
         assert!(stalled[0].is_closed() && stalled[1].is_closed() && !stalled[2].is_closed());
