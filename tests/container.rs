@@ -71,6 +71,11 @@ struct Container(String);
 
 impl Drop for Container {
     fn drop(&mut self) {
+        // Shown when the test fails: how the container ended and its last words.
+        let state =
+            inspect(&self.0, "running={{.State.Running}} oom_killed={{.State.OOMKilled}} exit={{.State.ExitCode}}");
+        let logs = podman(&["logs", "--tail", "15", &self.0]);
+        eprintln!("container {}: {state}\n{}", self.0, String::from_utf8_lossy(&logs.stderr));
         let _ = podman(&["rm", "-f", &self.0]);
     }
 }
@@ -105,9 +110,27 @@ async fn the_image_runs_as_the_statefulset_does_and_survives_the_memory_attacks(
         format!("{}:/var/lib/dingtalk-bridge", data.display()),
     );
     let run = podman(&[
-        "run", "-d", "--name", &name, "--network=host", "--user", "65532:65532", "--read-only",
-        "--memory", "128m", "--memory-swap", "128m", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "-v", &config_mount, "-v", &data_mount, IMAGE,
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network=host",
+        "--user",
+        "65532:65532",
+        "--read-only",
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "128m",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "-v",
+        &config_mount,
+        "-v",
+        &data_mount,
+        IMAGE,
     ]);
     assert!(run.status.success(), "podman run: {}", String::from_utf8_lossy(&run.stderr));
     let container = Container(name.clone());
@@ -141,7 +164,16 @@ async fn the_image_runs_as_the_statefulset_does_and_survives_the_memory_attacks(
         "each accepted or answered 503 to retry: {codes:?}; running: {}, OOM-killed: {}; {}",
         inspect(&name, "{{.State.Running}}"),
         inspect(&name, "{{.State.OOMKilled}}"),
-        reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap().lines().filter(|l| l.contains("http_")).collect::<Vec<_>>().join("\n")
+        reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("http_"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // A 100,000-label payload is refused before it is decoded.
     let (code, answer) = post(&send, "application/json", many_labels()).await;
@@ -156,12 +188,21 @@ async fn the_image_runs_as_the_statefulset_does_and_survives_the_memory_attacks(
         let _ = s.write_all(&big_webhook(0).as_bytes()[..3_900_000]).await;
         unfinished.push(s);
     }
-    assert_eq!(post(&send, "application/json", common::group(2)).await.0, 200, "an honest webhook meanwhile");
+    let (code, answer) = post(&send, "application/json", common::group(2)).await;
     drop(unfinished);
+    let logs = || String::from_utf8_lossy(&podman(&["logs", "--tail", "20", &name]).stderr).to_string();
+    assert_eq!(
+        code,
+        200,
+        "an honest webhook meanwhile: {answer}; OOM-killed: {}; {}",
+        inspect(&name, "{{.State.OOMKilled}}"),
+        logs()
+    );
 
     assert_eq!(inspect(&name, "{{.State.Running}}"), "true", "the container is still running");
     assert_eq!(inspect(&name, "{{.State.OOMKilled}}"), "false");
-    assert_eq!(reqwest::get(&ready).await.unwrap().status(), 200);
+    wait_for("readiness after the attacks", || async { reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200) })
+        .await;
     // (Its delivery waits behind the 32 big notifications' messages; the first delivery showed the path.)
     let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
     let rss = common::metric(&metrics, "process_resident_memory_bytes", &[]);

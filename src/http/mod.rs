@@ -60,6 +60,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
             // Without a timer hyper silently ignores the header-read timeout.
             .timer(TokioTimer::new())
             .header_read_timeout(server.header_read_timeout.min(server.request_timeout))
+            // hyper's read buffer grows to about 400 KB per connection by default: with a thousand
+            // connections that alone would pass the memory limit. 16 KiB holds any honest request's
+            // headers; bodies pass through it in chunks.
+            .max_buf_size(READ_BUFFER)
             .serve_connection(io, service);
         let http = graceful.watch(http);
         let conns = conns.clone();
@@ -82,6 +86,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
     }
     sweeper.abort();
 }
+
+/// The most a connection's read buffer holds.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// How often deadlines are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(200);

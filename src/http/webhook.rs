@@ -45,16 +45,25 @@ pub async fn webhook(
     conn.working();
     let extra = shape.decoded_cost(body.len()).saturating_sub(body.len());
     conns.take(conn, extra, server, Instant::now() + server.request_timeout).await.map_err(|_| HttpError::Busy)?;
-    let decoded = decode::decode(&body).map_err(HttpError::Decode)?;
-    drop(body);
-    decode::check(&decoded.notification, &server.limits).map_err(HttpError::Limit)?;
     if let Some(problem) = app.store.problem() {
         return Err(HttpError::StoreUnhealthy(problem));
     }
     if *app.shutdown.borrow() {
         return Err(HttpError::ShuttingDown);
     }
-    let rendered = live.renderer().render(target, &decoded);
+    // Decoding and rendering a large notification takes a while of CPU: off the async workers, so that
+    // probes and other requests are answered meanwhile.
+    let work = {
+        let (live, target, limits) = (live.clone(), target.clone(), server.limits);
+        tokio::task::spawn_blocking(move || {
+            let decoded = decode::decode(&body).map_err(HttpError::Decode)?;
+            drop(body);
+            decode::check(&decoded.notification, &limits).map_err(HttpError::Limit)?;
+            let rendered = live.renderer().render(&target, &decoded);
+            Ok::<_, HttpError>((decoded, rendered))
+        })
+    };
+    let (decoded, rendered) = work.await.map_err(|e| HttpError::Internal(e.to_string()))??;
     // Committing and waking the sender must not be cut short: hyper drops this future when the caller
     // hangs up, and a message committed without its wake-up would wait for the next notification.
     let accept = tokio::spawn(accept(app.clone(), live.clone(), name.to_string(), decoded, rendered));
