@@ -10,7 +10,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::mock_dingtalk::{Limits, MockDingTalk, RobotSpec};
 use common::{post, wait_for};
