@@ -1,0 +1,37 @@
+//! Any decodable payload through the built-in templates of a markdown and a text robot: every message
+//! fits DingTalk's 20000 bytes, is valid JSON, and carries the keyword.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use dingtalk_bridge::config::Config;
+use dingtalk_bridge::render::Renderer;
+use libfuzzer_sys::fuzz_target;
+
+const YAML: &str = "targets:
+  md: {url: 'https://oapi.dingtalk.com/robot/send?access_token=x', keyword: Alert, mention: {mobiles: ['13800000000']}}
+  txt: {url: 'https://oapi.dingtalk.com/robot/send?access_token=y', keyword: Alert, msgtype: text}
+";
+
+fn setup() -> &'static (Config, Renderer) {
+    static SETUP: OnceLock<(Config, Renderer)> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let config = Config::from_yaml(YAML, "fuzz.yaml", std::path::Path::new("."), &|_| None).unwrap();
+        let renderer = Renderer::new(None, chrono_tz::Asia::Shanghai, 20000).map_err(|_| ()).unwrap();
+        (config, renderer)
+    })
+}
+
+fuzz_target!(|body: &[u8]| {
+    let Ok(d) = dingtalk_bridge::decode::decode(body) else { return };
+    let (config, renderer) = setup();
+    for target in config.targets.values() {
+        let rendered = renderer.render(target, &d);
+        assert!(!rendered.messages.is_empty());
+        for m in &rendered.messages {
+            assert!(m.body.len() <= 20000, "{} bytes", m.body.len());
+            let v: serde_json::Value = serde_json::from_str(&m.body).expect("a JSON body");
+            assert!(v.to_string().contains("Alert"), "keyword missing: {}", m.body);
+        }
+    }
+});
