@@ -44,7 +44,8 @@ async fn sink() -> SocketAddr {
                         b"{\"errcode\":0,\"errmsg\":\"ok\"}",
                     ))))
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -56,12 +57,18 @@ fn big_webhook(i: usize) -> String {
     let alerts: Vec<String> = (0..100)
         .map(|a| format!(r#"{{"status":"firing","labels":{{"alertname":"Big{i}","pod":"p{a}","severity":"warning"}},"annotations":{{"description":"{description}"}},"startsAt":"2026-11-23T10:00:00Z","fingerprint":"{a:016x}"}}"#))
         .collect();
-    format!(r#"{{"version":"4","groupKey":"big{i}","status":"firing","receiver":"r","groupLabels":{{"alertname":"Big{i}"}},"alerts":[{}]}}"#, alerts.join(","))
+    format!(
+        r#"{{"version":"4","groupKey":"big{i}","status":"firing","receiver":"r","groupLabels":{{"alertname":"Big{i}"}},"alerts":[{}]}}"#,
+        alerts.join(",")
+    )
 }
 
 fn many_labels() -> String {
     let labels: Vec<String> = (0..100_000).map(|i| format!(r#""l{i}":"v""#)).collect();
-    format!(r#"{{"status":"firing","groupKey":"many","alerts":[{{"status":"firing","labels":{{{}}}}}]}}"#, labels.join(","))
+    format!(
+        r#"{{"status":"firing","groupKey":"many","alerts":[{{"status":"firing","labels":{{{}}}}}]}}"#,
+        labels.join(",")
+    )
 }
 
 struct Bridge {
@@ -116,7 +123,12 @@ async fn post_all(addr: SocketAddr, bodies: Vec<String>) -> String {
         .map(|b| {
             let client = client.clone();
             tokio::spawn(async move {
-                let r = client.post(format!("http://{addr}/dingtalk/ops/send")).header("content-type", "application/json").body(b).send().await;
+                let r = client
+                    .post(format!("http://{addr}/dingtalk/ops/send"))
+                    .header("content-type", "application/json")
+                    .body(b)
+                    .send()
+                    .await;
                 r.map(|r| r.status().as_u16().to_string()).unwrap_or_else(|_| "error".into())
             })
         })
@@ -139,7 +151,13 @@ async fn unfinished(addr: SocketAddr, n: usize) -> String {
         held.push(s);
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let honest = post_all(addr, vec![String::from(r#"{"status":"firing","groupKey":"h","alerts":[{"status":"firing","labels":{"alertname":"Honest"}}]}"#)]).await;
+    let honest = post_all(
+        addr,
+        vec![String::from(
+            r#"{"status":"firing","groupKey":"h","alerts":[{"status":"firing","labels":{"alertname":"Honest"}}]}"#,
+        )],
+    )
+    .await;
     drop(held);
     format!("{n} held; an honest webhook meanwhile: {honest}")
 }
@@ -150,7 +168,12 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     println!("| attack | idle RSS MiB | peak RSS MiB | RSS 5 s after MiB | answers |");
     println!("|---|---|---|---|---|");
-    for attack in ["one 100,000-label payload", "8 x 100,000-label payloads at once", "32 concurrent 4 MB webhooks", "200 unfinished 4 MB bodies"] {
+    for attack in [
+        "one 100,000-label payload",
+        "8 x 100,000-label payloads at once",
+        "32 concurrent 4 MB webhooks",
+        "200 unfinished 4 MB bodies",
+    ] {
         let bridge = Bridge::start(dir.path(), sink).await;
         let pid = bridge.child.id();
         let idle = status_mib(pid, "VmRSS:");

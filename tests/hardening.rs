@@ -324,3 +324,42 @@ async fn on_a_full_disk_deliveries_are_recorded_later_never_sent_again() {
         Store::open(&disk.0.path().join("outbox.sqlite3"), SyncMode::Full).unwrap().records("ops").await.unwrap();
     assert_eq!(recs.iter().filter(|r| r.state.as_str() == "delivered").count(), 3, "{recs:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_past_a_limit_get_413_naming_it() {
+    let mock = MockDingTalk::start(vec![robot("tok-ops")], Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let limits = ", limits: {max_alerts: 2, max_labels: 8, max_value_bytes: 100}";
+    let bridge = Bridge::start(dir.path(), &config(&mock.url("tok-ops"), limits)).await;
+    let send = bridge.url("/dingtalk/ops/send");
+    let labels: Vec<String> = (0..100_000).map(|i| format!(r#""l{i}":"v""#)).collect();
+    let many = format!(r#"{{"status":"firing","alerts":[{{"status":"firing","labels":{{{}}}}}]}}"#, labels.join(","));
+    let one = |labels: &str| format!(r#"{{"status":"firing","labels":{{{labels}}}}}"#);
+    let cases = [
+        (many, "max_fields"),
+        (format!(r#"{{"status":"firing","alerts":[{}]}}"#, vec![one(r#""a":"b""#); 3].join(",")), "max_alerts"),
+        (
+            format!(
+                r#"{{"status":"firing","alerts":[{}]}}"#,
+                one(&(0..9).map(|i| format!(r#""l{i}":"v""#)).collect::<Vec<_>>().join(","))
+            ),
+            "max_labels",
+        ),
+        (
+            format!(r#"{{"status":"firing","alerts":[{}]}}"#, one(&format!(r#""a":"{}""#, "x".repeat(101)))),
+            "max_value_bytes",
+        ),
+    ];
+    for (body, limit) in cases {
+        let (code, answer) = post(&send, "application/json", body).await;
+        assert_eq!(code, 413, "{limit}: {answer}");
+        assert_eq!(answer["limit"], format!("server.limits.{limit}"), "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(limit), "{answer}");
+    }
+    assert_eq!(
+        post(&send, "application/json", common::group(1)).await.0,
+        413,
+        "the fixture has 3 alerts, over max_alerts 2"
+    );
+    bridge.stop().await;
+}
