@@ -82,8 +82,10 @@ async fn reload_switches_atomically_refuses_broken_configs_and_keeps_what_matter
     wait_for("db's attempt", || async { bridge.logs.lock().unwrap().iter().any(|l| l.contains("send failed")) }).await;
     write(&path, &(target("ops", &mock, "tok-ops") + &target("new", &mock, "tok-new")), "");
     sighup(&bridge);
+    // The log line is written by its own thread, after the metric: wait for both.
     wait_for("the reload", || async {
         metric(&metrics(&bridge).await, "dingtalk_bridge_config_last_reload_successful", &[]) == 1.0
+            && bridge.logs.lock().unwrap().iter().any(|l| l.contains("configuration reloaded"))
     })
     .await;
     mock.set_mode(common::mock_dingtalk::Mode::Normal);
