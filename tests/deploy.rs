@@ -125,6 +125,7 @@ fn prometheus_operator_kinds_have_their_essentials() {
         "DingTalkBridgeQueueBackingUp",
         "DingTalkBridgeRobotThrottled",
         "DingTalkBridgeConfigReloadFailed",
+        "DingTalkBridgeStoreUnhealthy",
     ] {
         assert!(names.contains(&wanted), "{wanted} missing");
     }

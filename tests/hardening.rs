@@ -363,3 +363,25 @@ async fn payloads_past_a_limit_get_413_naming_it() {
     );
     bridge.stop().await;
 }
+
+#[test]
+fn a_store_from_a_newer_version_refuses_to_start_and_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("outbox.sqlite3");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;").unwrap();
+    drop(conn);
+    let config = binary_config(dir.path(), "https://oapi.dingtalk.com/robot/send?access_token=t", dir.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dingtalk-bridge"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("written by a newer dingtalk-bridge (schema version 99"), "{stderr}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 99, "left untouched");
+    assert!(conn.prepare("SELECT * FROM messages").is_err(), "no tables of ours were added");
+}
