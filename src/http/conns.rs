@@ -236,6 +236,14 @@ impl Conns {
         }
     }
 
+    /// Moves the bytes `conn` holds to a [`Reservation`] that gives them back when dropped: for work that
+    /// goes on after its connection is gone (decoding, rendering, storing), so a caller that hangs up
+    /// cannot free its share while its notification still takes memory.
+    pub fn detach(self: &Arc<Self>, conn: &Conn) -> Reservation {
+        let _t = self.table.lock().expect("connections lock");
+        Reservation { conns: self.clone(), bytes: conn.bytes.swap(0, Ordering::AcqRel) }
+    }
+
     /// Gives back every request byte `conn` holds.
     pub fn release(&self, conn: &Conn) {
         let mut t = self.table.lock().expect("connections lock");
@@ -287,6 +295,22 @@ impl Conns {
         t.closed[why as usize] += 1;
         self.freed.notify_waiters();
         true
+    }
+}
+
+/// Request bytes held by work that no longer belongs to a connection.
+pub struct Reservation {
+    conns: Arc<Conns>,
+    bytes: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            let mut t = self.conns.table.lock().expect("connections lock");
+            t.bytes -= self.bytes;
+            self.conns.freed.notify_waiters();
+        }
     }
 }
 
@@ -449,6 +473,23 @@ mod tests {
         assert_eq!(waiter.await, Ok(()));
         conns.ended(&late);
         assert_eq!(conns.sweep(&c).bytes, 500);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_that_outlives_its_connection_keeps_its_bytes_until_it_ends() {
+        let conns = Arc::new(Conns::default());
+        let c = cfg(8, 8, 1000);
+        let conn = conns.open(ip(1), &c).unwrap();
+        conns.take(&conn, 600, &c, Instant::now() + Duration::from_secs(1)).await.unwrap();
+        let held = conns.detach(&conn);
+        // The caller hangs up: its connection ends, but the decoding it started still holds the bytes.
+        conns.ended(&conn);
+        assert_eq!(conns.sweep(&c).bytes, 600);
+        let next = conns.open(ip(2), &c).unwrap();
+        assert_eq!(conns.take(&next, 600, &c, Instant::now() + Duration::from_millis(10)).await, Err(Busy));
+        drop(held);
+        assert_eq!(conns.sweep(&c).bytes, 0);
+        conns.take(&next, 600, &c, Instant::now() + Duration::from_millis(10)).await.unwrap();
     }
 
     /// Polls a future once.

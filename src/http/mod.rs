@@ -169,7 +169,7 @@ async fn handle(app: Arc<App>, conns: Arc<Conns>, conn: Arc<Conn>, req: Request<
     Ok(resp)
 }
 
-async fn route(app: &Arc<App>, conns: &Conns, conn: &Conn, req: Request<Incoming>) -> Resp {
+async fn route(app: &Arc<App>, conns: &Arc<Conns>, conn: &Conn, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
     let route = Route::of(&path);
     let live = app.live();

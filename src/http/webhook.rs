@@ -27,7 +27,7 @@ use crate::store::{Enqueued, NewNotification};
 pub async fn webhook(
     app: &Arc<App>,
     live: &Arc<Live>,
-    (conns, conn): (&Conns, &Conn),
+    (conns, conn): (&Arc<Conns>, &Conn),
     name: &str,
     req: Request<Incoming>,
 ) -> Result<Resp, HttpError> {
@@ -51,6 +51,9 @@ pub async fn webhook(
     if *app.shutdown.borrow() {
         return Err(HttpError::ShuttingDown);
     }
+    // The work below goes on if the caller hangs up, so its bytes stay taken until it ends, not until the
+    // connection does.
+    let held = conns.detach(conn);
     // Decoding and rendering a large notification takes a while of CPU: off the async workers, so that
     // probes and other requests are answered meanwhile.
     let work = {
@@ -60,13 +63,18 @@ pub async fn webhook(
             drop(body);
             decode::check(&decoded.notification, &limits).map_err(HttpError::Limit)?;
             let rendered = live.renderer().render(&target, &decoded);
-            Ok::<_, HttpError>((decoded, rendered))
+            Ok::<_, HttpError>((decoded, rendered, held))
         })
     };
-    let (decoded, rendered) = work.await.map_err(|e| HttpError::Internal(e.to_string()))??;
+    let (decoded, rendered, held) = work.await.map_err(|e| HttpError::Internal(e.to_string()))??;
     // Committing and waking the sender must not be cut short: hyper drops this future when the caller
     // hangs up, and a message committed without its wake-up would wait for the next notification.
-    let accept = tokio::spawn(accept(app.clone(), live.clone(), name.to_string(), decoded, rendered));
+    let accepting = accept(app.clone(), live.clone(), name.to_string(), decoded, rendered);
+    let accept = tokio::spawn(async move {
+        let answer = accepting.await;
+        drop(held);
+        answer
+    });
     accept.await.unwrap_or_else(|e| Err(HttpError::Internal(e.to_string())))
 }
 
