@@ -87,8 +87,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Open connections from one IP address; past it that client's oldest one not being answered is closed.
     pub max_connections_per_client: usize,
-    /// Request bytes (bodies being read, and notifications being decoded, at their estimated decoded
-    /// size) held at once across all requests.
+    /// Request bytes held at once across all requests: half for bodies being read, half for notifications
+    /// being decoded (at their estimated decoded size).
     pub max_inflight_bytes: usize,
     pub header_read_timeout: Duration,
     /// From a request's first byte until its whole body has arrived.

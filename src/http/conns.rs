@@ -8,8 +8,10 @@
 //!   is let in by closing the oldest one that is reading or idle, taken from the client with the most
 //!   connections: whoever holds many connections open loses them first, and a request that just arrived is
 //!   the last to go. Working connections are never closed.
-//! - Request bytes held at once (bodies being read, and notifications being decoded at their estimated
-//!   decoded size) stay within `server.max_inflight_bytes`. A request that needs more first closes
+//! - Request bytes held at once stay within `server.max_inflight_bytes`, half of it for bodies being read
+//!   and half for notifications being decoded (at their estimated decoded size). Two pools, because a
+//!   request holding its body while it waits to be decoded must not wait on other bodies, which wait on
+//!   it in turn. A body that needs more first closes
 //!   connections whose body has stalled (no byte for three seconds), oldest first; otherwise it waits for
 //!   requests in progress to give bytes back, at most until its deadline, and is then answered 503 so
 //!   Alertmanager retries.
@@ -72,8 +74,8 @@ pub struct Conn {
     since_ms: AtomicU64,
     /// When a byte last arrived, in milliseconds since the registry's start.
     progress_ms: AtomicU64,
-    /// Request bytes it holds (changed under the registry's lock).
-    bytes: AtomicUsize,
+    /// Request bytes it holds, per pool (changed under the registry's lock).
+    bytes: [AtomicUsize; 2],
     closed: AtomicBool,
     /// Fires when the server closes it.
     pub close: Notify,
@@ -118,7 +120,8 @@ struct Table {
     next_id: u64,
     open: HashMap<u64, Arc<Conn>>,
     per_client: HashMap<IpAddr, usize>,
-    bytes: usize,
+    /// Held per pool.
+    bytes: [usize; 2],
     /// Closed by the server since the last report, by reason.
     closed: [u64; 4],
 }
@@ -128,6 +131,15 @@ pub struct Conns {
     table: Mutex<Table>,
     freed: Notify,
     epoch: Instant,
+}
+
+/// What request bytes are held for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// A body being read.
+    Body = 0,
+    /// A notification being decoded, rendered and stored: its estimated size beyond its body.
+    Decoding = 1,
 }
 
 /// Request bytes could not be had before the deadline.
@@ -179,7 +191,7 @@ impl Conns {
             phase: AtomicU8::new(READING),
             since_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
             progress_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
-            bytes: AtomicUsize::new(0),
+            bytes: [AtomicUsize::new(0), AtomicUsize::new(0)],
             closed: AtomicBool::new(false),
             close: Notify::new(),
             epoch: self.epoch,
@@ -198,10 +210,18 @@ impl Conns {
         }
     }
 
-    /// Takes `n` more request bytes for `conn`, closing connections still reading (oldest first) if that
-    /// makes room, else waiting for working requests to give some back, at most until `deadline`. A
-    /// request alone in the server always gets what it asks (its size is bounded by the body limit).
-    pub async fn take(&self, conn: &Conn, n: usize, cfg: &ServerConfig, deadline: Instant) -> Result<(), Busy> {
+    /// Takes `n` more request bytes from `pool` for `conn`: for a body, closing connections whose body has
+    /// stalled (oldest first) if that makes room; else waiting for others to give some back, at most until
+    /// `deadline`. A request alone in its pool always gets what it asks (its size is bounded by the limits).
+    pub async fn take(
+        &self,
+        conn: &Conn,
+        pool: Pool,
+        n: usize,
+        cfg: &ServerConfig,
+        deadline: Instant,
+    ) -> Result<(), Busy> {
+        let (p, max) = (pool as usize, cfg.max_inflight_bytes / 2);
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
@@ -212,17 +232,20 @@ impl Conns {
                     return Err(Busy);
                 }
                 loop {
-                    if t.bytes == 0 || t.bytes + n <= cfg.max_inflight_bytes {
-                        t.bytes += n;
-                        conn.bytes.fetch_add(n, Ordering::AcqRel);
+                    if t.bytes[p] == 0 || t.bytes[p] + n <= max {
+                        t.bytes[p] += n;
+                        conn.bytes[p].fetch_add(n, Ordering::AcqRel);
                         return Ok(());
+                    }
+                    if pool == Pool::Decoding {
+                        break;
                     }
                     // Only a body that has stalled: one still arriving finishes soon and gives its bytes back.
                     let stalled_since = conn.now_ms().saturating_sub(STALLED.as_millis() as u64);
                     let victim = oldest(&t, |c| {
                         c.id != conn.id
                             && c.phase.load(Ordering::Acquire) == READING
-                            && c.bytes.load(Ordering::Acquire) > 0
+                            && c.bytes[p].load(Ordering::Acquire) > 0
                             && c.progress_ms.load(Ordering::Acquire) <= stalled_since
                     });
                     if !self.evict(&mut t, victim, Closed::Evicted) {
@@ -241,15 +264,20 @@ impl Conns {
     /// cannot free its share while its notification still takes memory.
     pub fn detach(self: &Arc<Self>, conn: &Conn) -> Reservation {
         let _t = self.table.lock().expect("connections lock");
-        Reservation { conns: self.clone(), bytes: conn.bytes.swap(0, Ordering::AcqRel) }
+        let bytes = [conn.bytes[0].swap(0, Ordering::AcqRel), conn.bytes[1].swap(0, Ordering::AcqRel)];
+        Reservation { conns: self.clone(), bytes }
     }
 
     /// Gives back every request byte `conn` holds.
     pub fn release(&self, conn: &Conn) {
         let mut t = self.table.lock().expect("connections lock");
-        let b = conn.bytes.swap(0, Ordering::AcqRel);
-        if b > 0 {
-            t.bytes -= b;
+        let mut freed = false;
+        for p in 0..2 {
+            let b = conn.bytes[p].swap(0, Ordering::AcqRel);
+            t.bytes[p] -= b;
+            freed |= b > 0;
+        }
+        if freed {
             self.freed.notify_waiters();
         }
     }
@@ -278,7 +306,7 @@ impl Conns {
         }
         let report = Report {
             open: t.open.len(),
-            bytes: t.bytes,
+            bytes: t.bytes[0] + t.bytes[1],
             closed: t.closed,
             busiest: t.per_client.iter().max_by_key(|(_, n)| **n).map(|(ip, n)| (*ip, *n)),
         };
@@ -301,21 +329,24 @@ impl Conns {
 /// Request bytes held by work that no longer belongs to a connection.
 pub struct Reservation {
     conns: Arc<Conns>,
-    bytes: usize,
+    bytes: [usize; 2],
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if self.bytes > 0 {
+        if self.bytes != [0, 0] {
             let mut t = self.conns.table.lock().expect("connections lock");
-            t.bytes -= self.bytes;
+            t.bytes[0] -= self.bytes[0];
+            t.bytes[1] -= self.bytes[1];
             self.conns.freed.notify_waiters();
         }
     }
 }
 
 fn forget(t: &mut Table, conn: &Conn) {
-    t.bytes -= conn.bytes.swap(0, Ordering::AcqRel);
+    for p in 0..2 {
+        t.bytes[p] -= conn.bytes[p].swap(0, Ordering::AcqRel);
+    }
     if let Some(n) = t.per_client.get_mut(&conn.client) {
         *n -= 1;
         if *n == 0 {
@@ -448,15 +479,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn bytes_stay_within_the_budget_by_closing_unfinished_bodies() {
         let conns = Conns::default();
-        let c = cfg(64, 64, 1000);
+        let c = cfg(64, 64, 2000);
         let deadline = Instant::now() + Duration::from_secs(1);
         let stalled: Vec<_> = (0..4).map(|_| conns.open(ip(2), &c).unwrap()).collect();
         for s in &stalled {
-            conns.take(s, 250, &c, deadline).await.unwrap();
+            conns.take(s, Pool::Body, 250, &c, deadline).await.unwrap();
         }
         tokio::time::advance(STALLED).await;
         let honest = conns.open(ip(1), &c).unwrap();
-        conns.take(&honest, 400, &c, deadline).await.unwrap();
+        conns.take(&honest, Pool::Body, 400, &c, deadline).await.unwrap();
         assert!(stalled[0].is_closed() && stalled[1].is_closed() && !stalled[2].is_closed());
         assert_eq!(conns.sweep(&c).bytes, 900);
         // Working requests are not closed for bytes: the next one waits until its deadline, then is busy.
@@ -464,9 +495,9 @@ mod tests {
         stalled[2].working();
         stalled[3].working();
         let late = conns.open(ip(3), &c).unwrap();
-        assert_eq!(conns.take(&late, 200, &c, Instant::now() + Duration::from_millis(50)).await, Err(Busy));
+        assert_eq!(conns.take(&late, Pool::Body, 200, &c, Instant::now() + Duration::from_millis(50)).await, Err(Busy));
         // ...unless bytes come back meanwhile.
-        let waiter = conns.take(&late, 200, &c, Instant::now() + Duration::from_secs(5));
+        let waiter = conns.take(&late, Pool::Body, 200, &c, Instant::now() + Duration::from_secs(5));
         tokio::pin!(waiter);
         assert!(futures_poll(&mut waiter).await.is_none());
         conns.release(&honest);
@@ -478,18 +509,38 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn work_that_outlives_its_connection_keeps_its_bytes_until_it_ends() {
         let conns = Arc::new(Conns::default());
-        let c = cfg(8, 8, 1000);
+        let c = cfg(8, 8, 2000);
         let conn = conns.open(ip(1), &c).unwrap();
-        conns.take(&conn, 600, &c, Instant::now() + Duration::from_secs(1)).await.unwrap();
+        conns.take(&conn, Pool::Body, 600, &c, Instant::now() + Duration::from_secs(1)).await.unwrap();
         let held = conns.detach(&conn);
         // The caller hangs up: its connection ends, but the decoding it started still holds the bytes.
         conns.ended(&conn);
         assert_eq!(conns.sweep(&c).bytes, 600);
         let next = conns.open(ip(2), &c).unwrap();
-        assert_eq!(conns.take(&next, 600, &c, Instant::now() + Duration::from_millis(10)).await, Err(Busy));
+        assert_eq!(conns.take(&next, Pool::Body, 600, &c, Instant::now() + Duration::from_millis(10)).await, Err(Busy));
         drop(held);
         assert_eq!(conns.sweep(&c).bytes, 0);
-        conns.take(&next, 600, &c, Instant::now() + Duration::from_millis(10)).await.unwrap();
+        conns.take(&next, Pool::Body, 600, &c, Instant::now() + Duration::from_millis(10)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_waiting_to_be_decoded_do_not_wait_on_each_others_bodies() {
+        let conns = Conns::default();
+        let c = cfg(8, 8, 2000);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        // Two bodies in, together most of the body pool; each then needs more than half the decoding pool.
+        let (a, b) = (conns.open(ip(1), &c).unwrap(), conns.open(ip(2), &c).unwrap());
+        for conn in [&a, &b] {
+            conns.take(conn, Pool::Body, 450, &c, deadline).await.unwrap();
+            conn.working();
+        }
+        conns.take(&a, Pool::Decoding, 700, &c, deadline).await.unwrap();
+        let waiting = conns.take(&b, Pool::Decoding, 700, &c, deadline);
+        tokio::pin!(waiting);
+        assert!(futures_poll(&mut waiting).await.is_none(), "b waits for a's decoding, not for a body");
+        conns.release(&a);
+        assert_eq!(waiting.await, Ok(()));
+        assert_eq!(conns.sweep(&c).bytes, 1150);
     }
 
     /// Polls a future once.

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::error::{HttpError, Resp, json_response};
 use tokio::time::Instant;
 
-use super::conns::{Conn, Conns};
+use super::conns::{Conn, Conns, Pool};
 use crate::app::{App, Live};
 use crate::clock::now_ms;
 use crate::config::ServerConfig;
@@ -44,7 +44,10 @@ pub async fn webhook(
     let shape = decode::scan(&body, &server.limits).map_err(HttpError::Limit)?;
     conn.working();
     let extra = shape.decoded_cost(body.len()).saturating_sub(body.len());
-    conns.take(conn, extra, server, Instant::now() + server.request_timeout).await.map_err(|_| HttpError::Busy)?;
+    conns
+        .take(conn, Pool::Decoding, extra, server, Instant::now() + server.request_timeout)
+        .await
+        .map_err(|_| HttpError::Busy)?;
     if let Some(problem) = app.store.problem() {
         return Err(HttpError::StoreUnhealthy(problem));
     }
@@ -102,7 +105,7 @@ async fn read_json_body(
     // come, each growth taken first.
     let mut buf: Vec<u8> = Vec::new();
     if let Some(len) = declared {
-        conns.take(conn, len as usize, server, deadline).await.map_err(|_| HttpError::Busy)?;
+        conns.take(conn, Pool::Body, len as usize, server, deadline).await.map_err(|_| HttpError::Busy)?;
         buf.reserve_exact(len as usize);
     }
     let mut body = req.into_body();
@@ -118,7 +121,7 @@ async fn read_json_body(
         }
         if buf.capacity() < buf.len() + data.len() {
             let want = (buf.capacity() * 2).max(buf.len() + data.len()).min(limit);
-            conns.take(conn, want - buf.capacity(), server, deadline).await.map_err(|_| HttpError::Busy)?;
+            conns.take(conn, Pool::Body, want - buf.capacity(), server, deadline).await.map_err(|_| HttpError::Busy)?;
             buf.reserve_exact(want - buf.len());
         }
         buf.extend_from_slice(&data);
