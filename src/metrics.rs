@@ -352,16 +352,16 @@ impl Metrics {
 
     // The process.
 
-    /// What the connection registry holds and closed since its last report.
-    pub fn connections(&self, report: &crate::http::conns::Report) {
-        use crate::http::conns::Closed;
-        self.connections_open.set(report.open as i64);
-        self.inflight_bytes.set(report.bytes as i64);
-        for why in [Closed::RequestTimeout, Closed::Idle, Closed::Evicted, Closed::Refused] {
-            let n = report.closed[why as usize];
-            if n > 0 {
-                self.connections_closed.with_label_values(&[why.as_str()]).inc_by(n);
-            }
+    /// What the HTTP server holds: open connections and request bytes.
+    pub fn connections(&self, open: usize, inflight_bytes: usize) {
+        self.connections_open.set(open as i64);
+        self.inflight_bytes.set(inflight_bytes as i64);
+    }
+
+    /// `n` connections the server closed (or refused) for `why`.
+    pub fn connections_closed(&self, why: impl Reason, n: u64) {
+        if n > 0 {
+            self.connections_closed.with_label_values(&[why.label()]).inc_by(n);
         }
     }
 

@@ -54,7 +54,15 @@ pub enum Closed {
     Refused,
 }
 
+impl crate::metrics::Reason for Closed {
+    fn label(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 impl Closed {
+    pub const ALL: [Closed; 4] = [Closed::RequestTimeout, Closed::Idle, Closed::Evicted, Closed::Refused];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Closed::RequestTimeout => "request_timeout",

@@ -103,7 +103,10 @@ async fn sweep(app: Arc<App>, conns: Arc<Conns>) {
     loop {
         tokio::time::sleep(SWEEP_EVERY).await;
         let report = conns.sweep(&app.live().config.server);
-        app.metrics.connections(&report);
+        app.metrics.connections(report.open, report.bytes);
+        for why in conns::Closed::ALL {
+            app.metrics.connections_closed(why, report.closed[why as usize]);
+        }
         for (sum, n) in closed.iter_mut().zip(report.closed) {
             *sum += n;
         }
