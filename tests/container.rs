@@ -1,8 +1,8 @@
 //! The container image, built from the repository's Dockerfile by podman and run the way the StatefulSet
 //! runs it: non-root (65532), read-only root filesystem, `--memory 128m`, config and store mounted, all
 //! capabilities dropped. The probes answer, a webhook reaches the mock DingTalk on the host, and the
-//! memory attacks of issue 10 (32 concurrent 4 MB webhooks, 200 unfinished 4 MB bodies, a 100,000-label
-//! payload) neither get it killed nor stop it answering.
+//! attacks of issue 10 (600 slow and idle connections, 32 concurrent 4 MB webhooks, 200 unfinished 4 MB
+//! bodies, a 100,000-label payload) neither get it killed nor stop it answering.
 //!
 //! Needs podman, runc and debootstrap (`.ci/run` installs them) and root; the base images are made by
 //! `deploy/container/base-images.sh` when missing (no registry is reachable here).
@@ -152,6 +152,21 @@ async fn the_image_runs_as_the_statefulset_does_and_survives_the_memory_attacks(
     let send = format!("{base}/dingtalk/ops/send");
     assert_eq!(post(&send, "application/json", common::group(1)).await.0, 200);
     wait_for("the first delivery", || async { mock.posted().len() == 1 }).await;
+
+    // 600 slow-body, slow-header and idle connections, reopened when closed: probes and webhooks are
+    // answered within a second throughout.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let flood = common::attack::flood(([127, 0, 0, 1], port).into(), [127, 0, 0, 2].into(), 600, 20, stop);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    for round in 0..5 {
+        common::attack::honest_round(&base, 100 + round).await;
+    }
+    let _ = stop_tx.send(true);
+    let mut opened = 0;
+    for f in flood {
+        opened += f.await.unwrap();
+    }
+    assert!(opened >= 600, "the flood opened {opened} connections");
 
     // 32 concurrent 4 MB webhooks.
     let client = reqwest::Client::new();

@@ -2,6 +2,7 @@
 //! with `run()` on loopback, and small HTTP and metrics helpers.
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod mock_dingtalk;
 
 use std::future::Future;
