@@ -159,7 +159,7 @@ impl Validator<'_> {
                 self,
                 "server.max_connections_per_client",
                 raw.max_connections_per_client,
-                256,
+                768,
             ),
             max_inflight_bytes: positive(self, "server.max_inflight_bytes", raw.max_inflight_bytes, 48 << 20),
             header_read_timeout: self.duration(

@@ -77,6 +77,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
             }
             conns.ended(&conn);
         });
+        // Let the connections just accepted read their requests before more are let in: a client that
+        // opens connections as fast as it can must not starve them (and so have them closed to make room
+        // before their first byte is read).
+        tokio::task::yield_now().await;
     }
     drop(listener);
     let grace = app.live().config.server.shutdown_grace;
