@@ -78,16 +78,52 @@ pub fn human_duration(secs: i64) -> String {
 }
 
 /// Escapes the characters DingTalk's markdown would interpret, so label values like `node_exporter` or
-/// `a*b` show as written.
+/// `a*b` show as written. Line breaks and other control characters become spaces: a value is one line, and
+/// cannot start a heading, a rule, a list item or a quote of its own.
 pub fn escape_markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.push(' ');
+            continue;
+        }
         if matches!(c, '\\' | '*' | '_' | '`' | '[' | ']' | '#' | '<' | '>' | '|' | '~') {
             out.push('\\');
         }
         out.push(c);
     }
     out
+}
+
+/// `s` as the target of a markdown link, if it is an absolute http(s) URL: anything else (`javascript:`,
+/// `data:`, a relative path, text that is not a URL) gives `None`, so no link is made. The URL is kept as
+/// written, but characters that could end the link or start another (`(`, `)`, `[`, `]`, spaces, quotes,
+/// backslashes) are percent-encoded and control characters dropped.
+pub fn link_url(s: &str) -> Option<String> {
+    let s = s.trim();
+    let url = reqwest::Url::parse(s).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '(' => out.push_str("%28"),
+            ')' => out.push_str("%29"),
+            '[' => out.push_str("%5B"),
+            ']' => out.push_str("%5D"),
+            '\\' => out.push_str("%5C"),
+            '`' => out.push_str("%60"),
+            '"' => out.push_str("%22"),
+            '\'' => out.push_str("%27"),
+            '<' => out.push_str("%3C"),
+            '>' => out.push_str("%3E"),
+            ' ' => out.push_str("%20"),
+            c if c.is_whitespace() || c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    Some(out)
 }
 
 /// Alertmanager's "new silence" page prefilled with matchers for every label.
@@ -106,7 +142,9 @@ pub fn silence_url(external_url: &str, labels: &Map<String, Value>) -> String {
             }
         }
     }
-    let base = external_url.trim_end_matches('/');
+    // Only under an http(s) Alertmanager address: a relative link would lead nowhere.
+    let Some(base) = link_url(external_url) else { return String::new() };
+    let base = base.trim_end_matches('/');
     let mut out = String::with_capacity(base.len() + 64 + 48 * labels.len());
     out.push_str(base);
     out.push_str("/#/silences/new?filter=");
@@ -126,6 +164,7 @@ pub fn silence_url(external_url: &str, labels: &Map<String, Value>) -> String {
 
 pub fn register_all(hb: &mut Handlebars<'static>, tz: Tz) {
     register(hb, "md", |p, _| Ok(Value::String(escape_markdown(&text(arg(p, 0, "text")?)))));
+    register(hb, "url", |p, _| Ok(Value::String(link_url(&text(arg(p, 0, "URL")?)).unwrap_or_default())));
     register(hb, "upper", |p, _| Ok(Value::String(text(arg(p, 0, "text")?).to_uppercase())));
     register(hb, "lower", |p, _| Ok(Value::String(text(arg(p, 0, "text")?).to_lowercase())));
     register(hb, "default", |p, _| {
@@ -272,6 +311,38 @@ mod tests {
         assert_eq!(human_duration(3 * 3600 + 120), "3h 2m");
         assert_eq!(human_duration(2 * 86400 + 3600), "2d 1h");
         assert_eq!(human_duration(-3), "0s");
+    }
+
+    #[test]
+    fn links_are_http_only_and_cannot_break_out() {
+        assert_eq!(
+            link_url(" https://runbooks.example.com/a_b?x=1 ").as_deref(),
+            Some("https://runbooks.example.com/a_b?x=1")
+        );
+        // The issue's example does not even parse (its host is `ok)`): no link at all.
+        assert_eq!(link_url("http://ok) **INJECTED** [evil](http://evil.example"), None);
+        let injected = "http://ok.example/a) **INJECTED** [evil](http://evil.example";
+        let safe = link_url(injected).unwrap();
+        assert!(!safe.contains(')') && !safe.contains('(') && !safe.contains('[') && !safe.contains(' '), "{safe}");
+        for bad in
+            ["javascript:alert(1)", "data:text/html,x", "/relative/path", "ftp://x/y", "not a url", "http://", ""]
+        {
+            assert_eq!(link_url(bad), None, "{bad}");
+        }
+        let hb = hb();
+        let t = "{{#if (url u)}}[x]({{url u}}){{/if}}";
+        assert_eq!(render(t, &json!({"u": "javascript:alert(1)"})), "");
+        assert_eq!(render(t, &json!({"u": "http://a.example/p (1)"})), "[x](http://a.example/p%20%281%29)");
+        let _ = hb;
+        // No silence link without an http(s) Alertmanager address.
+        assert_eq!(silence_url("", &serde_json::Map::new()), "");
+        assert_eq!(silence_url("/am", &serde_json::Map::new()), "");
+    }
+
+    #[test]
+    fn markdown_values_stay_on_one_line() {
+        assert_eq!(escape_markdown("a\n# heading\r\n---\n- item"), "a \\# heading  --- - item");
+        assert_eq!(escape_markdown("node_exporter"), "node\\_exporter");
     }
 
     #[test]

@@ -437,10 +437,10 @@ struct Envelope {
 impl Envelope {
     fn of(d: &Decoded) -> Self {
         let n = &d.notification;
-        let url = Some(n.external_url.as_str())
-            .filter(|u| !u.is_empty())
-            .or_else(|| n.alerts.iter().map(|a| a.generator_url.as_str()).find(|u| !u.is_empty()));
-        Envelope { firing: n.status == Status::Firing, link: url.map(str::to_string) }
+        // Only an http(s) address makes a button or link (never `javascript:` or a relative path).
+        let link = helpers::link_url(&n.external_url)
+            .or_else(|| n.alerts.iter().find_map(|a| helpers::link_url(&a.generator_url)));
+        Envelope { firing: n.status == Status::Firing, link }
     }
 
     fn mention_tokens(&self, target: &Target) -> Vec<String> {

@@ -299,3 +299,51 @@ fn packing_holds_for_uneven_groups_and_limits() {
         }
     }
 }
+
+#[test]
+fn no_annotation_or_label_can_inject_a_link_or_a_heading() {
+    let payload = group_of(3, |i, a| {
+        a["annotations"]["runbook_url"] = json!(
+            [
+                "http://ok.example/a) **INJECTED** [evil](http://evil.example",
+                "javascript:alert(1)",
+                "![img](http://evil.example/x.png)"
+            ][i]
+        );
+        a["generatorURL"] = json!("javascript:alert(document.cookie)");
+        a["annotations"]["summary"] = json!("disk\n# HEADING\n---\n[evil](http://evil.example)");
+        a["annotations"]["description"] = json!("line one\n\n## not a heading\n> not a quote");
+        a["labels"]["pod"] = json!("p\n### label heading");
+    });
+    let mut v: Value = serde_json::from_str(&payload).unwrap();
+    v["externalURL"] = json!("javascript:alert(1)");
+    let d = decode(v.to_string().as_bytes()).unwrap();
+    for msgtype in [MsgType::Markdown, MsgType::ActionCard] {
+        let r = renderer().render(&target(msgtype), &d);
+        for m in &r.messages {
+            let b = body(m);
+            // Without an http(s) link an actionCard is sent as markdown.
+            let kind = b["msgtype"].as_str().unwrap().to_string();
+            let text = b[&kind]["text"].as_str().unwrap();
+            assert!(!text.contains("javascript:"), "{text}");
+            // An escaped `\\](` is shown as written; only an unescaped `](` would make a link.
+            let linked = text.match_indices("](http://evil").any(|(i, _)| !text[..i].ends_with('\\'));
+            assert!(!linked, "an injected link: {text}");
+            assert!(!text.contains("!["), "{text}");
+            for line in text.lines() {
+                let heading = line.starts_with('#') && !line.starts_with("### Alert") && !line.starts_with("#### ");
+                assert!(!heading && line.trim() != "---", "an injected heading or rule: {line:?} in\n{text}");
+            }
+            // The one runbook that is an http(s) URL is linked, percent-encoded so it ends where it should.
+            if msgtype == MsgType::Markdown {
+                assert!(
+                    text.contains(
+                        "[Runbook](http://ok.example/a%29%20**INJECTED**%20%5Bevil%5D%28http://evil.example)"
+                    ),
+                    "{text}"
+                );
+            }
+            assert!(!b.to_string().contains("javascript:"), "no button to a javascript: URL: {b}");
+        }
+    }
+}
