@@ -12,6 +12,8 @@
 //!   (so a slow answer cannot hide the requests queued behind it).
 #![forbid(unsafe_code)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
+use support::status_mib;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
@@ -260,18 +263,6 @@ impl BridgeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A memory field of /proc/PID/status (kB there) in MiB; 0 if the process is gone.
-fn status_mib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// Anonymous (private) resident memory in MiB: RSS without the mapped executable and libraries.

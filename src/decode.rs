@@ -149,6 +149,13 @@ pub struct LimitError {
     pub advice: &'static str,
 }
 
+impl LimitError {
+    /// `found` of `what` past `limit`, the value of `server.limits.<key>`.
+    fn new(what: impl Into<String>, found: usize, (limit, key): (usize, &'static str), advice: &'static str) -> Self {
+        LimitError { what: what.into(), found, limit, key, advice }
+    }
+}
+
 /// What a payload costs to decode, read off its bytes without decoding them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
@@ -180,13 +187,12 @@ pub fn scan(body: &[u8], limits: &PayloadLimits) -> Result<Shape, LimitError> {
                 b'"' => {
                     in_string = false;
                     if len > limits.max_value_bytes {
-                        return Err(LimitError {
-                            what: "a string in the payload has too many bytes".into(),
-                            found: len,
-                            limit: limits.max_value_bytes,
-                            key: "max_value_bytes",
-                            advice: "shorten the label or annotation, or raise the limit",
-                        });
+                        return Err(LimitError::new(
+                            "a string in the payload has too many bytes",
+                            len,
+                            (limits.max_value_bytes, "max_value_bytes"),
+                            "shorten the label or annotation, or raise the limit",
+                        ));
                     }
                     continue;
                 }
@@ -202,13 +208,7 @@ pub fn scan(body: &[u8], limits: &PayloadLimits) -> Result<Shape, LimitError> {
         }
     }
     if fields > limits.max_fields {
-        return Err(LimitError {
-            what: "fields in the payload".into(),
-            found: fields,
-            limit: limits.max_fields,
-            key: "max_fields",
-            advice: SPLIT_ADVICE,
-        });
+        return Err(LimitError::new("fields in the payload", fields, (limits.max_fields, "max_fields"), SPLIT_ADVICE));
     }
     Ok(Shape { fields })
 }
@@ -216,24 +216,18 @@ pub fn scan(body: &[u8], limits: &PayloadLimits) -> Result<Shape, LimitError> {
 /// The limits that need the decoded alerts: how many, and labels and annotations on each.
 pub fn check(n: &Notification, limits: &PayloadLimits) -> Result<(), LimitError> {
     if n.alerts.len() > limits.max_alerts {
-        return Err(LimitError {
-            what: "alerts in the notification".into(),
-            found: n.alerts.len(),
-            limit: limits.max_alerts,
-            key: "max_alerts",
-            advice: SPLIT_ADVICE,
-        });
+        let limit = (limits.max_alerts, "max_alerts");
+        return Err(LimitError::new("alerts in the notification", n.alerts.len(), limit, SPLIT_ADVICE));
     }
     for (i, a) in n.alerts.iter().enumerate() {
         for (what, count) in [("labels", a.labels.len()), ("annotations", a.annotations.len())] {
             if count > limits.max_labels {
-                return Err(LimitError {
-                    what: format!("{what} on alerts[{i}]"),
-                    found: count,
-                    limit: limits.max_labels,
-                    key: "max_labels",
-                    advice: "drop labels with relabelling, or raise the limit",
-                });
+                return Err(LimitError::new(
+                    format!("{what} on alerts[{i}]"),
+                    count,
+                    (limits.max_labels, "max_labels"),
+                    "drop labels with relabelling, or raise the limit",
+                ));
             }
         }
     }

@@ -73,20 +73,20 @@ where
         event.record(&mut fields);
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let level = event.metadata().level().as_str();
-        writer.write_str(&line(self.format, &time, level, &fields))
+        writer.write_str(&line(self.format, &time, level, fields))
     }
 }
 
 /// One formatted line, newline included.
-fn line(format: LogFormat, time: &str, level: &str, fields: &Fields) -> String {
+fn line(format: LogFormat, time: &str, level: &str, fields: Fields) -> String {
     match format {
         LogFormat::Json => {
             let mut map = serde_json::Map::new();
             map.insert("timestamp".into(), time.into());
             map.insert("level".into(), level.into());
-            map.insert("message".into(), fields.message.clone().into());
-            for (name, value) in &fields.values {
-                map.insert((*name).to_string(), value.json());
+            map.insert("message".into(), fields.message.into());
+            for (name, value) in fields.values {
+                map.insert(name.to_string(), value.into_json());
             }
             let mut s = serde_json::Value::Object(map).to_string();
             s.push('\n');
@@ -95,13 +95,13 @@ fn line(format: LogFormat, time: &str, level: &str, fields: &Fields) -> String {
         LogFormat::Plain => {
             let mut s = format!("{time} {level:>5} ");
             escape_into(&mut s, &fields.message, false);
-            for (name, value) in &fields.values {
+            for (name, value) in fields.values {
                 s.push(' ');
                 s.push_str(name);
                 s.push('=');
                 match value {
-                    Value::Text(text) => escape_into(&mut s, text, true),
-                    other => s.push_str(&other.json().to_string()),
+                    Value::Text(text) => escape_into(&mut s, &text, true),
+                    Value::Number(n) => s.push_str(&n.to_string()),
                 }
             }
             s.push('\n');
@@ -144,16 +144,16 @@ enum Value {
 }
 
 impl Value {
-    fn json(&self) -> serde_json::Value {
+    fn into_json(self) -> serde_json::Value {
         match self {
-            Value::Text(s) => serde_json::Value::String(s.clone()),
-            Value::Number(n) => n.clone(),
+            Value::Text(s) => serde_json::Value::String(s),
+            Value::Number(n) => n,
         }
     }
 }
 
 /// An event's message and fields, each value already cut to its bound.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Fields {
     message: String,
     values: Vec<(&'static str, Value)>,
@@ -256,7 +256,7 @@ mod tests {
     fn a_newline_in_a_value_cannot_start_a_line() {
         let forged = "{}:{a=\"b\"}\n2026-11-23T00:00:00.000000Z ERROR message given up target=ops FORGED";
         let f = fields("notification accepted", &[("target", "ops"), ("group_key", forged)]);
-        let plain = line(LogFormat::Plain, "T", "INFO", &f);
+        let plain = line(LogFormat::Plain, "T", "INFO", f.clone());
         assert_eq!(plain.matches('\n').count(), 1, "{plain}");
         assert!(plain.ends_with('\n'));
         assert!(
@@ -265,7 +265,7 @@ mod tests {
             ),
             "{plain}"
         );
-        let json = line(LogFormat::Json, "T", "INFO", &f);
+        let json = line(LogFormat::Json, "T", "INFO", f);
         assert_eq!(json.matches('\n').count(), 1, "{json}");
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["group_key"], forged);
@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn a_value_cannot_pose_as_another_field_or_hide_in_escapes() {
         let f = fields("m\r\x1b[2Jx", &[("target", "ops status=delivered"), ("empty", ""), ("plain", "ok")]);
-        let plain = line(LogFormat::Plain, "T", "WARN", &f);
+        let plain = line(LogFormat::Plain, "T", "WARN", f);
         assert_eq!(plain, "T  WARN m\\r\\u{1b}[2Jx target=\"ops status=delivered\" empty=\"\" plain=ok\n");
     }
 

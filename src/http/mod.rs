@@ -47,9 +47,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
             },
             _ = crate::stopped(&mut shutdown) => break,
         };
-        let server = app.live().config.server.clone();
+        let live = app.live();
+        let server = &live.config.server;
         // Every connection that could make room is being answered: this one is closed at once.
-        let Some(conn) = conns.open(peer.ip(), &server) else { continue };
+        let Some(conn) = conns.open(peer.ip(), server) else { continue };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(Watched { inner: stream, conn: conn.clone() });
         let service = {

@@ -27,8 +27,8 @@ impl Health {
         }
     }
 
-    pub(super) fn recovered(&self) -> Option<String> {
-        self.failing.lock().expect("health lock").take()
+    pub(super) fn recovered(&self) {
+        self.failing.lock().expect("health lock").take();
     }
 
     pub(super) fn failing(&self) -> bool {
@@ -51,6 +51,11 @@ impl Health {
 
     pub(super) fn owed(&self) -> Vec<(i64, i64, i64)> {
         self.owed.lock().expect("health lock").iter().map(|(id, (a, t))| (*id, *a, *t)).collect()
+    }
+
+    /// How many delivery records are owed (no copy of them).
+    pub(super) fn owed_len(&self) -> usize {
+        self.owed.lock().expect("health lock").len()
     }
 
     pub(super) fn paid(&self, ids: &[i64]) {
