@@ -37,8 +37,13 @@ async fn records(dir: &std::path::Path) -> Vec<dingtalk_bridge::store::Record> {
     Store::open(&dir.join("outbox.sqlite3"), SyncMode::Full).unwrap().records("ops").await.unwrap()
 }
 
-/// An endpoint that answers every request with `status` and a `Location` leading to `to`.
+/// An endpoint that answers every request with `status` and a `Location` leading to `to`; with `echo`, its
+/// body repeats the request's URL (as some error pages do).
 async fn redirector(status: u16, to: String) -> std::net::SocketAddr {
+    answering(status, to, false).await
+}
+
+async fn answering(status: u16, to: String, echo: bool) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -47,14 +52,15 @@ async fn redirector(status: u16, to: String) -> std::net::SocketAddr {
             let to = to.clone();
             tokio::spawn(http1::Builder::new().serve_connection(
                 TokioIo::new(stream),
-                service_fn(move |_req| {
+                service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let to = to.clone();
+                    let body = if echo { format!("no such page: {}", req.uri()) } else { "moved".to_string() };
                     async move {
                         Ok::<_, std::convert::Infallible>(
                             hyper::Response::builder()
                                 .status(status)
                                 .header("location", to)
-                                .body(Full::new(Bytes::from_static(b"moved")))
+                                .body(Full::new(Bytes::from(body)))
                                 .unwrap(),
                         )
                     }
@@ -322,4 +328,21 @@ fn a_store_from_a_newer_version_refuses_to_start_and_is_left_untouched() {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, 99, "left untouched");
     assert!(conn.prepare("SELECT * FROM messages").is_err(), "no tables of ours were added");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_page_echoing_the_url_leaves_no_credential_in_the_record() {
+    let addr = answering(403, String::new(), true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{addr}/robot/send?access_token=tok-echoed-4f1e");
+    let yaml = config(&url, "").replace("keyword: Alert}", "keyword: Alert, secret: SECechoed9c2d}");
+    let bridge = Bridge::start(dir.path(), &yaml).await;
+    assert_eq!(post(&bridge.url("/dingtalk/ops/send"), "application/json", FIRING).await.0, 200);
+    wait_for("the failure", || async { records(dir.path()).await.iter().any(|r| r.state.as_str() == "failed") }).await;
+    let error = records(dir.path()).await[0].last_error.clone().unwrap();
+    assert!(error.contains("no such page: /robot/send?access_token=<redacted>"), "{error}");
+    assert!(!error.contains("tok-echoed") && !error.contains("SECechoed"), "{error}");
+    let sign = error.split("sign=").nth(1).unwrap_or("").split('&').next().unwrap_or("");
+    assert_eq!(sign, "<redacted>", "{error}");
+    bridge.stop().await;
 }

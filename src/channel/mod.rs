@@ -139,6 +139,19 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The same outcome with its detail passed through `f` (to take out what must not be logged).
+    pub fn map_detail(self, f: impl Fn(&str) -> String) -> Outcome {
+        match self {
+            Outcome::Delivered => Outcome::Delivered,
+            Outcome::Partial { failed, retry, detail } => Outcome::Partial { failed, retry, detail: f(&detail) },
+            Outcome::Retry { reason, detail } => Outcome::Retry { reason, detail: f(&detail) },
+            Outcome::Throttled { detail, retry_after } => Outcome::Throttled { detail: f(&detail), retry_after },
+            Outcome::Failed { reason, detail } => Outcome::Failed { reason, detail: f(&detail) },
+        }
+    }
+}
+
 /// Why an attempt did not deliver: transport trouble any protocol can meet, or the protocol's own
 /// reason. Bounded: [`as_str`](Self::as_str) values are metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

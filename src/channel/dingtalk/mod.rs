@@ -115,23 +115,29 @@ impl Robot {
     pub async fn send(&self, client: &reqwest::Client, body: &str) -> Outcome {
         let secret = self.secret.as_ref().map(Secret::expose);
         let signed = sign::signed_url(self.url.expose(), secret, crate::clock::now_ms());
-        match super::post_json(client, &signed, body).await {
+        let outcome = match super::post_json(client, &signed, body).await {
             Ok((status, answer)) => answer::classify_response(status, &answer),
             Err(e) => {
-                Outcome::Retry { reason: super::transport_reason(&e), detail: self.describe_error(e.without_url()) }
+                Outcome::Retry { reason: super::transport_reason(&e), detail: super::error_chain(&e.without_url()) }
             }
-        }
+        };
+        // An error page (a proxy's, a redirect's) may echo the request URL; no layer below reqwest should
+        // echo a credential, but a leak here would be in every log and record.
+        outcome.map_detail(|detail| self.scrub(detail, &signed))
     }
 
-    /// A reqwest error as one line without the URL (it holds the access_token and sign) or any secret.
-    fn describe_error(&self, e: reqwest::Error) -> String {
-        let line = super::error_chain(&e);
-        let token = reqwest::Url::parse(self.url.expose())
-            .ok()
-            .and_then(|u| u.query_pairs().find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned()))
-            .unwrap_or_default();
-        // Belt and braces: no layer below reqwest should echo these, but a leak here would be in every log.
-        scrub(&line, &[&token, self.secret.as_ref().map_or("", Secret::expose)])
+    /// `text` without the access_token, the signing secret, or the signature of the `signed` URL.
+    fn scrub(&self, text: &str, signed: &str) -> String {
+        let query = |url: &str, key: &str| {
+            reqwest::Url::parse(url)
+                .ok()
+                .and_then(|u| u.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned()))
+                .unwrap_or_default()
+        };
+        let (token, sign) = (query(self.url.expose(), "access_token"), query(signed, "sign"));
+        // The signature as it appears in the URL, percent-encoded, too.
+        let sign_raw = signed.split("sign=").nth(1).map_or("", |s| s.split('&').next().unwrap_or(""));
+        scrub(text, &[&token, &sign, sign_raw, self.secret.as_ref().map_or("", Secret::expose)])
     }
 
     /// The URL for logs, credentials redacted, with whether it signs and its message type.
