@@ -4,6 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use tracing::error;
 
@@ -57,7 +58,45 @@ enum Command {
         /// Pretty-print the bodies (not byte-exact).
         #[arg(long)]
         pretty: bool,
+        /// Render and send as if it were this time (RFC 3339), for durations and "today".
+        #[arg(long, value_parser = parse_at)]
+        at: Option<DateTime<Utc>>,
     },
+    /// Write an HTML page showing the messages as DingTalk draws them on a phone, with sizes and checks;
+    /// sends nothing.
+    Preview {
+        /// The target whose settings and templates to use.
+        #[arg(long)]
+        target: String,
+        /// Alertmanager webhook payloads (JSON files).
+        payloads: Vec<PathBuf>,
+        /// Built-in sample payloads by name (see --list-samples); without payloads or samples, a selection.
+        #[arg(long = "sample")]
+        samples: Vec<String>,
+        /// Print the names of the built-in samples and exit.
+        #[arg(long)]
+        list_samples: bool,
+        /// Render as if it were this time (RFC 3339); samples default to the time they were made for.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<DateTime<Utc>>,
+        /// Where to write the page.
+        #[arg(long, short = 'o', default_value = "preview.html")]
+        out: PathBuf,
+    },
+}
+
+/// The samples `preview` shows when given none: one alert, a dozen, hundreds, a mixed group, Chinese.
+pub const PREVIEW_SAMPLES: [&str; 6] = [
+    "KubePodCrashLooping-1-firing-namespace",
+    "HostOutOfMemory-12-firing-alertname",
+    "KubePodNotReady-300-firing-namespace",
+    "Namespace-12-mixed-namespace",
+    "HostOutOfMemory-1-firing-namespace-zh",
+    "KubeDeploymentReplicasMismatch-3-resolved-namespace",
+];
+
+fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
 pub fn main() -> ExitCode {
@@ -72,7 +111,14 @@ pub fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
         Command::CheckConfig => check_config(&cli.config),
-        Command::Render { target, payload, pretty } => render(&cli.config, &target, payload.as_deref(), pretty),
+        Command::Render { target, payload, pretty, at } => render(&cli.config, &target, payload.as_deref(), pretty, at),
+        Command::Preview { target, payloads, samples, list_samples, at, out } => {
+            if list_samples {
+                crate::render::samples::corpus().iter().for_each(|s| println!("{}", s.name));
+                return ExitCode::SUCCESS;
+            }
+            preview(&cli.config, &target, &payloads, &samples, at, &out)
+        }
     }
 }
 
@@ -193,29 +239,38 @@ fn check_config(path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn render(path: &Path, name: &str, payload: Option<&Path>, pretty: bool) -> ExitCode {
-    let config = match Config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let Some(target) = config.targets.get(name) else {
+/// The configuration, the named target and its renderer, or the reason why not (already printed).
+fn load_target(path: &Path, name: &str) -> Result<(Config, crate::render::Renderer), ExitCode> {
+    let config = Config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::FAILURE
+    })?;
+    if !config.targets.contains_key(name) {
         eprintln!(
             "{}: no target {name:?}; configured: {}",
             config.source.display(),
             config.targets.keys().cloned().collect::<Vec<_>>().join(", ")
         );
-        return ExitCode::FAILURE;
+        return Err(ExitCode::FAILURE);
+    }
+    let renderer = crate::app::load_templates(&config).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::FAILURE
+    })?;
+    Ok((config, renderer))
+}
+
+fn render(path: &Path, name: &str, payload: Option<&Path>, pretty: bool, at: Option<DateTime<Utc>>) -> ExitCode {
+    let (config, renderer) = match load_target(path, name) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
-    let renderer = match crate::app::load_templates(&config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
+    let target = &config.targets[name];
+    let renderer = match at {
+        Some(t) => renderer.at(t),
+        None => renderer,
     };
+    let now_ms = at.map_or_else(crate::clock::now_ms, |t| t.timestamp_millis());
     let bytes = match payload {
         None => SAMPLES[0].1.as_bytes().to_vec(),
         Some(p) if p == Path::new("-") => {
@@ -255,13 +310,91 @@ fn render(path: &Path, name: &str, payload: Option<&Path>, pretty: bool) -> Exit
         );
     }
     for m in &rendered.messages {
+        // As it would be sent now (durations are computed at send time).
+        let body = crate::render::send_time::resolve(&m.body, now_ms);
         if pretty {
-            let v: serde_json::Value = serde_json::from_str(&m.body).expect("rendered bodies are JSON");
+            let v: serde_json::Value = serde_json::from_str(&body).expect("rendered bodies are JSON");
             println!("{}", serde_json::to_string_pretty(&v).expect("JSON value prints"));
         } else {
-            println!("{}", m.body);
+            println!("{body}");
         }
-        eprintln!("# {} bytes, msgUuid {}", m.body.len(), m.msg_uuid);
+        eprintln!("# {} bytes, msgUuid {}", body.len(), m.msg_uuid);
     }
+    ExitCode::SUCCESS
+}
+
+fn preview(
+    path: &Path,
+    name: &str,
+    payloads: &[PathBuf],
+    samples: &[String],
+    at: Option<DateTime<Utc>>,
+    out: &Path,
+) -> ExitCode {
+    use crate::render::{preview, samples as corpus};
+    let (config, renderer) = match load_target(path, name) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let target = &config.targets[name];
+    let mut inputs: Vec<(String, Vec<u8>)> = vec![];
+    for p in payloads {
+        match std::fs::read(p) {
+            Ok(b) => inputs.push((p.display().to_string(), b)),
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", p.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut names: Vec<String> = samples.to_vec();
+    if names.is_empty() && payloads.is_empty() {
+        names = PREVIEW_SAMPLES.iter().map(|s| s.to_string()).collect();
+    }
+    for n in &names {
+        let Some(sample) = corpus::named(n) else {
+            eprintln!("no sample {n:?}; --list-samples prints their names");
+            return ExitCode::FAILURE;
+        };
+        inputs.push((sample.name, sample.payload.to_string().into_bytes()));
+    }
+    // Samples were made for a fixed time; payloads are shown as of now unless told otherwise.
+    let at = at.unwrap_or_else(|| {
+        if payloads.is_empty() { parse_at(corpus::NOW).expect("the samples' time parses") } else { Utc::now() }
+    });
+    let renderer = renderer.at(at);
+    let mut sections = vec![];
+    for (label, bytes) in inputs {
+        let decoded = match decode::decode(&bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("{label}: payload rejected as the bridge would answer 400: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let rendered = renderer.render(target, &decoded);
+        let mut notes = vec![];
+        if let Some(e) = &rendered.template_error {
+            notes.push(format!("template set {:?} failed; the built-in template rendered these: {e}", target.template));
+        }
+        if rendered.keyword_inserted > 0 {
+            notes.push(format!(
+                "the template left out the keyword; the bridge added it to {} message(s)",
+                rendered.keyword_inserted
+            ));
+        }
+        let messages = rendered
+            .messages
+            .iter()
+            .filter_map(|m| preview::Shown::of(&crate::render::send_time::resolve(&m.body, at.timestamp_millis())))
+            .collect();
+        sections.push(preview::Section { name: label, messages, notes });
+    }
+    let html = preview::page(name, &sections, config.delivery.max_message_bytes, target.keyword.as_deref());
+    if let Err(e) = std::fs::write(out, html) {
+        eprintln!("{}: cannot write: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("wrote {} ({} notifications)", out.display(), sections.len());
     ExitCode::SUCCESS
 }

@@ -79,7 +79,7 @@ async fn sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_nothing
     wait_for("the resend of the first", || async { mock.duplicate_uuids() >= 1 }).await;
     let titles: Vec<String> =
         mock.posted().iter().map(|p| p.body["markdown"]["title"].as_str().unwrap().to_string()).collect();
-    let expected: Vec<String> = (0..5).map(|i| format!("Alert [FIRING:3] Incident-{i:03}")).collect();
+    let expected: Vec<String> = (0..5).map(|i| format!("🟠 FIRING 3 · Incident-{i:03} · warning · Alert")).collect();
     assert_eq!(titles, expected, "each exactly once, in the order accepted");
     let (status, more) = bridge.terminate();
     assert!(status.success(), "SIGTERM exits 0: {status:?}");
@@ -167,7 +167,7 @@ fn render_prints_the_exact_bodies() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let body: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(body["msgtype"], "text");
-    assert!(body["text"]["content"].as_str().unwrap().starts_with("Alert [RESOLVED:3] NodeDiskFull"));
+    assert!(body["text"]["content"].as_str().unwrap().starts_with("✅ RESOLVED 3: NodeDiskFull"));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("# {} bytes", stdout.trim().len())));
 
     let out = cli(&["render", "--config", path.to_str().unwrap(), "--target", "nope"]);

@@ -65,12 +65,12 @@ async fn firing_then_resolved_arrive_signed_with_keyword_and_mentions() {
     let firing = &posted[0];
     assert_eq!(firing.msg_uuid.as_deref(), Some(firing_uuid.as_str()));
     assert_eq!(firing.body["msgtype"], "markdown");
-    assert_eq!(firing.body["markdown"]["title"], "Alert [FIRING:3] NodeDiskFull");
+    assert_eq!(firing.body["markdown"]["title"], "🟠 FIRING 3 · NodeDiskFull · warning · Alert");
     let text = firing.body["markdown"]["text"].as_str().unwrap();
-    assert!(text.contains("Disk almost full on node1") && text.contains("2026-11-22 10:16:51 CST"), "{text}");
+    assert!(text.contains("Disk almost full on node1") && text.contains("10:16 UTC+8"), "{text}");
     assert_eq!(firing.highlighted, vec!["13800000000", "manager01"], "mentions must ring");
     let resolved = &posted[1];
-    assert_eq!(resolved.body["markdown"]["title"], "Alert [RESOLVED:3] NodeDiskFull");
+    assert_eq!(resolved.body["markdown"]["title"], "✅ RESOLVED 3 · NodeDiskFull · warning · Alert");
     assert!(mock.answered().iter().all(|a| a.errcode == 0), "{:?}", mock.answered());
 
     wait_for("delivered records", || async {
@@ -369,7 +369,11 @@ async fn graceful_shutdown_leaves_undelivered_messages_for_the_next_start() {
     wait_for("both delivered after restart", || async { mock.posted().len() == 2 }).await;
     let titles: Vec<String> =
         mock.posted().iter().map(|p| p.body["markdown"]["title"].as_str().unwrap().to_string()).collect();
-    assert_eq!(titles, vec!["Alert [FIRING:3] NodeDiskFull", "Alert [RESOLVED:3] NodeDiskFull"], "in order");
+    assert_eq!(
+        titles,
+        vec!["🟠 FIRING 3 · NodeDiskFull · warning · Alert", "✅ RESOLVED 3 · NodeDiskFull · warning · Alert"],
+        "in order"
+    );
     bridge.stop().await;
 }
 

@@ -153,11 +153,14 @@ async fn real_alertmanager_firing_then_resolved_reaches_dingtalk_signed_with_key
 
     let posted = mock.posted();
     assert_eq!(posted.len(), 2, "{posted:#?}");
-    assert_eq!(posted[0].body["markdown"]["title"], "Alert [FIRING:1] NodeDiskFull");
-    assert_eq!(posted[1].body["markdown"]["title"], "Alert [RESOLVED:1] NodeDiskFull");
+    assert_eq!(posted[0].body["markdown"]["title"], "🔴 FIRING 1 · NodeDiskFull · critical · node1:9100 · Alert");
+    assert_eq!(posted[1].body["markdown"]["title"], "✅ RESOLVED 1 · NodeDiskFull · critical · node1:9100 · Alert");
     let firing_text = posted[0].body["markdown"]["text"].as_str().unwrap();
     assert!(firing_text.contains("Disk almost full on node1"), "{firing_text}");
-    assert!(firing_text.contains(&format!("[Alertmanager]({})", am.url)), "externalURL links back: {firing_text}");
+    assert!(
+        firing_text.contains(&format!("[Silence]({}/#/silences/new?filter=", am.url)),
+        "externalURL links back: {firing_text}"
+    );
     assert!(firing_text.contains("[Runbook](https://runbooks.example.com/NodeDiskFull)"), "{firing_text}");
     assert_eq!(posted[0].highlighted, vec!["13800000000"]);
     // The mock checked signature, timestamp window and keyword before posting either.
@@ -243,7 +246,8 @@ async fn several_groups_and_a_bridge_that_is_briefly_unavailable() {
     got.sort();
     assert_eq!(
         got,
-        vec!["Alert [FIRING:1] DiskFull", "Alert [FIRING:1] HighLatency", "Alert [FIRING:1] PodCrashLooping"]
+        ["DiskFull", "HighLatency", "PodCrashLooping"]
+            .map(|n| format!("🔴 FIRING 1 · {n} · critical · node1:9100 · Alert"))
     );
 
     // The bridge goes away; a new group fires; Alertmanager's retries reach the bridge once it is back.
@@ -251,8 +255,10 @@ async fn several_groups_and_a_bridge_that_is_briefly_unavailable() {
     am.post_named("NodeDown", None).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let bridge = BinaryBridge::start(&config);
-    wait_for("the retried notification", || async { titles(&mock).contains(&"Alert [FIRING:1] NodeDown".to_string()) })
-        .await;
+    wait_for("the retried notification", || async {
+        titles(&mock).contains(&"🔴 FIRING 1 · NodeDown · critical · node1:9100 · Alert".to_string())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mock.posted().len(), 4, "{:?}", titles(&mock));
     drop(bridge);
@@ -292,7 +298,14 @@ async fn an_ha_pair_of_alertmanagers_gets_each_notification_to_dingtalk_once() {
     }
     wait_for("the resolved message", || async { mock.posted().len() >= 2 }).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(titles(&mock), vec!["Alert [FIRING:1] NodeDiskFull", "Alert [RESOLVED:1] NodeDiskFull"], "each once");
+    assert_eq!(
+        titles(&mock),
+        vec![
+            "🔴 FIRING 1 · NodeDiskFull · critical · node1:9100 · Alert",
+            "✅ RESOLVED 1 · NodeDiskFull · critical · node1:9100 · Alert"
+        ],
+        "each once"
+    );
     let m = reqwest::get(bridge.url("/metrics")).await.unwrap().text().await.unwrap();
     let accepted = metric(&m, "dingtalk_bridge_webhook_requests_total", &[("target", "ops"), ("code", "200")]);
     let suppressed =

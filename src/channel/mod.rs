@@ -28,8 +28,10 @@ pub struct Content<'a> {
     pub text: &'a str,
     /// Whether any alert in it is firing (resolved-only messages need not ring anyone).
     pub firing: bool,
-    /// Where a button or link should lead (Alertmanager), if anywhere.
-    pub link: Option<&'a str>,
+    /// Whether it may mention anyone at all (later parts of a split group do not ring again).
+    pub mentions: bool,
+    /// Buttons a card shows: title and http(s) URL (Alertmanager, Silence, Runbook).
+    pub buttons: &'a [(&'a str, &'a str)],
 }
 
 impl Channel {
@@ -39,6 +41,11 @@ impl Channel {
             Channel::DingTalk(robot) => &robot.format,
             Channel::DryRun(dry) => &dry.format,
         }
+    }
+
+    /// The protocol's message type, as configured (`markdown`, `text`, `actionCard`).
+    pub fn msgtype(&self) -> &'static str {
+        self.format().msgtype.as_str()
     }
 
     /// Whether messages are plain text (no title, no markdown).

@@ -135,6 +135,14 @@ pub struct DeliveryConfig {
     pub dedup_window: Duration,
 }
 
+/// `labels: {hide: [...], show: [...]}` on a target: labels the built-in layout hides although they would
+/// identify an alert, or shows although it takes them for noise (`prometheus`, `endpoint`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelFilter {
+    pub hide: Vec<String>,
+    pub show: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub name: String,
@@ -142,6 +150,8 @@ pub struct Target {
     pub channel: Channel,
     pub keyword: Option<String>,
     pub template: String,
+    /// Which labels the built-in layout hides or shows besides its own choice.
+    pub labels: LabelFilter,
     /// The receiving end's send budget (targets that share one share the budget, so they must agree).
     pub rate_limit: RateLimit,
 }

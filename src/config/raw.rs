@@ -116,10 +116,21 @@ pub(super) struct RawTarget {
     pub(super) template: Option<String>,
     pub(super) msgtype: Option<String>,
     #[serde(default)]
+    pub(super) labels: RawLabels,
+    #[serde(default)]
     pub(super) mention: RawMention,
     #[serde(default)]
     pub(super) dry_run: bool,
     pub(super) rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLabels {
+    #[serde(default)]
+    pub(super) hide: Vec<String>,
+    #[serde(default)]
+    pub(super) show: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -24,9 +24,13 @@ impl Validator<'_> {
             None => None,
         };
         let template = t.template.clone().unwrap_or_else(|| "default".to_string());
+        let labels = LabelFilter { hide: t.labels.hide.clone(), show: t.labels.show.clone() };
+        for (i, k) in labels.hide.iter().enumerate().filter(|(_, k)| labels.show.contains(k)) {
+            self.problem(&format!("{key}.labels.hide[{i}]"), format!("{k:?} is in both hide and show"));
+        }
         let rate_limit = self.rate_limit(&format!("{key}.rate_limit"), t.rate_limit.as_ref(), default_rate);
         let channel = self.dingtalk(&key, t)?;
-        Some(Target { name: name.to_string(), channel, keyword, template, rate_limit })
+        Some(Target { name: name.to_string(), channel, keyword, template, labels, rate_limit })
     }
 
     /// A DingTalk robot (url, secret, msgtype, mention), or a dry run in DingTalk's format.

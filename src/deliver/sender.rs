@@ -237,7 +237,9 @@ impl Sender {
     async fn attempt(&self, msg: &Pending) -> Outcome {
         let (channel, name) = (&self.target.channel, self.name());
         let started = Instant::now();
-        let outcome = channel.send(&self.d.client, name, &msg.msg_uuid, &msg.body).await;
+        // Durations in the text ("for 24m") are computed now, not when the notification arrived.
+        let body = crate::render::send_time::resolve(&msg.body, now_ms());
+        let outcome = channel.send(&self.d.client, name, &msg.msg_uuid, &body).await;
         if channel.sends_requests() {
             self.d.metrics.request(name, started.elapsed());
         }

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Envelope, Message, Renderer, contains_token, group_name, helpers::escape_markdown, new_uuid};
+use super::{Message, Renderer, contains_token, helpers, helpers::escape_markdown, layout, new_uuid};
+use crate::channel::Content;
 use crate::config::Target;
 use crate::decode::{Decoded, Status};
 
@@ -33,10 +34,17 @@ pub struct Summary {
     pub summary: String,
     #[serde(default)]
     pub external_url: String,
+    /// The group's most identifying label (its namespace, or where a lone alert is).
+    #[serde(default)]
+    pub place: String,
 }
 
 fn cut(s: &str, max: usize) -> String {
     if s.chars().count() <= max { s.to_string() } else { s.chars().take(max - 1).chain(['…']).collect() }
+}
+
+fn labels<'a>(alerts: impl Iterator<Item = &'a crate::decode::Alert>) -> Vec<&'a layout::Labels> {
+    alerts.map(|a| &a.labels).collect()
 }
 
 /// The summary of a decoded notification.
@@ -64,7 +72,11 @@ pub fn summarize(d: &Decoded) -> Summary {
     };
     Summary {
         status: n.status.as_str().to_string(),
-        name: cut(&group_name(d), MAX_NAME_CHARS),
+        name: cut(&layout::group_alertname(&labels(n.alerts.iter()), &labels(n.firing())), MAX_NAME_CHARS),
+        place: cut(
+            &layout::place(&n.common_labels, n.alerts.len(), n.alerts.first().map_or(&n.common_labels, |a| &a.labels)),
+            MAX_NAME_CHARS,
+        ),
         severity,
         firing: n.firing().count(),
         resolved: n.resolved().count(),
@@ -78,13 +90,16 @@ impl Summary {
     fn line(&self, markdown: bool) -> String {
         let firing = self.status == Status::Firing.as_str();
         let mut parts = vec![];
-        parts.push(match (markdown, firing) {
-            (true, true) => format!("🔥 **{}**", escape_markdown(&self.name)),
-            (true, false) => format!("✅ **{}**", escape_markdown(&self.name)),
-            (false, _) => format!("[{}] {}", self.status.to_uppercase(), self.name),
+        let icon = if firing { layout::Level::of(&self.severity).icon() } else { layout::RESOLVED_ICON };
+        parts.push(if markdown {
+            format!("{icon} **{}**", escape_markdown(&self.name))
+        } else {
+            format!("{icon} {}", self.name)
         });
-        if !self.severity.is_empty() {
-            parts.push(self.severity.clone());
+        for field in [&self.severity, &self.place] {
+            if !field.is_empty() {
+                parts.push(if markdown { escape_markdown(field) } else { field.clone() });
+            }
         }
         let count = match (self.firing, self.resolved) {
             (f, 0) if firing => format!("{f} firing"),
@@ -125,33 +140,41 @@ impl Renderer {
         let markdown = !target.channel.text_only();
         let firing = entries.iter().filter(|e| e.status == Status::Firing.as_str()).count();
         let resolved = entries.len() - firing;
-        let kw = target.keyword.as_deref().map(|k| format!("{k} ")).unwrap_or_default();
-        let title = format!("{kw}[DIGEST] {} notifications ({firing} firing, {resolved} resolved)", entries.len());
+        // The keyword last, as in every message: a phone's banner starts with what the message is about.
+        let kw = target.keyword.as_deref().map(|k| format!(" · {k}")).unwrap_or_default();
+        let title = format!("📋 DIGEST {} notifications ({firing} firing, {resolved} resolved){kw}", entries.len());
         let rest = waiting - entries.len();
-        let mut text =
-            if markdown { format!("### {kw}📋 {} notifications\n\n", entries.len()) } else { format!("{title}\n\n") };
+        let mut text = if markdown {
+            format!("#### 📋 {} notifications\n\n", entries.len())
+        } else {
+            format!("📋 {} notifications ({firing} firing, {resolved} resolved)\n\n", entries.len())
+        };
         text.push_str(why);
         if rest > 0 {
             text.push_str(&format!(" {rest} more follow in the next message."));
         }
         text.push_str("\n\n");
         text.push_str(&entries.iter().map(|e| e.line(markdown)).collect::<Vec<_>>().join("\n"));
-        let url = entries.iter().map(|e| e.external_url.as_str()).find(|u| !u.is_empty());
-        if let Some(url) = url {
+        // Only an http(s) Alertmanager address makes a link (never `javascript:` or a relative path).
+        let url = entries.iter().find_map(|e| helpers::link_url(&e.external_url));
+        if let Some(url) = &url {
             text.push_str(&if markdown {
                 format!("\n\n[Alertmanager]({url})")
             } else {
                 format!("\n\nAlertmanager: {url}")
             });
         }
-        let env = Envelope { firing: firing > 0, link: url.map(str::to_string) };
-        let missing: Vec<String> =
-            env.mention_tokens(target).into_iter().filter(|t| !contains_token(&text, t)).collect();
-        if !missing.is_empty() {
+        let firing = firing > 0;
+        let mentions: Vec<String> =
+            target.channel.mention_tokens(firing).into_iter().filter(|t| !contains_token(&text, t)).collect();
+        let footer: Vec<&str> = mentions.iter().map(String::as_str).chain(target.keyword.as_deref()).collect();
+        if !footer.is_empty() {
             text.push_str("\n\n");
-            text.push_str(&missing.join(" "));
+            text.push_str(&footer.join(" "));
         }
-        env.body(target, &title, &text, uuid)
+        let buttons: Vec<(&str, &str)> = url.iter().map(|u| ("Alertmanager", u.as_str())).collect();
+        let content = Content { title: &title, text: &text, firing, mentions: true, buttons: &buttons };
+        target.channel.body(&content, uuid)
     }
 }
 
@@ -177,6 +200,7 @@ mod tests {
             }),
             keyword: Some("Alert".into()),
             template: "default".into(),
+            labels: crate::config::LabelFilter::default(),
             rate_limit: crate::config::RateLimit { messages: 20, per: std::time::Duration::from_secs(60) },
         }
     }
@@ -191,6 +215,7 @@ mod tests {
             subjects: vec![format!("node{i}:9100")],
             summary: format!("Something broke on node{i}"),
             external_url: "http://am:9093".into(),
+            place: String::new(),
         }
     }
 
@@ -204,7 +229,7 @@ mod tests {
         assert_eq!(s.summary, "Disk almost full on node1");
         assert_eq!(
             s.line(true),
-            "- 🔥 **NodeDiskFull** · warning · node1:9100, node2:9100, node3:9100 · Disk almost full on node1"
+            "- 🟠 **NodeDiskFull** · warning · node1:9100, node2:9100, node3:9100 · Disk almost full on node1"
         );
     }
 
@@ -216,16 +241,17 @@ mod tests {
         assert_eq!(carried, 30);
         let b: Value = serde_json::from_str(&m.body).unwrap();
         assert_eq!(b["msgUuid"], m.msg_uuid.as_str());
-        assert_eq!(b["markdown"]["title"], "Alert [DIGEST] 30 notifications (20 firing, 10 resolved)");
+        assert_eq!(b["markdown"]["title"], "📋 DIGEST 30 notifications (20 firing, 10 resolved) · Alert");
         let text = b["markdown"]["text"].as_str().unwrap();
         for i in 0..30 {
             assert!(
-                text.contains(&format!("**Incident\\_{i}** · critical · node{i}:9100 · Something broke on node{i}")),
+                text.contains(&format!("**Incident_{i}** · critical · node{i}:9100 · Something broke on node{i}")),
                 "{text}"
             );
         }
-        assert!(text.starts_with("### Alert 📋 30 notifications\n\nToo many at once."), "{text}");
-        assert!(text.ends_with("@13800000000"), "{text}");
+        assert!(text.starts_with("#### 📋 30 notifications\n\nToo many at once."), "{text}");
+        assert!(text.contains("- 🔴 **Incident_1**") && text.contains("- ✅ **Incident_0**"), "{text}");
+        assert!(text.ends_with("@13800000000 Alert"), "{text}");
         assert_eq!(b["at"]["atMobiles"][0], "13800000000");
     }
 
@@ -239,7 +265,7 @@ mod tests {
         let text = serde_json::from_str::<Value>(&m.body).unwrap()["markdown"]["text"].as_str().unwrap().to_string();
         assert!(text.contains(&format!("{} more follow in the next message", 100 - carried)), "{text}");
         assert!(
-            text.contains(&format!("Incident\\_{}", carried - 1)) && !text.contains(&format!("Incident\\_{carried}**"))
+            text.contains(&format!("Incident_{}**", carried - 1)) && !text.contains(&format!("Incident_{carried}**"))
         );
     }
 }

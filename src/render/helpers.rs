@@ -6,6 +6,9 @@ use chrono_tz::Tz;
 use handlebars::{Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason, ScopedJson};
 use serde_json::{Map, Value};
 
+use super::{layout, phone, send_time};
+use crate::config::LabelFilter;
+
 type HelperFn = dyn Fn(&[&Value], &Context) -> Result<Value, String> + Send + Sync;
 
 /// Adapts a plain function over the helper's parameter values into a Handlebars helper that works both as
@@ -65,34 +68,69 @@ fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
     (t.timestamp() > 0).then_some(t)
 }
 
-/// `1d 2h`, `2h 5m`, `5m 3s`, `12s`: two units at most, readable at a glance.
+/// `1d 2h`, `2h 5m`, `5m`, `12s`: two units at most, and no seconds past the first minute (noise).
 pub fn human_duration(secs: i64) -> String {
     let secs = secs.max(0);
     let (d, h, m, s) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60, secs % 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
+        (0, 0, _) => format!("{m}m"),
         (0, _, _) => format!("{h}h {m}m"),
         _ => format!("{d}d {h}h"),
     }
 }
 
-/// Escapes the characters DingTalk's markdown would interpret, so label values like `node_exporter` or
-/// `a*b` show as written. Line breaks and other control characters become spaces: a value is one line, and
-/// cannot start a heading, a rule, a list item or a quote of its own.
+/// Escapes what would change how DingTalk draws a value, and nothing else, so `node_exporter`, `a-b`,
+/// `10.0.0.1:9100` and `map[a:b]` show as written: `\\`, `*` and `` ` `` anywhere; `]` before `(` or `[`
+/// (a link or an image); `_` where it could start or end emphasis (not inside a word); `<` before a letter,
+/// `/` or `!` (a tag); and at the start of the value `#`, `>`, `-`, `+`, `=` and a number followed by `. `
+/// (a heading, quote, list item or rule if the value starts a line). Line breaks and other control
+/// characters become spaces: a value is one line.
 pub fn escape_markdown(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+    let word = |i: Option<usize>| i.and_then(|i| chars.get(i)).is_some_and(|c| c.is_alphanumeric());
+    let lead_digits = chars.iter().take_while(|c| c.is_ascii_digit()).count();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || send_time::is_marker_char(c) {
             out.push(' ');
             continue;
         }
-        if matches!(c, '\\' | '*' | '_' | '`' | '[' | ']' | '#' | '<' | '>' | '|' | '~') {
+        let escape = match c {
+            '\\' | '*' | '`' => true,
+            // `[text](url)`, `[text][ref]` and images need `](` or `][`: a lone bracket is text.
+            ']' => chars.get(i + 1).is_some_and(|n| matches!(n, '(' | '[')),
+            '_' => !(word(i.checked_sub(1)) && word(Some(i + 1))),
+            '<' => chars.get(i + 1).is_some_and(|n| n.is_alphabetic() || matches!(n, '/' | '!')),
+            '#' | '>' | '-' | '+' | '=' => i == 0,
+            '.' | ')' => i > 0 && i == lead_digits && chars.get(i + 1).is_none_or(|n| n.is_whitespace()),
+            _ => false,
+        };
+        if escape {
             out.push('\\');
         }
         out.push(c);
     }
     out
+}
+
+/// A markdown quote of `blocks`, every line kept (joined by hard line breaks, as DingTalk needs), escaped,
+/// trimmed, blank lines dropped so the quote cannot end early; the first block (a summary) in bold. At most
+/// `max_lines` lines, then `…`.
+pub fn quote(blocks: &[String], max_lines: usize) -> String {
+    let first = blocks.first().is_some_and(|b| !b.trim().is_empty()).then_some(0);
+    let mut lines: Vec<String> = vec![];
+    for (i, block) in blocks.iter().enumerate() {
+        for line in block.split(['\n', '\r', '\u{2028}', '\u{2029}']).map(str::trim).filter(|l| !l.is_empty()) {
+            let text = escape_markdown(line);
+            lines.push(if Some(i) == first { format!("**{text}**") } else { text });
+        }
+    }
+    if lines.len() > max_lines {
+        lines.truncate(max_lines.saturating_sub(1));
+        lines.push("…".to_string());
+    }
+    lines.iter().map(|l| format!("> {l}")).collect::<Vec<_>>().join("  \n")
 }
 
 /// `s` as the target of a markdown link, if it is an absolute http(s) URL: anything else (`javascript:`,
@@ -126,45 +164,131 @@ pub fn link_url(s: &str) -> Option<String> {
     Some(out)
 }
 
-/// Alertmanager's "new silence" page prefilled with matchers for every label.
-pub fn silence_url(external_url: &str, labels: &Map<String, Value>) -> String {
-    // {k="v",...} with `\` and `"` escaped in values, percent-encoded as it is written.
-    fn push_encoded(out: &mut String, s: &str) {
-        const HEX: &[u8; 16] = b"0123456789ABCDEF";
-        for b in s.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-                _ => {
-                    out.push('%');
-                    out.push(HEX[usize::from(b >> 4)] as char);
-                    out.push(HEX[usize::from(b & 15)] as char);
-                }
+fn push_encoded(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => {
+                out.push('%');
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
             }
         }
     }
-    // Only under an http(s) Alertmanager address: a relative link would lead nowhere.
+}
+
+/// `{k="v",...}` percent-encoded for a query parameter, `\\` and `"` escaped in values.
+fn matchers<'a>(out: &mut String, labels: impl Iterator<Item = (&'a str, &'a str)>) {
+    push_encoded(out, "{");
+    for (i, (k, v)) in labels.enumerate() {
+        if i > 0 {
+            push_encoded(out, ",");
+        }
+        push_encoded(out, k);
+        push_encoded(out, "=\"");
+        push_encoded(out, &v.replace('\\', "\\\\").replace('"', "\\\""));
+        push_encoded(out, "\"");
+    }
+    push_encoded(out, "}");
+}
+
+/// A page of Alertmanager's UI with a matcher filter, only under an http(s) Alertmanager address (a
+/// relative link would lead nowhere).
+fn alertmanager_page<'a>(external_url: &str, page: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let Some(base) = link_url(external_url) else { return String::new() };
     let base = base.trim_end_matches('/');
-    let mut out = String::with_capacity(base.len() + 64 + 48 * labels.len());
-    out.push_str(base);
-    out.push_str("/#/silences/new?filter=");
-    push_encoded(&mut out, "{");
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            push_encoded(&mut out, ",");
-        }
-        push_encoded(&mut out, k);
-        push_encoded(&mut out, "=\"");
-        push_encoded(&mut out, &text(v).replace('\\', "\\\\").replace('"', "\\\""));
-        push_encoded(&mut out, "\"");
-    }
-    push_encoded(&mut out, "}");
+    let mut out = format!("{base}/#/{page}?filter=");
+    matchers(&mut out, labels);
     out
+}
+
+/// Alertmanager's "new silence" page prefilled with matchers for every label.
+pub fn silence_url(external_url: &str, labels: &Map<String, Value>) -> String {
+    let texts: Vec<(&str, String)> = labels.iter().map(|(k, v)| (k.as_str(), text(v))).collect();
+    alertmanager_page(external_url, "silences/new", texts.iter().map(|(k, v)| (*k, v.as_str())))
+}
+
+/// The silence page for the labels a group's alerts share (silencing the whole group).
+pub fn silence_group_url(external_url: &str, labels: &layout::Labels) -> String {
+    alertmanager_page(external_url, "silences/new", labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// Alertmanager's alert list filtered to a group (by its group labels) and receiver.
+pub fn alerts_url(external_url: &str, group: &layout::Labels, receiver: &str) -> String {
+    let mut url = alertmanager_page(external_url, "alerts", group.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if !url.is_empty() && !receiver.is_empty() {
+        url.push_str("&receiver=");
+        push_encoded(&mut url, receiver);
+    }
+    url
+}
+
+/// Lines a quote shows before `…`.
+const QUOTE_MAX_LINES: usize = 8;
+/// Phone lines of a summary, and of a summary and description together, the layout shows (the rest is
+/// in Alertmanager): six lines leave room for what, where, labels and links within twelve.
+const SUMMARY_LINES: usize = 2;
+const NOTES_LINES: usize = 6;
+
+/// An alert's summary and description as `notes` shows them: clipped to fit [`NOTES_LINES`] in a quote.
+fn clipped_notes(summary: &str, description: &str, lines: usize) -> (String, String) {
+    let columns = phone::BODY_COLUMNS - 3;
+    let summary = phone::clip(summary, SUMMARY_LINES, columns);
+    let used = if summary.is_empty() { 0 } else { phone::text_lines_in(&summary, columns) };
+    (summary, phone::clip(description, lines.saturating_sub(used), columns))
+}
+
+fn labels_of(v: &Value) -> Result<layout::Labels, String> {
+    let Value::Object(o) = v else { return Err("argument must be a map such as labels".into()) };
+    Ok(o.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+}
+
+/// The target's `labels` setting, which the context carries as `target.labels`.
+fn label_filter(ctx: &Context) -> LabelFilter {
+    let list = |key: &str| -> Vec<String> {
+        ctx.data()
+            .pointer(&format!("/target/labels/{key}"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(text).collect())
+            .unwrap_or_default()
+    };
+    LabelFilter { hide: list("hide"), show: list("show") }
+}
+
+/// When the message was rendered (the context's `now`), for "today" and the zone's offset.
+fn rendered_at(ctx: &Context) -> DateTime<Utc> {
+    ctx.data().get("now").and_then(parse_time).unwrap_or_else(Utc::now)
+}
+
+pub fn clock(t: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
+    let (local, today) = (t.with_timezone(&tz), now.with_timezone(&tz));
+    let days = (today.date_naive() - local.date_naive()).num_days();
+    let fmt = match days {
+        0 => "%H:%M",
+        1..=6 => "%a %H:%M",
+        _ => "%b %-d %H:%M",
+    };
+    local.format(fmt).to_string()
+}
+
+/// `UTC`, `UTC+8`, `UTC+5:30`, `UTC-3`: the offset in effect at `at`.
+pub fn zone_name(at: DateTime<Utc>, tz: Tz) -> String {
+    use chrono::Offset;
+    let secs = at.with_timezone(&tz).offset().fix().local_minus_utc();
+    let (sign, abs) = (if secs < 0 { '-' } else { '+' }, secs.abs());
+    match (abs / 3600, abs % 3600 / 60) {
+        (0, 0) => "UTC".to_string(),
+        (h, 0) => format!("UTC{sign}{h}"),
+        (h, m) => format!("UTC{sign}{h}:{m:02}"),
+    }
 }
 
 pub fn register_all(hb: &mut Handlebars<'static>, tz: Tz) {
     register(hb, "md", |p, _| Ok(Value::String(escape_markdown(&text(arg(p, 0, "text")?)))));
     register(hb, "url", |p, _| Ok(Value::String(link_url(&text(arg(p, 0, "URL")?)).unwrap_or_default())));
+    // Two spaces: the end of a line DingTalk keeps (a single newline alone joins lines).
+    register(hb, "br", |_, _| Ok(Value::String("  ".into())));
     register(hb, "upper", |p, _| Ok(Value::String(text(arg(p, 0, "text")?).to_uppercase())));
     register(hb, "lower", |p, _| Ok(Value::String(text(arg(p, 0, "text")?).to_lowercase())));
     register(hb, "default", |p, _| {
@@ -226,20 +350,90 @@ pub fn register_all(hb: &mut Handlebars<'static>, tz: Tz) {
         write!(out, "{}", t.with_timezone(&tz).format(&fmt)).map_err(|_| format!("invalid time format {fmt:?}"))?;
         Ok(Value::String(out))
     });
+    // Computed when the message is sent (see send_time), so it is right after a throttle or an outage.
     register(hb, "since", |p, _| {
         let Some(t) = parse_time(arg(p, 0, "timestamp")?) else { return Ok(Value::String("-".into())) };
-        Ok(Value::String(human_duration((Utc::now() - t).num_seconds())))
+        Ok(Value::String(send_time::since(t)))
     });
     register(hb, "duration", |p, _| {
         let from = parse_time(arg(p, 0, "start")?);
-        let to = match p.get(1) {
-            Some(v) => parse_time(v),
-            None => Some(Utc::now()),
-        };
-        Ok(Value::String(match (from, to) {
-            (Some(a), Some(b)) => human_duration((b - a).num_seconds()),
+        Ok(Value::String(match (from, p.get(1).map(|v| parse_time(v))) {
+            (Some(a), Some(Some(b))) => human_duration((b - a).num_seconds()),
+            (Some(a), None) => send_time::since(a),
             _ => "-".to_string(),
         }))
+    });
+    // `15:53` today, `Mon 15:53` within a week, `Nov 16 15:53` before, in the configured time zone.
+    register(hb, "clock", move |p, ctx| {
+        let Some(t) = parse_time(arg(p, 0, "timestamp")?) else { return Ok(Value::String("-".into())) };
+        Ok(Value::String(clock(t, rendered_at(ctx), tz)))
+    });
+    // `UTC+8`: the zone the times are in, unambiguous (unlike `CST`).
+    register(hb, "zone", move |_, ctx| Ok(Value::String(zone_name(rendered_at(ctx), tz))));
+    register(hb, "quote", |p, _| {
+        let blocks: Vec<String> = p.iter().map(|v| text(v)).collect();
+        Ok(Value::String(quote(&blocks, QUOTE_MAX_LINES)))
+    });
+    // `notes annotations [shared]`: summary and description as a quote, leaving out what `shared` (the
+    // group's common annotations) already says.
+    register(hb, "notes", |p, _| {
+        let Value::Object(own) = arg(p, 0, "annotations")? else { return Err("argument must be annotations".into()) };
+        let shared = p.get(1).and_then(|v| v.as_object());
+        let field = |k: &str| match own.get(k) {
+            Some(v) if shared.is_none_or(|s| s.get(k) != Some(v)) => text(v),
+            _ => String::new(),
+        };
+        let (summary, description) = clipped_notes(&field("summary"), &field("description"), NOTES_LINES);
+        Ok(Value::String(quote(&[summary, description], NOTES_LINES + 2)))
+    });
+    // `clip text lines`: at most that many lines on a phone, its own line breaks kept, `…` if cut.
+    register(hb, "clip", |p, _| {
+        let s = text(arg(p, 0, "text")?);
+        let n = arg(p, 1, "lines")?.as_u64().ok_or("lines must be a number")? as usize;
+        Ok(Value::String(phone::clip(&s, n, phone::BODY_COLUMNS)))
+    });
+    // `linkline "Title" url "Title" url ...`: markdown links to the http(s) URLs among them, joined by ` · `.
+    register(hb, "linkline", |p, _| {
+        let links: Vec<String> = p
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [title, url] => link_url(&text(url)).map(|u| format!("[{}]({u})", escape_markdown(&text(title)))),
+                _ => None,
+            })
+            .collect();
+        Ok(Value::String(links.join(" · ")))
+    });
+    register(hb, "icon", |p, _| {
+        let status = text(arg(p, 0, "status")?);
+        let severity = p.get(1).map(|v| text(v)).unwrap_or_default();
+        Ok(Value::String(
+            if status == "resolved" { layout::RESOLVED_ICON } else { layout::Level::of(&severity).icon() }.into(),
+        ))
+    });
+    register(hb, "where", |p, _| Ok(Value::String(layout::where_text(&labels_of(arg(p, 0, "labels")?)?))));
+    // `shown labels [annotations [lines]]`: the labels worth showing; with annotations, not those whose
+    // values the summary or description already name, as far as a message shows them (as `notes` does, or
+    // within `lines` lines of summary and description).
+    register(hb, "shown", |p, ctx| {
+        let labels = labels_of(arg(p, 0, "labels")?)?;
+        let mut shown = layout::identifying(&labels, &label_filter(ctx));
+        if let Some(Value::Object(notes)) = p.get(1) {
+            let field = |k: &str| notes.get(k).map(text).unwrap_or_default();
+            let lines = p.get(2).and_then(|v| v.as_u64()).map_or(NOTES_LINES, |n| n as usize);
+            let (summary, description) = clipped_notes(&field("summary"), &field("description"), lines);
+            shown.retain(|_, v| !summary.contains(v.as_str()) && !description.contains(v.as_str()));
+        }
+        Ok(Value::Object(shown.into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
+    });
+    // `values labels keys`: the values of those keys, in that order, joined by ` · `.
+    register(hb, "values", |p, _| {
+        let labels = labels_of(arg(p, 0, "labels")?)?;
+        let Value::Array(keys) = arg(p, 1, "keys")? else {
+            return Err("second argument must be a list of keys".into());
+        };
+        let values: Vec<&str> =
+            keys.iter().filter_map(|k| labels.get(&text(k))).map(String::as_str).filter(|v| !v.is_empty()).collect();
+        Ok(Value::String(values.join(" · ")))
     });
     register(hb, "silence_url", |p, ctx| {
         let Value::Object(labels) = arg(p, 0, "labels")? else {
@@ -279,7 +473,7 @@ mod tests {
     #[test]
     fn string_helpers() {
         let d = json!({"s": "node_exporter *down*", "n": 0, "e": ""});
-        assert_eq!(render("{{md s}}", &d), "node\\_exporter \\*down\\*");
+        assert_eq!(render("{{md s}}", &d), "node_exporter \\*down\\*");
         assert_eq!(render("{{upper s}}|{{lower \"AB\"}}", &d), "NODE_EXPORTER *DOWN*|ab");
         assert_eq!(render("{{truncate s 6}}", &d), "node_…");
         assert_eq!(render("{{default e \"none\"}}|{{default s \"none\"}}", &d), "none|node_exporter *down*");
@@ -307,7 +501,7 @@ mod tests {
     #[test]
     fn durations_read_well() {
         assert_eq!(human_duration(5), "5s");
-        assert_eq!(human_duration(65), "1m 5s");
+        assert_eq!(human_duration(65), "1m", "no seconds past the first minute");
         assert_eq!(human_duration(3 * 3600 + 120), "3h 2m");
         assert_eq!(human_duration(2 * 86400 + 3600), "2d 1h");
         assert_eq!(human_duration(-3), "0s");
@@ -341,8 +535,73 @@ mod tests {
 
     #[test]
     fn markdown_values_stay_on_one_line() {
-        assert_eq!(escape_markdown("a\n# heading\r\n---\n- item"), "a \\# heading  --- - item");
-        assert_eq!(escape_markdown("node_exporter"), "node\\_exporter");
+        // Mid-line, `#`, `---` and `- ` are only text.
+        assert_eq!(escape_markdown("a\n# heading\r\n---\n- item"), "a # heading  --- - item");
+        for (value, shown) in [
+            ("# heading", "\\# heading"),
+            ("- item", "\\- item"),
+            ("> quote", "\\> quote"),
+            ("===", "\\==="),
+            ("1. item", "1\\. item"),
+            ("10.0.2.11:9100", "10.0.2.11:9100"),
+            ("node_exporter", "node_exporter"),
+            ("_private_", "\\_private\\_"),
+            ("a*b*c", "a\\*b\\*c"),
+            ("[x](http://evil)", "[x\\](http://evil)"),
+            ("![i](http://evil/i.png)", "![i\\](http://evil/i.png)"),
+            ("map[a:b]", "map[a:b]"),
+            ("<b>bold</b>", "\\<b>bold\\</b>"),
+            ("a < b", "a < b"),
+            ("C:\\dir", "C:\\\\dir"),
+        ] {
+            assert_eq!(escape_markdown(value), shown, "{value}");
+        }
+    }
+
+    #[test]
+    fn quotes_keep_line_breaks_and_cannot_end_early() {
+        let q = quote(
+            &["Host out of memory".into(), "Node memory is filling up\n  VALUE = 7.10\n\n  LABELS = map[a:b]".into()],
+            8,
+        );
+        assert_eq!(
+            q,
+            "> **Host out of memory**  \n> Node memory is filling up  \n> VALUE = 7.10  \n> LABELS = map[a:b]"
+        );
+        let d = json!({"a": {"summary": "s", "description": "same"}, "common": {"description": "same"}});
+        assert_eq!(render("{{notes a}}", &d), "> **s**  \n> same");
+        assert_eq!(render("{{notes a common}}", &d), "> **s**", "what the group shares is said once");
+        assert_eq!(render("{{clip \"a\\nb\\nc\" 2}}", &d), "a\nb …");
+    }
+
+    #[test]
+    fn layout_helpers() {
+        let d = json!({
+            "labels": {"alertname": "KubePodCrashLooping", "namespace": "payments", "pod": "api-1", "container": "api",
+                       "reason": "CrashLoopBackOff", "job": "kube-state-metrics", "instance": "10.0.0.1:8080", "severity": "critical"},
+            "annotations": {"description": "waiting (reason: CrashLoopBackOff)"},
+            "target": {"labels": {"hide": [], "show": []}},
+            "keys": ["pod", "container"],
+            "now": "2026-11-23T08:17:15Z", "today": "2026-11-23T07:53:00Z", "monday": "2026-11-16T07:53:00Z", "sunday": "2026-11-22T07:53:00Z",
+        });
+        assert_eq!(render("{{where labels}}", &d), "payments/api-1");
+        assert_eq!(render("{{kv (shown labels)}}", &d), "reason=CrashLoopBackOff");
+        assert_eq!(render("{{kv (shown labels annotations)}}", &d), "", "the description names the reason");
+        assert_eq!(render("{{values labels keys}}", &d), "api-1 · api");
+        assert_eq!(
+            render(
+                "{{icon \"firing\" labels.severity}}{{icon \"firing\" \"warning\"}}{{icon \"resolved\" \"critical\"}}",
+                &d
+            ),
+            "🔴🟠✅"
+        );
+        assert_eq!(
+            render("{{clock today}}|{{clock sunday}}|{{clock monday}}|{{zone}}", &d),
+            "15:53|Sun 15:53|Nov 16 15:53|UTC+8"
+        );
+        assert_eq!(render("x{{br}}", &d), "x  ");
+        assert_eq!(zone_name(Utc::now(), chrono_tz::UTC), "UTC");
+        assert_eq!(zone_name(Utc::now(), chrono_tz::Asia::Kolkata), "UTC+5:30");
     }
 
     #[test]

@@ -6,12 +6,19 @@
 
 pub mod digest;
 pub mod helpers;
+pub mod layout;
+pub mod phone;
+pub mod preview;
+pub mod samples;
+pub mod send_time;
 
 pub use digest::{Summary, summarize};
+pub use layout::{Facts, Link};
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
 use handlebars::Handlebars;
 use serde_json::{Map, Value, json};
 
@@ -90,6 +97,8 @@ pub struct Renderer {
     hb: Handlebars<'static>,
     sets: BTreeSet<String>,
     max_bytes: usize,
+    /// Render as if it were this time (snapshots, previews); the clock otherwise.
+    now: Option<DateTime<Utc>>,
 }
 
 impl Renderer {
@@ -107,7 +116,13 @@ impl Renderer {
         if let Some(dir) = templates_dir {
             load_sets(&mut hb, dir, &mut sets, &mut errors);
         }
-        if errors.is_empty() { Ok(Renderer { hb, sets, max_bytes }) } else { Err(errors) }
+        if errors.is_empty() { Ok(Renderer { hb, sets, max_bytes, now: None }) } else { Err(errors) }
+    }
+
+    /// Renders as if it were `now` ("today" and the zone's offset; durations are computed at send time).
+    pub fn at(mut self, now: DateTime<Utc>) -> Self {
+        self.now = Some(now);
+        self
     }
 
     pub fn has_set(&self, name: &str) -> bool {
@@ -141,18 +156,24 @@ impl Renderer {
 
     fn render_from(&self, src: Source, target: &Target, d: &Decoded) -> Result<Rendered, RenderError> {
         let n = &d.notification;
-        // Firing first, then resolved, so parts keep the two apart.
-        let order: Vec<usize> = (0..n.alerts.len())
-            .filter(|&i| n.alerts[i].status == Status::Firing)
-            .chain((0..n.alerts.len()).filter(|&i| n.alerts[i].status == Status::Resolved))
-            .collect();
-        let env = Envelope::of(d);
+        // Firing first, then resolved, so parts keep the two apart; within each, alerts of one name
+        // together (in the order Alertmanager sent them), so a part lists each name once.
+        let name = |i: usize| n.alerts[i].labels.get("alertname").map_or("", String::as_str);
+        let mut order: Vec<usize> = (0..n.alerts.len()).collect();
+        order.sort_by_key(|&i| (n.alerts[i].status != Status::Firing, name(i)));
+        let mut position = vec![0; order.len()];
+        for (p, &i) in order.iter().enumerate() {
+            position[i] = p;
+        }
+        let facts = Facts::of(d, &target.labels);
+        let env = Envelope::of(d, &facts);
+        let g = Group { d, facts: &facts, now: self.now.unwrap_or_else(Utc::now), position };
         let mut out = Rendered { summary: summarize(d), ..Rendered::default() };
         let uuid = new_uuid();
         let size = |draft: &Draft| self.body_len(draft, target, &env, &uuid);
         let total = order.len();
         let sample = |k: usize| -> Result<(usize, usize), RenderError> {
-            Ok((k, size(&self.draft(src, target, d, &order[..k], Some(PART_PLACEHOLDER))?)))
+            Ok((k, size(&self.draft(src, target, &g, &order[..k], Some(PART_PLACEHOLDER))?)))
         };
         // A big group is sized from a sample first, so it is not rendered whole only to learn that it must
         // be split; a smaller one is rendered whole at once.
@@ -162,7 +183,7 @@ impl Renderer {
             model = Some(m);
         }
         if model.is_none_or(|m| m.size(total) <= self.max_bytes + self.max_bytes / 10) {
-            let whole = self.draft(src, target, d, &order, None)?;
+            let whole = self.draft(src, target, &g, &order, None)?;
             let whole_size = size(&whole);
             if total == 1 || whole_size <= self.max_bytes {
                 out.push(self.finish(whole, target, &env, uuid));
@@ -177,14 +198,14 @@ impl Renderer {
         // count comes out different (rare), the parts are packed with the widest numbering instead and
         // rendered once more with the real one, which cannot make them bigger.
         let expected = model.parts(total, self.max_bytes);
-        let mut parts = self.pack(src, target, d, &order, model, &size, |i| (i, expected))?;
+        let mut parts = self.pack(src, target, &g, &order, model, &size, |i| (i, expected))?;
         if parts.len() != expected {
-            let ranges = self.pack(src, target, d, &order, model, &size, |_| PART_PLACEHOLDER)?;
+            let ranges = self.pack(src, target, &g, &order, model, &size, |_| PART_PLACEHOLDER)?;
             let count = ranges.len();
             parts = vec![];
             let mut start = 0;
             for (i, (len, _)) in ranges.into_iter().enumerate() {
-                parts.push((len, self.draft(src, target, d, &order[start..start + len], Some((i + 1, count)))?));
+                parts.push((len, self.draft(src, target, &g, &order[start..start + len], Some((i + 1, count)))?));
                 start += len;
             }
         }
@@ -202,7 +223,7 @@ impl Renderer {
         &self,
         src: Source,
         target: &Target,
-        d: &Decoded,
+        g: &Group,
         order: &[usize],
         model: SizeModel,
         size: &dyn Fn(&Draft) -> usize,
@@ -219,7 +240,7 @@ impl Renderer {
             let mut misfit = rest.len() + 1;
             let mut k = (max.saturating_sub(model.base) / per_alert).clamp(1, rest.len());
             for _ in 0..MAX_PROBES {
-                let draft = self.draft(src, target, d, &rest[..k], part)?;
+                let draft = self.draft(src, target, g, &rest[..k], part)?;
                 let bytes = size(&draft);
                 per_alert = (bytes.saturating_sub(model.base) / k).max(1);
                 let next = if bytes <= max {
@@ -246,7 +267,7 @@ impl Renderer {
             }
             let (k, draft) = match fit {
                 Some(found) => found,
-                None => (1, self.draft(src, target, d, &rest[..1], part)?),
+                None => (1, self.draft(src, target, g, &rest[..1], part)?),
             };
             parts.push((k, draft));
             rest = &rest[k..];
@@ -254,21 +275,26 @@ impl Renderer {
         Ok(parts)
     }
 
-    /// Title and text for some of the group's alerts, with the keyword guaranteed.
+    /// Title and text for some of the group's alerts, with the keyword guaranteed. Only the first part of a
+    /// split group mentions anyone (the widest numbering, used while packing, counts as first so the
+    /// mentions are measured).
     fn draft(
         &self,
         src: Source,
         target: &Target,
-        d: &Decoded,
+        g: &Group,
         alerts: &[usize],
         part: Option<(usize, usize)>,
     ) -> Result<Draft, RenderError> {
-        let mentions = Envelope::of(d).mention_tokens(target).join(" ");
+        let d = g.d;
+        let ring = part.is_none_or(|(i, n)| i == 1 || (i, n) == PART_PLACEHOLDER);
+        let mentions =
+            if ring { target.channel.mention_tokens(d.notification.status == Status::Firing) } else { vec![] };
         let (title, text) = match src {
             Source::Plain => plain(d, alerts, part),
             Source::Set(_) | Source::Builtin => {
                 // Wrapped once: `render` with a plain value would copy the whole context for each template.
-                let ctx = handlebars::Context::from(context(target, d, alerts, part, &mentions));
+                let ctx = handlebars::Context::from(context(target, g, alerts, part, &mentions.join(" ")));
                 let name = |kind: &str| match src {
                     Source::Set(set) if self.hb.has_template(&format!("{set}/{kind}")) => format!("{set}/{kind}"),
                     _ => format!("builtin/{kind}"),
@@ -293,14 +319,14 @@ impl Renderer {
         if title.is_empty() && !target.channel.text_only() {
             title = plain_title(d, part);
         }
-        let mut draft = Draft { title, text: tidy(&text), keyword_inserted: false };
+        let mut draft = Draft { title, text: tidy(&text), keyword_inserted: false, ring, mentions };
+        // The keyword goes last, so a phone's notification banner starts with the alert.
         if let Some(kw) = &target.keyword {
             if !target.channel.text_only() && !draft.title.contains(kw.as_str()) {
-                draft.title = format!("{kw} {}", draft.title);
+                draft.title = format!("{} {kw}", draft.title);
                 draft.keyword_inserted = true;
             }
             if !draft.text.contains(kw.as_str()) {
-                draft.text = format!("{kw}\n\n{}", draft.text);
                 draft.keyword_inserted = true;
             }
         }
@@ -308,12 +334,12 @@ impl Renderer {
     }
 
     fn body_len(&self, draft: &Draft, target: &Target, env: &Envelope, uuid: &str) -> usize {
-        env.body(target, &draft.title, &self.full_text(draft, target, env, None), uuid).len()
+        env.body(target, draft, &self.full_text(draft, target, None), uuid).len()
     }
 
-    /// The text as sent: the draft (cut to `cut` bytes if given, with a marker), then mentions DingTalk needs
-    /// to see written in the text.
-    fn full_text(&self, draft: &Draft, target: &Target, env: &Envelope, cut: Option<usize>) -> String {
+    /// The text as sent: the draft (cut to `cut` bytes if given, with a marker), the keyword if the template
+    /// left it out, then the mentions DingTalk needs to see written in the text.
+    fn full_text(&self, draft: &Draft, target: &Target, cut: Option<usize>) -> String {
         let mut text = match cut {
             Some(len) => {
                 let mut end = len.min(draft.text.len());
@@ -327,12 +353,16 @@ impl Renderer {
         if let Some(kw) = &target.keyword
             && !text.contains(kw.as_str())
         {
-            text = format!("{kw}\n\n{text}");
+            text = format!("{text}\n\n{kw}");
         }
-        let missing: Vec<String> =
-            env.mention_tokens(target).into_iter().filter(|t| !contains_token(&text, t)).collect();
+        let missing: Vec<&str> =
+            draft.mentions.iter().map(String::as_str).filter(|t| !contains_token(&text, t)).collect();
         if !missing.is_empty() {
-            text.push_str("\n\n");
+            text.push_str(if target.keyword.as_ref().is_some_and(|kw| text.ends_with(kw.as_str())) {
+                " "
+            } else {
+                "\n\n"
+            });
             text.push_str(&missing.join(" "));
         }
         text
@@ -340,14 +370,14 @@ impl Renderer {
 
     /// The final body; a single alert too big even alone has its text cut at a UTF-8 boundary.
     fn finish(&self, draft: Draft, target: &Target, env: &Envelope, uuid: String) -> Finished {
-        let mut text = self.full_text(&draft, target, env, None);
-        let mut json = env.body(target, &draft.title, &text, &uuid);
+        let mut text = self.full_text(&draft, target, None);
+        let mut json = env.body(target, &draft, &text, &uuid);
         let mut cut = draft.text.len();
         while json.len() > self.max_bytes && cut > 0 {
             // JSON escaping can make a byte of text cost more than one byte of body: cut by the excess, repeat.
             cut = cut.saturating_sub(json.len() - self.max_bytes + 16);
-            text = self.full_text(&draft, target, env, Some(cut));
-            json = env.body(target, &draft.title, &text, &uuid);
+            text = self.full_text(&draft, target, Some(cut));
+            json = env.body(target, &draft, &text, &uuid);
         }
         Finished {
             truncated: cut < draft.text.len(),
@@ -361,6 +391,26 @@ struct Draft {
     title: String,
     text: String,
     keyword_inserted: bool,
+    /// Whether this message may mention anyone: not a later part of a split group.
+    ring: bool,
+    /// `@...` tokens this message rings (none on later parts, none on resolved unless configured).
+    mentions: Vec<String>,
+}
+
+/// A notification with what the layout says about it, and the time it is rendered at.
+struct Group<'a> {
+    d: &'a Decoded,
+    facts: &'a Facts,
+    now: DateTime<Utc>,
+    /// Each alert's place in the order messages list them.
+    position: Vec<usize>,
+}
+
+impl Group<'_> {
+    /// Where alert `i` of the payload stands in the order messages list them.
+    fn order_position(&self, i: usize) -> Option<usize> {
+        self.position.get(i).copied()
+    }
 }
 
 struct Finished {
@@ -427,29 +477,27 @@ fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// What a message body needs beyond title and text: whether it is about firing alerts (mentions ring),
-/// and the link a button opens.
+/// What a message body needs beyond title and text: whether it is about firing alerts (mentions ring), and
+/// the buttons a card shows.
 struct Envelope {
     firing: bool,
-    link: Option<String>,
+    buttons: Vec<Link>,
 }
 
 impl Envelope {
-    fn of(d: &Decoded) -> Self {
-        let n = &d.notification;
-        // Only an http(s) address makes a button or link (never `javascript:` or a relative path).
-        let link = helpers::link_url(&n.external_url)
-            .or_else(|| n.alerts.iter().find_map(|a| helpers::link_url(&a.generator_url)));
-        Envelope { firing: n.status == Status::Firing, link }
-    }
-
-    fn mention_tokens(&self, target: &Target) -> Vec<String> {
-        target.channel.mention_tokens(self.firing)
+    fn of(d: &Decoded, facts: &Facts) -> Self {
+        let firing = d.notification.status == Status::Firing;
+        // A card's buttons: Alertmanager, and while something fires, Silence and Runbook.
+        let wanted: &[&str] = if firing { &["Alertmanager", "Silence", "Runbook"] } else { &["Alertmanager"] };
+        let buttons = facts.links.iter().filter(|l| wanted.contains(&l.title)).cloned().collect();
+        Envelope { firing, buttons }
     }
 
     /// The request body the target's channel makes of title and text.
-    fn body(&self, target: &Target, title: &str, text: &str, uuid: &str) -> String {
-        let content = Content { title, text, firing: self.firing, link: self.link.as_deref() };
+    fn body(&self, target: &Target, draft: &Draft, text: &str, uuid: &str) -> String {
+        let buttons: Vec<(&str, &str)> = self.buttons.iter().map(|b| (b.title, b.url.as_str())).collect();
+        let content =
+            Content { title: &draft.title, text, firing: self.firing, mentions: draft.ring, buttons: &buttons };
         target.channel.body(&content, uuid)
     }
 }
@@ -461,9 +509,10 @@ fn contains_token(text: &str, token: &str) -> bool {
     })
 }
 
-/// What templates see: the payload as Alertmanager sent it, plus fields that make templates short.
-fn context(target: &Target, d: &Decoded, alerts: &[usize], part: Option<(usize, usize)>, mentions: &str) -> Value {
-    let n = &d.notification;
+/// What templates see: the payload as Alertmanager sent it, plus fields that make templates short (README
+/// "Template context").
+fn context(target: &Target, g: &Group, alerts: &[usize], part: Option<(usize, usize)>, mentions: &str) -> Value {
+    let (d, n) = (g.d, &g.d.notification);
     // Everything but the alerts, which are replaced by this part's subset (cloning them all for every
     // part would cost as much as rendering them).
     let mut ctx: Map<String, Value> = d
@@ -476,17 +525,45 @@ fn context(target: &Target, d: &Decoded, alerts: &[usize], part: Option<(usize, 
     let with_status = |s: &str| -> Vec<Value> {
         subset.iter().filter(|a| a.get("status").and_then(Value::as_str) == Some(s)).cloned().collect()
     };
-    ctx.insert("firing".into(), Value::Array(with_status("firing")));
-    ctx.insert("resolved".into(), Value::Array(with_status("resolved")));
+    // The part's alerts of each status, and the same split by alertname (runs: the order keeps names together).
+    let by_name = |alerts: &[Value]| -> Value {
+        let mut runs: Vec<(String, Vec<Value>)> = vec![];
+        for a in alerts {
+            let name = a.pointer("/labels/alertname").and_then(Value::as_str).unwrap_or_default().to_string();
+            match runs.last_mut() {
+                Some((last, list)) if *last == name => list.push(a.clone()),
+                _ => runs.push((name, vec![a.clone()])),
+            }
+        }
+        Value::Array(runs.into_iter().map(|(name, alerts)| json!({"alertname": name, "alerts": alerts})).collect())
+    };
+    let (firing, resolved) = (with_status("firing"), with_status("resolved"));
+    ctx.insert("firingByName".into(), by_name(&firing));
+    ctx.insert("resolvedByName".into(), by_name(&resolved));
+    ctx.insert("firing".into(), Value::Array(firing));
+    ctx.insert("resolved".into(), Value::Array(resolved));
     ctx.insert("alerts".into(), Value::Array(subset));
     ctx.insert(
         "counts".into(),
         json!({"firing": n.firing().count(), "resolved": n.resolved().count(), "total": n.alerts.len()}),
     );
     ctx.insert("groupName".into(), Value::String(group_name(d)));
-    ctx.insert("part".into(), part.map_or(Value::Null, |(index, total)| json!({"index": index, "total": total})));
-    ctx.insert("target".into(), json!({"name": target.name, "keyword": target.keyword}));
+    // A part's alerts are a run of the group's, firing first: `first`..`last` of `counts.total`.
+    let part_value = part.map_or(Value::Null, |(index, total)| {
+        let first = alerts.first().and_then(|i| g.order_position(*i)).map_or(0, |p| p + 1);
+        json!({"index": index, "total": total, "first": first, "last": first + alerts.len().saturating_sub(1)})
+    });
+    ctx.insert("part".into(), part_value);
+    ctx.insert(
+        "target".into(),
+        json!({"name": target.name, "keyword": target.keyword, "msgtype": target.channel.msgtype(),
+               "labels": {"hide": target.labels.hide, "show": target.labels.show}}),
+    );
     ctx.insert("mentions".into(), Value::String(mentions.to_string()));
+    ctx.insert("now".into(), Value::String(g.now.to_rfc3339()));
+    if let Value::Object(facts) = g.facts.to_json() {
+        ctx.extend(facts);
+    }
     // Fields templates commonly test for; present (if empty) so strict mode does not trip on them.
     for key in ["groupLabels", "commonLabels", "commonAnnotations"] {
         ctx.entry(key).or_insert_with(|| Value::Object(Map::new()));
@@ -512,7 +589,9 @@ fn plain_title(d: &Decoded, part: Option<(usize, usize)>) -> String {
     let n = &d.notification;
     let count = if n.status == Status::Firing { n.firing().count() } else { n.resolved().count() };
     let part = part.map(|(i, t)| format!(" ({i}/{t})")).unwrap_or_default();
-    format!("[{}:{count}] {}{part}", n.status.as_str().to_uppercase(), group_name(d))
+    let all: Vec<&layout::Labels> = n.alerts.iter().map(|a| &a.labels).collect();
+    let firing: Vec<&layout::Labels> = n.firing().map(|a| &a.labels).collect();
+    format!("{} {count}{part} · {}", n.status.as_str().to_uppercase(), layout::group_alertname(&all, &firing))
 }
 
 /// The last-resort message, written without templates.
@@ -582,5 +661,7 @@ fn load_sets(hb: &mut Handlebars<'static>, dir: &Path, sets: &mut BTreeSet<Strin
     }
 }
 
+#[cfg(test)]
+mod budgets;
 #[cfg(test)]
 mod tests;

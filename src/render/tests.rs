@@ -25,16 +25,25 @@ fn target(msgtype: MsgType) -> Target {
         }),
         keyword: Some("Alert".into()),
         template: DEFAULT_SET.into(),
+        labels: crate::config::LabelFilter::default(),
         rate_limit: crate::config::RateLimit { messages: 20, per: std::time::Duration::from_secs(60) },
     }
 }
 
-fn renderer() -> Renderer {
-    Renderer::new(None, chrono_tz::Asia::Shanghai, 20_000).unwrap()
+/// 43 minutes after the fixtures' alerts started.
+const NOW: &str = "2026-11-22T03:00:00Z";
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&Utc)
 }
 
+fn renderer() -> Renderer {
+    Renderer::new(None, chrono_tz::Asia::Shanghai, 20_000).unwrap().at(now())
+}
+
+/// The body as it is sent at [`NOW`] (durations filled in).
 fn body(m: &Message) -> Value {
-    serde_json::from_str(&m.body).unwrap()
+    serde_json::from_str(&send_time::resolve(&m.body, now().timestamp_millis())).unwrap()
 }
 
 /// A payload of `n` alerts whose descriptions are `desc_len` characters long.
@@ -69,20 +78,17 @@ fn firing_markdown_has_everything_a_phone_needs() {
     let b = body(&r.messages[0]);
     assert_eq!(b["msgtype"], "markdown");
     assert_eq!(b["msgUuid"], r.messages[0].msg_uuid.as_str());
-    assert_eq!(b["markdown"]["title"], "Alert [FIRING:3] NodeDiskFull");
+    // The banner starts with the alert, the keyword last.
+    assert_eq!(b["markdown"]["title"], "🟠 FIRING 3 · NodeDiskFull · warning · Alert");
     let text = b["markdown"]["text"].as_str().unwrap();
     for needle in [
-        "Alert",
-        "[FIRING:3] NodeDiskFull",
-        "**Severity:** WARNING",
-        "Disk almost full on node2",
-        "instance=node2:9100",
-        "2026-11-22 10:16:51 CST",
+        "#### 🟠 NodeDiskFull\n**warning** · 3 firing since 10:16 UTC+8",
+        "mountpoint=/data",
+        "**node2:9100** · since 10:16 (43m)\n> **Disk almost full on node2**  \n> Filesystem /data on node2",
         "[Runbook](https://runbooks.example.com/NodeDiskFull)",
-        "[Source](http://prometheus.example.com:9090/graph?g0.expr=node_filesystem_avail_bytes)",
-        "[Silence](http://alertmanager.example.com:9093/#/silences/new?filter=%7Balertname%3D%22NodeDiskFull%22",
-        "[Alertmanager](http://alertmanager.example.com:9093)",
-        "@13800000000 @manager01",
+        "[Silence group](http://alertmanager.example.com:9093/#/silences/new?filter=%7Balertname%3D%22NodeDiskFull%22",
+        "[All in Alertmanager](http://alertmanager.example.com:9093/#/alerts?filter=%7Balertname%3D%22NodeDiskFull%22%7D",
+        "@13800000000 @manager01 Alert",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
@@ -91,22 +97,34 @@ fn firing_markdown_has_everything_a_phone_needs() {
 }
 
 #[test]
-fn resolved_shows_end_and_duration_and_does_not_ring_by_default() {
+fn durations_are_computed_when_the_message_is_sent() {
+    let d = decode(FIRING.as_bytes()).unwrap();
+    let stored = renderer().render(&target(MsgType::Markdown), &d).messages.remove(0);
+    let sent_at = |rfc: &str| {
+        let ms = DateTime::parse_from_rfc3339(rfc).unwrap().timestamp_millis();
+        send_time::resolve(&stored.body, ms).into_owned()
+    };
+    assert!(sent_at("2026-11-22T03:00:00Z").contains("since 10:16 (43m)"));
+    // Held back by a throttle for two hours, the same stored message says so.
+    assert!(sent_at("2026-11-22T05:00:00Z").contains("since 10:16 (2h 43m)"));
+}
+
+#[test]
+fn resolved_shows_how_long_each_lasted_and_does_not_ring_by_default() {
     let d = decode(RESOLVED.as_bytes()).unwrap();
     let mut t = target(MsgType::Markdown);
     let b = body(&renderer().render(&t, &d).messages[0]);
-    assert_eq!(b["markdown"]["title"], "Alert [RESOLVED:3] NodeDiskFull");
+    assert_eq!(b["markdown"]["title"], "✅ RESOLVED 3 · NodeDiskFull · warning · Alert");
     let text = b["markdown"]["text"].as_str().unwrap();
-    assert!(text.contains("#### Resolved (3)"), "{text}");
-    assert!(text.contains("Ended 2026-11-22 10:16:56 CST, lasted 4s"), "{text}");
-    assert!(!text.contains("#### Firing"), "{text}");
+    assert!(text.contains("**Resolved**, lasted:  \nnode1:9100 · 4s  \n"), "{text}");
+    assert!(!text.contains("**Firing**") && !text.contains("Silence"), "{text}");
     assert!(!text.contains("@13800000000"), "{text}");
     assert_eq!(b["at"]["atMobiles"], json!([]));
 
     let Channel::DingTalk(robot) = &mut t.channel else { unreachable!() };
     robot.format.mention.on_resolved = true;
     let b = body(&renderer().render(&t, &d).messages[0]);
-    assert!(b["markdown"]["text"].as_str().unwrap().ends_with("@13800000000 @manager01"));
+    assert!(b["markdown"]["text"].as_str().unwrap().ends_with("@13800000000 @manager01 Alert"));
     assert_eq!(b["at"]["atUserIds"], json!(["manager01"]));
 }
 
@@ -116,13 +134,12 @@ fn firing_and_resolved_alerts_of_one_group_are_shown_apart() {
     v["alerts"][1]["status"] = json!("resolved");
     v["alerts"][1]["endsAt"] = json!("2026-11-22T02:20:00Z");
     let d = decode(v.to_string().as_bytes()).unwrap();
-    let text = body(&renderer().render(&target(MsgType::Markdown), &d).messages[0])["markdown"]["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (firing, resolved) = (text.find("#### Firing (2)").unwrap(), text.find("#### Resolved (1)").unwrap());
+    let b = body(&renderer().render(&target(MsgType::Markdown), &d).messages[0]);
+    assert_eq!(b["markdown"]["title"], "🟠 FIRING 2 (+1 resolved) · NodeDiskFull · warning · Alert");
+    let text = b["markdown"]["text"].as_str().unwrap().to_string();
+    let (firing, resolved) = (text.find("**Firing**:").unwrap(), text.find("**Resolved**, lasted:").unwrap());
     assert!(firing < resolved);
-    assert!(text[resolved..].contains("node2"), "{text}");
+    assert!(text[resolved..].contains("node2:9100 · 3m"), "{text}");
     assert!(!text[firing..resolved].contains("node2"), "{text}");
 }
 
@@ -132,18 +149,25 @@ fn text_and_action_card() {
     let b = body(&renderer().render(&target(MsgType::Text), &d).messages[0]);
     assert_eq!(b["msgtype"], "text");
     let content = b["text"]["content"].as_str().unwrap();
-    assert!(content.starts_with("Alert [FIRING:3] NodeDiskFull"), "{content}");
-    assert!(
-        content.contains("- Disk almost full on node1 [instance=node1:9100], since 2026-11-22 10:16:51 CST"),
-        "{content}"
-    );
-    assert!(content.ends_with("@13800000000 @manager01"), "{content}");
+    assert!(content.starts_with("🟠 FIRING 3: NodeDiskFull\nwarning · 3 firing since 10:16 UTC+8"), "{content}");
+    assert!(content.contains("\nnode1:9100 · 10:16\n"), "{content}");
+    assert!(content.ends_with("@13800000000 @manager01 Alert"), "{content}");
 
     let b = body(&renderer().render(&target(MsgType::ActionCard), &d).messages[0]);
     assert_eq!(b["msgtype"], "actionCard");
     assert!(b.get("at").is_none(), "actionCard has no at field");
-    assert_eq!(b["actionCard"]["singleURL"], "http://alertmanager.example.com:9093");
-    assert!(b["actionCard"]["text"].as_str().unwrap().contains("@manager01"));
+    let titles: Vec<&str> =
+        b["actionCard"]["btns"].as_array().unwrap().iter().map(|b| b["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Alertmanager", "Silence", "Runbook"]);
+    assert_eq!(b["actionCard"]["btnOrientation"], "1");
+    assert!(
+        b["actionCard"]["btns"][1]["actionURL"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://alertmanager.example.com:9093/#/silences/new?filter=")
+    );
+    let text = b["actionCard"]["text"].as_str().unwrap();
+    assert!(text.contains("@manager01") && !text.contains("[Silence"), "the buttons replace the links: {text}");
 }
 
 fn user_set(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -165,8 +189,9 @@ fn keyword_is_added_when_a_template_leaves_it_out() {
     let out = r.render(&t, &decode(FIRING.as_bytes()).unwrap());
     assert_eq!(out.keyword_inserted, 1);
     let b = body(&out.messages[0]);
-    assert_eq!(b["markdown"]["title"], "Alert NodeDiskFull");
-    assert!(b["markdown"]["text"].as_str().unwrap().starts_with("Alert\n\nnode1:9100 node2:9100 node3:9100"));
+    // Last, so a phone's banner and the message start with the alert.
+    assert_eq!(b["markdown"]["title"], "NodeDiskFull Alert");
+    assert_eq!(b["markdown"]["text"], "node1:9100 node2:9100 node3:9100\n\nAlert @13800000000 @manager01");
 }
 
 #[test]
@@ -195,43 +220,49 @@ fn broken_template_files_are_named() {
 }
 
 #[test]
-fn big_group_is_split_into_few_numbered_parts_that_each_fit() {
+fn big_group_is_split_into_few_numbered_parts_that_each_fit_and_only_the_first_rings() {
     let d = decode(big_group(300, 120).as_bytes()).unwrap();
-    let out = renderer().render(&target(MsgType::Markdown), &d);
+    let max = 3_000;
+    let out =
+        Renderer::new(None, chrono_tz::Asia::Shanghai, max).unwrap().at(now()).render(&target(MsgType::Markdown), &d);
     let n = out.messages.len();
-    assert!(n > 1, "300 alerts cannot fit one message");
+    assert!(n > 1, "300 alerts cannot fit one message of {max} bytes");
     let mut seen = vec![0; 300];
     let mut total_bytes = 0;
     for (i, m) in out.messages.iter().enumerate() {
-        assert!(m.body.len() <= 20_000, "part {i} is {} bytes", m.body.len());
+        assert!(m.body.len() <= max, "part {i} is {} bytes", m.body.len());
         total_bytes += m.body.len();
         let b = body(m);
         let title = b["markdown"]["title"].as_str().unwrap();
-        assert_eq!(title, format!("Alert [FIRING:300] NodeDiskFull ({}/{n})", i + 1));
+        assert_eq!(title, format!("🟠 FIRING 300 ({}/{n}) · NodeDiskFull · warning · Alert", i + 1));
         let text = b["markdown"]["text"].as_str().unwrap();
-        assert!(text.contains("Alert") && text.contains("@manager01"));
+        assert!(text.contains("of 300):"), "each part says which alerts it shows: {text}");
+        // One ring for the whole group, not one per part.
+        let rings = text.contains("@manager01") || b["at"]["atUserIds"] != json!([]);
+        assert_eq!(rings, i == 0, "part {i}: {text}");
+        assert!(text.contains("Alert"), "keyword in every part");
         for (k, count) in seen.iter_mut().enumerate() {
-            if text.contains(&format!("instance=node{k}:9100 ")) || text.contains(&format!("instance=node{k}:9100\n")) {
+            if text.contains(&format!("\nnode{k}:9100 · ")) {
                 *count += 1;
             }
         }
     }
     assert!(seen.iter().all(|&c| c == 1), "every alert exactly once: {seen:?}");
     // As few parts as fit: the greedy packing wastes less than one part's worth of space.
-    assert!(n <= total_bytes / 20_000 + 2, "{n} parts for {total_bytes} bytes");
+    assert!(n <= total_bytes / max + 2, "{n} parts for {total_bytes} bytes");
     assert_eq!(out.truncated, 0);
 }
 
 #[test]
 fn a_lone_huge_alert_is_cut_at_a_character_boundary() {
-    let d = decode(big_group(1, 30_000).as_bytes()).unwrap();
+    let d = decode(group_of(1, |_, a| a["labels"]["detail"] = json!("磁盘".repeat(15_000))).as_bytes()).unwrap();
     let out = renderer().render(&target(MsgType::Markdown), &d);
     assert_eq!((out.messages.len(), out.truncated), (1, 1));
     let m = &out.messages[0];
     assert!(m.body.len() <= 20_000 && m.body.len() > 19_000, "{} bytes", m.body.len());
     let text = body(m)["markdown"]["text"].as_str().unwrap().to_string();
     assert!(text.contains("… (cut to fit DingTalk's message size limit)"), "{text}");
-    assert!(text.starts_with("### Alert") && text.ends_with("@13800000000 @manager01"));
+    assert!(text.starts_with("#### 🟠 NodeDiskFull") && text.ends_with("Alert @13800000000 @manager01"), "{text}");
 }
 
 #[test]
@@ -260,7 +291,7 @@ fn packing_holds_for_uneven_groups_and_limits() {
     for (n, max) in [(2, 1_500), (9, 3_000), (40, 6_000), (64, 20_000), (65, 20_000), (300, 20_000), (300, 200_000)] {
         let payload = group_of(n, |i, a| {
             // Very uneven alerts: the size model is a straight line, these are not.
-            a["annotations"]["description"] = json!("x".repeat((i * 7919) % 900));
+            a["labels"]["detail"] = json!("x".repeat((i * 7919) % 900 + 1));
             if i % 3 == 0 {
                 a["status"] = json!("resolved");
                 a["endsAt"] = json!("2026-11-22T03:00:00Z");
@@ -280,14 +311,8 @@ fn packing_holds_for_uneven_groups_and_limits() {
             if parts > 1 {
                 assert!(text.contains(&format!("({}/{parts})", i + 1)), "n={n}: part {i} numbered");
             }
-            let mut here: Vec<(usize, usize)> = (0..n)
-                .filter_map(|k| {
-                    let at = text.find(&format!("instance=node{k}:9100"))?;
-                    text[at + format!("instance=node{k}:9100").len()..]
-                        .starts_with(|c: char| !c.is_ascii_digit())
-                        .then_some((at, k))
-                })
-                .collect();
+            let mut here: Vec<(usize, usize)> =
+                (0..n).filter_map(|k| text.find(&format!("node{k}:9100 · ")).map(|at| (at, k))).collect();
             here.sort();
             seen.extend(here.into_iter().map(|(_, k)| k));
         }

@@ -75,8 +75,9 @@ impl Format {
 
     /// The JSON body DingTalk receives.
     pub fn body(&self, c: &Content, uuid: &str) -> String {
+        let ring = c.mentions && self.rings(c.firing);
         let at = || {
-            let (m, ring) = (&self.mention, self.rings(c.firing));
+            let m = &self.mention;
             json!({
                 "atMobiles": if ring { m.mobiles.clone() } else { vec![] },
                 "atUserIds": if ring { m.user_ids.clone() } else { vec![] },
@@ -87,15 +88,19 @@ impl Format {
         let value = match self.msgtype {
             MsgType::Text => json!({"msgtype": "text", "text": {"content": c.text}, "at": at(), "msgUuid": uuid}),
             MsgType::Markdown => markdown(),
-            MsgType::ActionCard => match c.link {
-                Some(url) => json!({
+            // An actionCard needs a link; without one the markdown form says the same.
+            MsgType::ActionCard if c.buttons.is_empty() => markdown(),
+            MsgType::ActionCard => {
+                let btns: Vec<_> =
+                    c.buttons.iter().map(|(title, url)| json!({"title": title, "actionURL": url})).collect();
+                // Side by side while they fit a phone's width; one per row beyond three.
+                let orientation = if btns.len() <= 3 { "1" } else { "0" };
+                json!({
                     "msgtype": "actionCard",
-                    "actionCard": {"title": c.title, "text": c.text, "singleTitle": "Open in Alertmanager", "singleURL": url},
+                    "actionCard": {"title": c.title, "text": c.text, "btns": btns, "btnOrientation": orientation},
                     "msgUuid": uuid,
-                }),
-                // An actionCard needs a link; without one the markdown form says the same.
-                None => markdown(),
-            },
+                })
+            }
         };
         value.to_string()
     }

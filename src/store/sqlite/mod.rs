@@ -567,6 +567,7 @@ mod tests {
         subjects: vec![],
         summary: String::new(),
         external_url: String::new(),
+        place: String::new(),
     };
 
     fn summary(name: &str) -> Summary {

@@ -1,0 +1,197 @@
+//! `preview`: an HTML page showing rendered messages as DingTalk draws them on a phone 375 px wide (the
+//! notification banner with the title, the message with the markdown subset, mentions highlighted, card
+//! buttons), with each message's size against the limit, its line count and its checks, and the exact
+//! body. Self-contained: no script, no external asset.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::phone;
+
+/// One rendered message, read back from its body.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub msgtype: String,
+    pub title: String,
+    pub text: String,
+    /// `@...` tokens the body rings.
+    pub mentions: Vec<String>,
+    pub buttons: Vec<(String, String)>,
+    pub bytes: usize,
+    pub body: String,
+}
+
+impl Shown {
+    /// Reads a DingTalk body (markdown, text or actionCard).
+    pub fn of(body: &str) -> Option<Shown> {
+        let v: Value = serde_json::from_str(body).ok()?;
+        let msgtype = v.get("msgtype")?.as_str()?.to_string();
+        let part = v.get(&msgtype)?;
+        let s = |k: &str| part.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let text = if msgtype == "text" { s("content") } else { s("text") };
+        let list = |k: &str| -> Vec<String> {
+            v.pointer(&format!("/at/{k}"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(|m| format!("@{m}")).collect())
+                .unwrap_or_default()
+        };
+        let mut mentions = list("atMobiles");
+        mentions.extend(list("atUserIds"));
+        if v.pointer("/at/isAtAll") == Some(&Value::Bool(true)) {
+            mentions.push("@all".into());
+        }
+        let buttons = part
+            .get("btns")
+            .and_then(Value::as_array)
+            .map(|b| {
+                b.iter()
+                    .map(|b| {
+                        let f = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                        (f("title"), f("actionURL"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Shown { title: s("title"), text, mentions, buttons, bytes: body.len(), body: body.to_string(), msgtype })
+    }
+
+    /// Lines the message takes on the phone (text and buttons, not the banner).
+    pub fn lines(&self) -> usize {
+        let text =
+            if self.msgtype == "text" { phone::text_lines(&self.text) } else { phone::markdown_lines(&self.text) };
+        text + usize::from(!self.buttons.is_empty())
+    }
+}
+
+/// A titled group of messages (one notification).
+pub struct Section {
+    pub name: String,
+    pub messages: Vec<Shown>,
+    /// Notes to show above the messages (a template that failed, a keyword added).
+    pub notes: Vec<String>,
+}
+
+const STYLE: &str = r#"
+body { margin: 0; background: #e9ebef; font: 15px/1.5 -apple-system, "PingFang SC", "Noto Sans CJK SC", "Noto Sans", "DejaVu Sans", sans-serif; color: #171a1d; }
+main { display: flex; flex-wrap: wrap; gap: 24px; padding: 16px; align-items: flex-start; }
+section { width: 375px; background: #f2f3f5; border-radius: 18px; box-shadow: 0 1px 4px rgba(0,0,0,.15); overflow: hidden; }
+section > h2 { font-size: 13px; margin: 0; padding: 8px 12px; background: #fff; color: #5c6066; font-weight: 600; word-break: break-all; }
+.banner { margin: 10px 10px 4px; padding: 8px 12px; background: rgba(255,255,255,.9); border-radius: 12px; font-size: 14px; }
+.banner b { display: block; font-size: 12px; color: #8f959e; font-weight: 500; }
+.chat { display: flex; gap: 8px; padding: 8px 10px 4px; }
+.avatar { flex: none; width: 36px; height: 36px; border-radius: 8px; background: #3296fa; color: #fff; font-size: 13px; line-height: 36px; text-align: center; }
+.bubble { width: 291px; background: #fff; border-radius: 8px; padding: 10px 12px; overflow-wrap: anywhere; }
+.bubble h1, .bubble h2, .bubble h3, .bubble h4, .bubble h5, .bubble h6 { margin: 0 0 6px; line-height: 1.4; }
+.bubble h4 { font-size: 17px; } .bubble h3 { font-size: 19px; } .bubble h2 { font-size: 21px; } .bubble h1 { font-size: 23px; }
+.bubble p { margin: 0 0 8px; }
+.bubble blockquote { margin: 0 0 8px; padding: 0 0 0 9px; border-left: 3px solid #d0d3d6; color: #5c6066; }
+.bubble .li { display: flex; gap: 6px; } .bubble .li .mark { flex: none; color: #8f959e; }
+.bubble a { color: #0089ff; text-decoration: none; }
+.bubble .at { color: #0089ff; }
+.bubble .plain { margin: 0; }
+.btns { display: flex; border-top: 1px solid #eceef0; margin: 8px -12px -10px; }
+.btns a { flex: 1; text-align: center; padding: 8px 0; color: #0089ff; text-decoration: none; border-left: 1px solid #eceef0; }
+.btns a:first-child { border-left: none; }
+.facts { margin: 0 10px 10px 54px; font-size: 12px; color: #5c6066; }
+.facts .bad { color: #d40000; font-weight: 600; }
+.facts details { margin-top: 2px; } .facts pre { white-space: pre-wrap; word-break: break-all; font-size: 11px; background: #fff; padding: 6px; border-radius: 6px; max-height: 240px; overflow: auto; }
+.note { margin: 8px 10px 0; font-size: 12px; color: #a85d00; }
+"#;
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The page for `sections`, each message checked against `max_bytes` and `keyword`.
+pub fn page(target: &str, sections: &[Section], max_bytes: usize, keyword: Option<&str>) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>dingtalk-bridge preview: {}</title><style>{STYLE}</style></head><body><main>\n",
+        escape(target)
+    );
+    for section in sections {
+        let _ = writeln!(out, "<section><h2>{}</h2>", escape(&section.name));
+        for note in &section.notes {
+            let _ = writeln!(out, "<div class=\"note\">{}</div>", escape(note));
+        }
+        let total = section.messages.len();
+        for (i, m) in section.messages.iter().enumerate() {
+            let _ =
+                writeln!(out, "<div class=\"banner\"><b>DingTalk · {}</b>{}</div>", escape(target), escape(&m.title));
+            let inner = if m.msgtype == "text" {
+                phone::text_html(&m.text, &m.mentions)
+            } else {
+                phone::markdown_html(&m.text, &m.mentions)
+            };
+            let buttons: String =
+                m.buttons.iter().map(|(t, u)| format!("<a href=\"{}\">{}</a>", escape(u), escape(t))).collect();
+            let buttons =
+                if buttons.is_empty() { String::new() } else { format!("<div class=\"btns\">{buttons}</div>") };
+            let _ = writeln!(
+                out,
+                "<div class=\"chat\"><div class=\"avatar\">Bot</div><div class=\"bubble\">{inner}{buttons}</div></div>"
+            );
+            let size = if m.bytes > max_bytes {
+                format!("<span class=\"bad\">{} bytes, over the {max_bytes}-byte limit</span>", m.bytes)
+            } else {
+                format!("{} of {max_bytes} bytes", m.bytes)
+            };
+            let kw = match keyword {
+                Some(k) if m.title.contains(k) && m.text.contains(k) => format!(" · keyword “{}” present", escape(k)),
+                Some(k) => format!(" · <span class=\"bad\">keyword “{}” missing</span>", escape(k)),
+                None => String::new(),
+            };
+            let rings = if m.mentions.is_empty() {
+                " · rings no one".to_string()
+            } else {
+                let unwritten: Vec<&String> =
+                    m.mentions.iter().filter(|t| *t != "@all" && !m.text.contains(t.as_str())).collect();
+                if unwritten.is_empty() {
+                    format!(" · rings {}", escape(&m.mentions.join(" ")))
+                } else {
+                    format!(
+                        " · <span class=\"bad\">{} not written in the text: no ring</span>",
+                        escape(&format!("{unwritten:?}"))
+                    )
+                }
+            };
+            let _ = writeln!(
+                out,
+                "<div class=\"facts\">message {} of {total} · {} · {} lines{kw}{rings}<details><summary>body</summary><pre>{}</pre></details></div>",
+                i + 1,
+                size,
+                m.lines(),
+                escape(&m.body)
+            );
+        }
+        out.push_str("</section>\n");
+    }
+    out.push_str("</main></body></html>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_shows_each_message_with_its_checks() {
+        let body = serde_json::json!({
+            "msgtype": "markdown",
+            "markdown": {"title": "🔴 FIRING 1 · X · Alert", "text": "#### 🔴 X\n\n**critical** <script>\n\n@138 Alert"},
+            "at": {"atMobiles": ["138"], "atUserIds": [], "isAtAll": false},
+        })
+        .to_string();
+        let shown = Shown::of(&body).unwrap();
+        assert_eq!(shown.mentions, ["@138"]);
+        let html =
+            page("ops", &[Section { name: "s".into(), messages: vec![shown], notes: vec![] }], 20_000, Some("Alert"));
+        assert!(html.contains("🔴 FIRING 1 · X · Alert"), "{html}");
+        assert!(html.contains("<span class=\"at\">@138</span>"), "{html}");
+        assert!(!html.contains("<script>"), "escaped");
+        assert!(html.contains("keyword “Alert” present") && html.contains("rings @138"), "{html}");
+    }
+}
