@@ -89,78 +89,88 @@ fn rings(m: &preview::Shown) -> bool {
 fn the_budgets_hold_over_the_corpus() {
     let corpus = samples::corpus();
     assert!(corpus.len() > 200, "{} samples", corpus.len());
-    let mut failures = vec![];
-    for sample in &corpus {
-        let d = crate::decode::decode(sample.payload.to_string().as_bytes()).unwrap();
-        let n = &d.notification;
-        let firing: Vec<&crate::decode::Alert> = n.firing().collect();
-        let named: BTreeSet<&str> = (if firing.is_empty() { n.alerts.iter().collect() } else { firing.clone() })
-            .iter()
-            .filter_map(|a| a.labels.get("alertname").map(String::as_str))
+    // The corpus is checked on every core: a 300-alert group takes a while to render in a debug build.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let chunks: Vec<_> = corpus
+            .chunks(corpus.len().div_ceil(threads))
+            .map(|chunk| scope.spawn(move || chunk.iter().flat_map(check_budgets).collect::<Vec<_>>()))
             .collect();
-        let all: Vec<&layout::Labels> = n.alerts.iter().map(|a| &a.labels).collect();
-        let differ = layout::differing(&all, &crate::config::LabelFilter::default());
-        for msgtype in [MsgType::Markdown, MsgType::Text, MsgType::ActionCard] {
-            let messages = render(sample, msgtype);
-            let case = format!("{} ({})", sample.name, msgtype.as_str());
-            let mut fail = |what: String| failures.push(format!("{case}: {what}"));
-            let texts: Vec<String> = messages.iter().map(visible_text).collect();
-            for (i, m) in messages.iter().enumerate() {
-                let title =
-                    if m.msgtype == "text" { m.text.lines().next().unwrap_or_default() } else { m.title.as_str() };
-                if !named.iter().any(|name| title.contains(name)) {
-                    fail(format!("message {i}: title {title:?} names none of {named:?}"));
-                }
-                if m.bytes > MAX_BYTES {
-                    fail(format!("message {i}: {} bytes", m.bytes));
-                }
-                if !m.text.contains(KEYWORD) || (m.msgtype != "text" && !m.title.contains(KEYWORD)) {
-                    fail(format!("message {i}: keyword missing"));
-                }
-                for url in links(m) {
-                    if !(url.starts_with("https://") || url.starts_with("http://")) {
-                        fail(format!("message {i}: link to {url:?}"));
-                    }
-                }
-                if firing.is_empty() && rings(m) {
-                    fail(format!("message {i}: a resolved notification rings"));
-                }
-                if m.msgtype == "markdown" && m.text.split('\n').any(|l| l.starts_with('#') && !l.starts_with("#### "))
-                {
-                    fail(format!("message {i}: a heading other than the layout's"));
+        chunks.into_iter().flat_map(|h| h.join().expect("a budget check panicked")).collect()
+    });
+    assert!(failures.is_empty(), "{} budget failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// What is wrong with a sample's messages in each message type (nothing, if the budgets hold).
+fn check_budgets(sample: &Sample) -> Vec<String> {
+    let mut failures = vec![];
+    let d = crate::decode::decode(sample.payload.to_string().as_bytes()).unwrap();
+    let n = &d.notification;
+    let firing: Vec<&crate::decode::Alert> = n.firing().collect();
+    let named: BTreeSet<&str> = (if firing.is_empty() { n.alerts.iter().collect() } else { firing.clone() })
+        .iter()
+        .filter_map(|a| a.labels.get("alertname").map(String::as_str))
+        .collect();
+    let all: Vec<&layout::Labels> = n.alerts.iter().map(|a| &a.labels).collect();
+    let differ = layout::differing(&all, &crate::config::LabelFilter::default());
+    for msgtype in [MsgType::Markdown, MsgType::Text, MsgType::ActionCard] {
+        let messages = render(sample, msgtype);
+        let case = format!("{} ({})", sample.name, msgtype.as_str());
+        let mut fail = |what: String| failures.push(format!("{case}: {what}"));
+        let texts: Vec<String> = messages.iter().map(visible_text).collect();
+        for (i, m) in messages.iter().enumerate() {
+            let title = if m.msgtype == "text" { m.text.lines().next().unwrap_or_default() } else { m.title.as_str() };
+            if !named.iter().any(|name| title.contains(name)) {
+                fail(format!("message {i}: title {title:?} names none of {named:?}"));
+            }
+            if m.bytes > MAX_BYTES {
+                fail(format!("message {i}: {} bytes", m.bytes));
+            }
+            if !m.text.contains(KEYWORD) || (m.msgtype != "text" && !m.title.contains(KEYWORD)) {
+                fail(format!("message {i}: keyword missing"));
+            }
+            for url in links(m) {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    fail(format!("message {i}: link to {url:?}"));
                 }
             }
-            let lines = messages.first().map_or(0, preview::Shown::lines);
-            if sample.size == 1 && sample.mix == Mix::Firing && lines > 12 {
-                fail(format!("a single firing alert takes {lines} lines (budget 12)"));
+            if firing.is_empty() && rings(m) {
+                fail(format!("message {i}: a resolved notification rings"));
             }
-            if sample.size == 12 && (messages.len() > 1 || lines > 30) {
-                fail(format!("12 alerts take {} message(s), {lines} lines (budget 1, 30)", messages.len()));
+            if m.msgtype == "markdown" && m.text.split('\n').any(|l| l.starts_with('#') && !l.starts_with("#### ")) {
+                fail(format!("message {i}: a heading other than the layout's"));
             }
-            if sample.size == 300 {
-                if messages.len() > 3 {
-                    fail(format!("300 alerts take {} messages (budget 3)", messages.len()));
-                }
-                if !firing.is_empty() && messages.iter().filter(|m| rings(m)).count() != 1 {
-                    fail(format!(
-                        "{} of {} messages ring (budget 1)",
-                        messages.iter().filter(|m| rings(m)).count(),
-                        messages.len()
-                    ));
-                }
+        }
+        let lines = messages.first().map_or(0, preview::Shown::lines);
+        if sample.size == 1 && sample.mix == Mix::Firing && lines > 12 {
+            fail(format!("a single firing alert takes {lines} lines (budget 12)"));
+        }
+        if sample.size == 12 && (messages.len() > 1 || lines > 30) {
+            fail(format!("12 alerts take {} message(s), {lines} lines (budget 1, 30)", messages.len()));
+        }
+        if sample.size == 300 {
+            if messages.len() > 3 {
+                fail(format!("300 alerts take {} messages (budget 3)", messages.len()));
             }
-            // Every alert appears in some message, by what tells it apart from the others.
-            for a in &n.alerts {
-                let value = differ.first().and_then(|k| a.labels.get(k));
-                if let Some(v) = value
-                    && !texts.iter().any(|t| t.contains(v.as_str()))
-                {
-                    fail(format!("alert {v:?} appears in no message"));
-                }
+            if !firing.is_empty() && messages.iter().filter(|m| rings(m)).count() != 1 {
+                fail(format!(
+                    "{} of {} messages ring (budget 1)",
+                    messages.iter().filter(|m| rings(m)).count(),
+                    messages.len()
+                ));
+            }
+        }
+        // Every alert appears in some message, by what tells it apart from the others.
+        for a in &n.alerts {
+            let value = differ.first().and_then(|k| a.labels.get(k));
+            if let Some(v) = value
+                && !texts.iter().any(|t| t.contains(v.as_str()))
+            {
+                fail(format!("alert {v:?} appears in no message"));
             }
         }
     }
-    assert!(failures.is_empty(), "{} budget failures:\n{}", failures.len(), failures.join("\n"));
+    failures
 }
 
 /// The reviewed layouts: one file per sample and message type.
