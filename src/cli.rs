@@ -351,12 +351,13 @@ fn preview(
     if names.is_empty() && payloads.is_empty() {
         names = PREVIEW_SAMPLES.iter().map(|s| s.to_string()).collect();
     }
+    let all = if names.is_empty() { vec![] } else { corpus::corpus() };
     for n in &names {
-        let Some(sample) = corpus::named(n) else {
+        let Some(sample) = all.iter().find(|s| &s.name == n) else {
             eprintln!("no sample {n:?}; --list-samples prints their names");
             return ExitCode::FAILURE;
         };
-        inputs.push((sample.name, sample.payload.to_string().into_bytes()));
+        inputs.push((sample.name.clone(), sample.payload.to_string().into_bytes()));
     }
     // Samples were made for a fixed time; payloads are shown as of now unless told otherwise.
     let at = at.unwrap_or_else(|| {

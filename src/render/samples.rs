@@ -89,11 +89,6 @@ pub fn corpus() -> Vec<Sample> {
     out
 }
 
-/// The sample called `name`, if the corpus has it.
-pub fn named(name: &str) -> Option<Sample> {
-    corpus().into_iter().find(|s| s.name == name)
-}
-
 fn mix_name(mix: Mix) -> &'static str {
     match mix {
         Mix::Firing => "firing",
