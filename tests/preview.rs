@@ -68,11 +68,8 @@ fn the_budgets_hold_as_a_real_browser_draws_the_messages() {
     for section in dom.split("<section>").skip(1) {
         let name = section.split("<h2>").nth(1).and_then(|s| s.split("</h2>").next()).unwrap_or_default();
         let budget = chosen.iter().find(|(n, _)| n == name).map(|(_, b)| *b).expect("a chosen sample");
-        let lines: Vec<usize> = section
-            .split("data-lines=\"")
-            .skip(1)
-            .map(|s| s.split('"').next().unwrap().parse().unwrap())
-            .collect();
+        let lines: Vec<usize> =
+            section.split("data-lines=\"").skip(1).map(|s| s.split('"').next().unwrap().parse().unwrap()).collect();
         assert_eq!(lines.len(), 1, "{name}: one message");
         measured += 1;
         if lines[0] > budget {

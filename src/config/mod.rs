@@ -340,6 +340,16 @@ targets:
     }
 
     #[test]
+    fn labels_to_hide_and_show_are_read_and_may_not_conflict() {
+        let c = load("targets:\n  t:\n    dry_run: true\n    labels: {hide: [cluster], show: [service]}\n").unwrap();
+        assert_eq!(c.targets["t"].labels, LabelFilter { hide: vec!["cluster".into()], show: vec!["service".into()] });
+        let err = load("targets:\n  t:\n    dry_run: true\n    labels: {hide: [a, b], show: [b]}\n").unwrap_err();
+        assert!(err.to_string().contains("targets.t.labels.hide[1]: \"b\" is in both hide and show"), "{err}");
+        let err = load("targets:\n  t:\n    dry_run: true\n    labels: {hdie: [a]}\n").unwrap_err();
+        assert!(err.to_string().contains("hdie"), "{err}");
+    }
+
+    #[test]
     fn dry_run_needs_no_url() {
         let c = load("targets:\n  try:\n    dry_run: true\n").unwrap();
         assert!(matches!(c.targets["try"].channel, Channel::DryRun(_)));

@@ -174,7 +174,10 @@ fn check_budgets(sample: &Sample) -> Vec<String> {
 }
 
 /// The reviewed layouts: one file per sample and message type.
-const SNAPSHOTS: [(&str, MsgType); 15] = [
+const SNAPSHOTS: [(&str, MsgType); 18] = [
+    ("kube-prometheus-kube_crashloop", MsgType::Markdown),
+    ("kube-prometheus-group12_same_alert", MsgType::Markdown),
+    ("kube-prometheus-mixed_firing_resolved", MsgType::Markdown),
     ("KubePodCrashLooping-1-firing-namespace", MsgType::Markdown),
     ("KubePodCrashLooping-1-firing-namespace", MsgType::Text),
     ("KubePodCrashLooping-1-firing-namespace", MsgType::ActionCard),

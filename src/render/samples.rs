@@ -54,7 +54,8 @@ pub struct Sample {
 }
 
 /// Every sample: each kind in each size, status and grouping that Alertmanager can produce, Chinese
-/// variants, and a namespace holding several kinds of alert at once.
+/// variants, a namespace holding several kinds of alert at once, and three notifications captured from
+/// kube-prometheus.
 pub fn corpus() -> Vec<Sample> {
     let mut out = vec![];
     for kind in KINDS {
@@ -86,8 +87,24 @@ pub fn corpus() -> Vec<Sample> {
             false,
         ));
     }
+    // Real kube-prometheus notifications, as captured.
+    for (name, size, mix, group_by, json) in [
+        ("kube-prometheus-kube_crashloop", 1, Mix::Firing, GroupBy::Namespace, FIXTURES[0]),
+        ("kube-prometheus-group12_same_alert", 12, Mix::Firing, GroupBy::Alertname, FIXTURES[1]),
+        ("kube-prometheus-mixed_firing_resolved", 5, Mix::Mixed, GroupBy::Namespace, FIXTURES[2]),
+    ] {
+        let payload: Value = serde_json::from_str(json).expect("the fixtures are JSON");
+        let kind = KINDS.iter().find(|k| json.contains(*k)).copied().unwrap_or(KINDS[0]);
+        out.push(Sample { name: name.to_string(), kind, size, mix, group_by, chinese: false, payload });
+    }
     out
 }
+
+const FIXTURES: [&str; 3] = [
+    include_str!("../../tests/fixtures/kube-prometheus-kube_crashloop.json"),
+    include_str!("../../tests/fixtures/kube-prometheus-group12_same_alert.json"),
+    include_str!("../../tests/fixtures/kube-prometheus-mixed_firing_resolved.json"),
+];
 
 fn mix_name(mix: Mix) -> &'static str {
     match mix {

@@ -97,6 +97,20 @@ fn firing_markdown_has_everything_a_phone_needs() {
 }
 
 #[test]
+fn a_target_decides_which_labels_show() {
+    let d = decode(include_str!("../../tests/fixtures/kube-prometheus-kube_crashloop.json").as_bytes());
+    let d = d.unwrap();
+    let text =
+        |t: &Target| body(&renderer().render(t, &d).messages[0])["markdown"]["text"].as_str().unwrap().to_string();
+    let mut t = target(MsgType::Markdown);
+    let plain = text(&t);
+    assert!(plain.contains("payments/payment-api-7d9f8c6b5-x2x9k"), "where: {plain}");
+    assert!(!plain.contains("prometheus=") && !plain.contains("uid=") && !plain.contains("instance="), "{plain}");
+    t.labels = crate::config::LabelFilter { hide: vec![], show: vec!["prometheus".into()] };
+    assert!(text(&t).contains("prometheus=monitoring/k8s"), "{}", text(&t));
+}
+
+#[test]
 fn durations_are_computed_when_the_message_is_sent() {
     let d = decode(FIRING.as_bytes()).unwrap();
     let stored = renderer().render(&target(MsgType::Markdown), &d).messages.remove(0);
