@@ -92,7 +92,7 @@ pub fn escape_markdown(s: &str) -> String {
     let word = |i: Option<usize>| i.and_then(|i| chars.get(i)).is_some_and(|c| c.is_alphanumeric());
     let lead_digits = chars.iter().take_while(|c| c.is_ascii_digit()).count();
     for (i, &c) in chars.iter().enumerate() {
-        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || send_time::is_marker_char(c) {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
             out.push(' ');
             continue;
         }
@@ -600,6 +600,9 @@ mod tests {
             "15:53|Sun 15:53|Nov 16 15:53|UTC+8"
         );
         assert_eq!(render("x{{br}}", &d), "x  ");
+        // `since` leaves a marker the sender fills in, even through `md`.
+        let at_send = |t: &str| send_time::resolve(&render(t, &d), 1_795_421_835_000).into_owned();
+        assert_eq!(at_send("{{since today}}|{{md (since today)}}|{{duration today}}"), "24m|24m|24m");
         assert_eq!(zone_name(Utc::now(), chrono_tz::UTC), "UTC");
         assert_eq!(zone_name(Utc::now(), chrono_tz::Asia::Kolkata), "UTC+5:30");
     }

@@ -1,8 +1,9 @@
 //! Durations computed when a message is sent, not when its notification arrived: "for 24m" must still be
-//! right after a throttle pause or an outage. Rendering writes a marker holding the start time (private-use
-//! characters, never produced by the bridge otherwise, and removed from alert text by `md`); the sender
-//! replaces each marker just before the request. A marker is longer than any duration it becomes, so a
-//! body that fitted the size limit still fits.
+//! right after a throttle pause or an outage. Rendering writes a marker holding the start time (between two
+//! private-use characters); the sender replaces each marker just before the request. A marker is longer
+//! than any duration it becomes, so a body that fitted the size limit still fits. `md` leaves markers
+//! alone, so `{{md (since startsAt)}}` works; a marker an alert's own text carried would only become a
+//! duration.
 
 use std::borrow::Cow;
 
@@ -12,10 +13,6 @@ use super::helpers::human_duration;
 
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
-
-pub fn is_marker_char(c: char) -> bool {
-    c == OPEN || c == CLOSE
-}
 
 /// A marker that becomes the time elapsed since `t` when the message is sent.
 pub fn since(t: DateTime<Utc>) -> String {
