@@ -159,7 +159,8 @@ const MAX_DIFFERING: usize = 2;
 pub fn differing(alerts: &[&Labels], filter: &LabelFilter) -> Vec<String> {
     let Some(first) = alerts.first() else { return vec![] };
     let differs = |k: &str| alerts.iter().any(|l| l.get(k) != first.get(k));
-    let keys: BTreeSet<&String> = alerts.iter().flat_map(|l| l.keys()).filter(|k| differs(k)).collect();
+    let mut keys: BTreeSet<&String> = alerts.iter().flat_map(|l| l.keys()).collect();
+    keys.retain(|k| differs(k));
     let wanted = |k: &str| k != "severity" && alerts.iter().any(|l| l.contains_key(k) && !is_noise(k, l, filter));
     let located = where_keys(first);
     let preferred = std::iter::once("alertname").chain(located.iter().copied().filter(|k| *k != "namespace"));
