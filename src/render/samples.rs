@@ -45,11 +45,8 @@ pub enum GroupBy {
 pub struct Sample {
     /// `KubePodCrashLooping-12-firing-namespace` (`-zh` for Chinese annotations).
     pub name: String,
-    pub kind: &'static str,
     pub size: usize,
     pub mix: Mix,
-    pub group_by: GroupBy,
-    pub chinese: bool,
     pub payload: Value,
 }
 
@@ -88,14 +85,13 @@ pub fn corpus() -> Vec<Sample> {
         ));
     }
     // Real kube-prometheus notifications, as captured.
-    for (name, size, mix, group_by, json) in [
-        ("kube-prometheus-kube_crashloop", 1, Mix::Firing, GroupBy::Namespace, FIXTURES[0]),
-        ("kube-prometheus-group12_same_alert", 12, Mix::Firing, GroupBy::Alertname, FIXTURES[1]),
-        ("kube-prometheus-mixed_firing_resolved", 5, Mix::Mixed, GroupBy::Namespace, FIXTURES[2]),
+    for (name, size, mix, json) in [
+        ("kube-prometheus-kube_crashloop", 1, Mix::Firing, FIXTURES[0]),
+        ("kube-prometheus-group12_same_alert", 12, Mix::Firing, FIXTURES[1]),
+        ("kube-prometheus-mixed_firing_resolved", 5, Mix::Mixed, FIXTURES[2]),
     ] {
         let payload: Value = serde_json::from_str(json).expect("the fixtures are JSON");
-        let kind = KINDS.iter().find(|k| json.contains(*k)).copied().unwrap_or(KINDS[0]);
-        out.push(Sample { name: name.to_string(), kind, size, mix, group_by, chinese: false, payload });
+        out.push(Sample { name: name.to_string(), size, mix, payload });
     }
     out
 }
@@ -172,15 +168,7 @@ pub fn sample(kinds: &[&'static str], size: usize, mix: Mix, group_by: GroupBy, 
     });
     let kind_name = if kinds.len() == 1 { kinds[0] } else { "Namespace" };
     let zh = if chinese { "-zh" } else { "" };
-    Sample {
-        name: format!("{kind_name}-{size}-{}-{}{zh}", mix_name(mix), group_name(group_by)),
-        kind: kinds[0],
-        size,
-        mix,
-        group_by,
-        chinese,
-        payload,
-    }
+    Sample { name: format!("{kind_name}-{size}-{}-{}{zh}", mix_name(mix), group_name(group_by)), size, mix, payload }
 }
 
 fn time(secs: i64) -> String {
