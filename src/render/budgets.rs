@@ -6,36 +6,15 @@ use std::collections::BTreeSet;
 
 use super::samples::{self, Mix, Sample};
 use super::*;
-use crate::channel::Channel;
-use crate::channel::dingtalk::{Format, Mention, MsgType, Robot};
-use crate::secret::Secret;
+use crate::channel::dingtalk::MsgType;
 
 const KEYWORD: &str = "ProdAlert";
+/// Mentioned by every target of the tests.
 const MOBILE: &str = "13800000000";
-const USER: &str = "manager01";
 const MAX_BYTES: usize = 20_000;
 
 fn target(msgtype: MsgType) -> Target {
-    Target {
-        name: "ops".into(),
-        channel: Channel::DingTalk(Robot {
-            url: Secret::new("https://oapi.dingtalk.com/robot/send?access_token=t"),
-            secret: None,
-            format: Format {
-                msgtype,
-                mention: Mention {
-                    all: false,
-                    mobiles: vec![MOBILE.into()],
-                    user_ids: vec![USER.into()],
-                    on_resolved: false,
-                },
-            },
-        }),
-        keyword: Some(KEYWORD.into()),
-        template: DEFAULT_SET.into(),
-        labels: crate::config::LabelFilter::default(),
-        rate_limit: crate::config::RateLimit { messages: 20, per: std::time::Duration::from_secs(60) },
-    }
+    super::tests::target_with(msgtype, KEYWORD)
 }
 
 fn now() -> DateTime<Utc> {

@@ -8,6 +8,11 @@ const FIRING: &str = include_str!("../../tests/fixtures/alertmanager-0.25-firing
 const RESOLVED: &str = include_str!("../../tests/fixtures/alertmanager-0.25-resolved.json");
 
 fn target(msgtype: MsgType) -> Target {
+    target_with(msgtype, "Alert")
+}
+
+/// A DingTalk target with this message type and keyword, mentioning 13800000000 and manager01.
+pub(super) fn target_with(msgtype: MsgType, keyword: &str) -> Target {
     Target {
         name: "ops".into(),
         channel: Channel::DingTalk(Robot {
@@ -23,7 +28,7 @@ fn target(msgtype: MsgType) -> Target {
                 },
             },
         }),
-        keyword: Some("Alert".into()),
+        keyword: Some(keyword.into()),
         template: DEFAULT_SET.into(),
         labels: crate::config::LabelFilter::default(),
         rate_limit: crate::config::RateLimit { messages: 20, per: std::time::Duration::from_secs(60) },
