@@ -9,6 +9,7 @@
 
 pub mod dingtalk;
 pub mod dry_run;
+pub mod feishu;
 
 use std::time::Duration;
 
@@ -32,6 +33,29 @@ pub struct Content<'a> {
     pub mentions: bool,
     /// Buttons a card shows: title and http(s) URL (Alertmanager, Silence, Runbook).
     pub buttons: &'a [(&'a str, &'a str)],
+    /// How bad the worst firing alert is (a card's colour).
+    pub level: Level,
+}
+
+/// How bad an alert is, from its `severity` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    None,
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Level {
+    pub fn of(severity: &str) -> Level {
+        match severity.trim().to_lowercase().as_str() {
+            "critical" | "crit" | "page" | "fatal" | "emergency" | "alert" | "error" | "high" | "p1" | "disaster"
+            | "严重" | "紧急" => Level::Critical,
+            "warning" | "warn" | "major" | "medium" | "average" | "p2" | "警告" => Level::Warning,
+            "info" | "informational" | "notice" | "low" | "minor" | "p3" | "p4" | "提示" => Level::Info,
+            _ => Level::None,
+        }
+    }
 }
 
 impl Channel {
@@ -179,6 +203,7 @@ pub enum Reason {
     BadResponse,
     Throttled,
     DingTalk(dingtalk::Reason),
+    Feishu(feishu::Reason),
 }
 
 impl Reason {
@@ -194,6 +219,7 @@ impl Reason {
             Reason::BadResponse => "bad_response",
             Reason::Throttled => "throttled",
             Reason::DingTalk(r) => r.as_str(),
+            Reason::Feishu(r) => r.as_str(),
         }
     }
 
@@ -210,6 +236,7 @@ impl Reason {
                 "the URL answered with a redirect, which the bridge never follows (it would post the message and its credentials elsewhere): set targets.<name>.url to the chat service's own address"
             }
             Reason::DingTalk(r) => r.hint(),
+            Reason::Feishu(r) => r.hint(),
             _ => "transient",
         }
     }

@@ -173,7 +173,13 @@ impl Renderer {
             text.push_str(&footer.join(" "));
         }
         let buttons: Vec<(&str, &str)> = url.iter().map(|u| ("Alertmanager", u.as_str())).collect();
-        let content = Content { title: &title, text: &text, firing, mentions: true, buttons: &buttons };
+        let level = entries
+            .iter()
+            .filter(|e| e.status == Status::Firing.as_str())
+            .map(|e| layout::Level::of(&e.severity))
+            .max()
+            .unwrap_or(layout::Level::None);
+        let content = Content { title: &title, text: &text, firing, mentions: true, buttons: &buttons, level };
         target.channel.body(&content, uuid)
     }
 }

@@ -31,26 +31,10 @@ const HOST_JOBS: [&str; 4] = ["node-exporter", "node_exporter", "node", "windows
 /// Exporters that report on other objects: their own `instance` and `job` would mislead.
 const STATE_JOBS: [&str; 1] = ["kube-state-metrics"];
 
-/// How bad an alert is, from its `severity` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    None,
-    Info,
-    Warning,
-    Critical,
-}
+/// How bad an alert is (from its `severity` label); protocols colour by it too.
+pub use crate::channel::Level;
 
 impl Level {
-    pub fn of(severity: &str) -> Level {
-        match severity.trim().to_lowercase().as_str() {
-            "critical" | "crit" | "page" | "fatal" | "emergency" | "alert" | "error" | "high" | "p1" | "disaster"
-            | "严重" | "紧急" => Level::Critical,
-            "warning" | "warn" | "major" | "medium" | "average" | "p2" | "警告" => Level::Warning,
-            "info" | "informational" | "notice" | "low" | "minor" | "p3" | "p4" | "提示" => Level::Info,
-            _ => Level::None,
-        }
-    }
-
     /// A marker that tells the levels apart at a glance, in a notification banner too.
     pub fn icon(self) -> &'static str {
         match self {

@@ -482,6 +482,7 @@ fn new_uuid() -> String {
 struct Envelope {
     firing: bool,
     buttons: Vec<Link>,
+    level: layout::Level,
 }
 
 impl Envelope {
@@ -490,14 +491,20 @@ impl Envelope {
         // A card's buttons: Alertmanager, and while something fires, Silence and Runbook.
         let wanted: &[&str] = if firing { &["Alertmanager", "Silence", "Runbook"] } else { &["Alertmanager"] };
         let buttons = facts.links.iter().filter(|l| wanted.contains(&l.title)).cloned().collect();
-        Envelope { firing, buttons }
+        Envelope { firing, buttons, level: layout::Level::of(&facts.severity) }
     }
 
     /// The request body the target's channel makes of title and text.
     fn body(&self, target: &Target, draft: &Draft, text: &str, uuid: &str) -> String {
         let buttons: Vec<(&str, &str)> = self.buttons.iter().map(|b| (b.title, b.url.as_str())).collect();
-        let content =
-            Content { title: &draft.title, text, firing: self.firing, mentions: draft.ring, buttons: &buttons };
+        let content = Content {
+            title: &draft.title,
+            text,
+            firing: self.firing,
+            mentions: draft.ring,
+            buttons: &buttons,
+            level: self.level,
+        };
         target.channel.body(&content, uuid)
     }
 }

@@ -1,0 +1,260 @@
+//! Feishu's (China) and Lark's (international) custom bot webhook: its target settings, limits, the
+//! request body for a rendered message (an interactive card with a header coloured by status and
+//! severity and buttons, a post, or text), signing at send time (fields in the body, not the URL), the
+//! request, and (in [`answer`]) what each answer means.
+//!
+//! Issue 12, first step: the protocol itself, unit-tested against the protocol notes' vectors. Not yet a
+//! target `type` a configuration can choose: Feishu's two rate limits at once (100 a minute and 5 a
+//! second) need the budget to hold two windows, and the mock and end-to-end tests are still to come.
+
+pub mod answer;
+pub mod sign;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub use answer::Reason;
+
+use super::{Content, Level, Outcome, RateLimit};
+use crate::secret::{Secret, scrub};
+
+/// Feishu's documented body limit (a FAQ says 30 KB; the guide's 20 KB is the safe side).
+pub const MAX_BYTES: usize = 20_000;
+/// Feishu's documented budgets per bot; both hold at once.
+pub const RATE_LIMITS: [RateLimit; 2] =
+    [RateLimit { messages: 100, per: Duration::from_secs(60) }, RateLimit { messages: 5, per: Duration::from_secs(1) }];
+
+/// Where a bot lives: Feishu in China, Lark elsewhere. Same protocol, different hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Feishu,
+    Lark,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Feishu => "Feishu",
+            Service::Lark => "Lark",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsgType {
+    /// A card: coloured header, markdown, buttons (the default).
+    Interactive,
+    Post,
+    Text,
+}
+
+impl MsgType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MsgType::Interactive => "interactive",
+            MsgType::Post => "post",
+            MsgType::Text => "text",
+        }
+    }
+}
+
+/// Custom bots mention by open_id or user_id only (not by phone number).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mention {
+    pub all: bool,
+    pub user_ids: Vec<String>,
+    pub on_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Format {
+    pub msgtype: MsgType,
+    pub mention: Mention,
+}
+
+impl Format {
+    fn rings(&self, firing: bool) -> bool {
+        (self.mention.all || !self.mention.user_ids.is_empty()) && (firing || self.mention.on_resolved)
+    }
+
+    /// The mention forms written into the text: a card's markdown takes `<at id=...></at>`, text takes
+    /// `<at user_id="..."></at>`; a post carries its mentions as elements of its own instead.
+    pub fn mention_tokens(&self, firing: bool) -> Vec<String> {
+        if !self.rings(firing) {
+            return vec![];
+        }
+        let ids = self.mention.user_ids.iter().map(String::as_str).chain(self.mention.all.then_some("all"));
+        match self.msgtype {
+            MsgType::Interactive => ids.map(|id| format!("<at id={id}></at>")).collect(),
+            MsgType::Text => ids.map(|id| format!("<at user_id=\"{id}\"></at>")).collect(),
+            MsgType::Post => vec![],
+        }
+    }
+
+    /// The JSON body Feishu receives (before signing). Feishu has no field like DingTalk's msgUuid.
+    pub fn body(&self, c: &Content) -> String {
+        let value = match self.msgtype {
+            MsgType::Text => json!({"msg_type": "text", "content": {"text": c.text}}),
+            MsgType::Post => {
+                let mut lines: Vec<Value> =
+                    c.text.split('\n').map(|l| json!([{"tag": "text", "text": l.trim_end()}])).collect();
+                if c.mentions && self.rings(c.firing) {
+                    let ids = self.mention.user_ids.iter().map(String::as_str).chain(self.mention.all.then_some("all"));
+                    lines.push(Value::Array(ids.map(|id| json!({"tag": "at", "user_id": id})).collect()));
+                }
+                for (title, url) in c.buttons {
+                    lines.push(json!([{"tag": "a", "text": title, "href": url}]));
+                }
+                json!({"msg_type": "post", "content": {"post": {"zh_cn": {"title": c.title, "content": lines}}}})
+            }
+            MsgType::Interactive => {
+                let mut elements = vec![json!({"tag": "markdown", "content": c.text})];
+                if !c.buttons.is_empty() {
+                    let actions: Vec<Value> = c
+                        .buttons
+                        .iter()
+                        .map(|(title, url)| {
+                            json!({"tag": "button", "text": {"tag": "plain_text", "content": title}, "url": url, "type": "default"})
+                        })
+                        .collect();
+                    elements.push(json!({"tag": "action", "actions": actions}));
+                }
+                json!({
+                    "msg_type": "interactive",
+                    "card": {
+                        "config": {"wide_screen_mode": true},
+                        "header": {"title": {"tag": "plain_text", "content": c.title}, "template": colour(c)},
+                        "elements": elements,
+                    },
+                })
+            }
+        };
+        value.to_string()
+    }
+}
+
+/// The card header's colour: red for critical, orange for warning, blue for info, grey otherwise, green
+/// once resolved.
+fn colour(c: &Content) -> &'static str {
+    if !c.firing {
+        return "green";
+    }
+    match c.level {
+        Level::Critical => "red",
+        Level::Warning => "orange",
+        Level::Info => "blue",
+        Level::None => "grey",
+    }
+}
+
+/// A Feishu or Lark custom bot: where to post and how to sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bot {
+    pub service: Service,
+    /// The webhook URL; its last path segment is the bot's token.
+    pub url: Secret,
+    pub secret: Option<Secret>,
+    pub format: Format,
+}
+
+impl Bot {
+    /// Signs (at send time: Feishu accepts an hour's skew) and posts one body.
+    pub async fn send(&self, client: &reqwest::Client, body: &str) -> Outcome {
+        let secret = self.secret.as_ref().map(Secret::expose);
+        let signed = sign::signed_body(body, secret, crate::clock::now_ms().div_euclid(1000));
+        let outcome = match super::post_json(client, self.url.expose(), &signed).await {
+            Ok((status, answer)) => answer::classify_response(status, &answer),
+            Err(e) => {
+                Outcome::Retry { reason: super::transport_reason(&e), detail: super::error_chain(&e.without_url()) }
+            }
+        };
+        outcome.map_detail(|detail| self.scrub(detail, &signed))
+    }
+
+    /// `text` without the hook token, the secret, or the signature.
+    fn scrub(&self, text: &str, signed: &str) -> String {
+        let token = self.url.expose().trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        let sign = serde_json::from_str::<Value>(signed)
+            .ok()
+            .and_then(|v| v.get("sign").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_default();
+        scrub(text, &[token, &sign, self.secret.as_ref().map_or("", Secret::expose)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content<'a>(firing: bool, level: Level, buttons: &'a [(&'a str, &'a str)]) -> Content<'a> {
+        Content {
+            title: "🔴 FIRING 1 · X · Alert",
+            text: "**x**\n<at id=ou_1></at> Alert",
+            firing,
+            mentions: true,
+            buttons,
+            level,
+        }
+    }
+
+    fn format(msgtype: MsgType) -> Format {
+        Format { msgtype, mention: Mention { all: false, user_ids: vec!["ou_1".into()], on_resolved: false } }
+    }
+
+    #[test]
+    fn a_card_is_coloured_by_status_and_severity_with_buttons() {
+        let buttons = [("Alertmanager", "http://am/#/alerts"), ("Silence", "http://am/#/silences/new")];
+        let card: Value =
+            serde_json::from_str(&format(MsgType::Interactive).body(&content(true, Level::Critical, &buttons)))
+                .unwrap();
+        assert_eq!(card["msg_type"], "interactive");
+        assert_eq!(card["card"]["header"]["template"], "red");
+        assert_eq!(card["card"]["header"]["title"]["content"], "🔴 FIRING 1 · X · Alert");
+        assert_eq!(
+            card["card"]["elements"][0],
+            json!({"tag": "markdown", "content": "**x**\n<at id=ou_1></at> Alert"})
+        );
+        assert_eq!(card["card"]["elements"][1]["actions"][1]["url"], "http://am/#/silences/new");
+        let colour_of = |firing, level| {
+            let v: Value =
+                serde_json::from_str(&format(MsgType::Interactive).body(&content(firing, level, &[]))).unwrap();
+            v["card"]["header"]["template"].as_str().unwrap().to_string()
+        };
+        assert_eq!(
+            [colour_of(true, Level::Warning), colour_of(true, Level::Info), colour_of(false, Level::Critical)],
+            ["orange", "blue", "green"]
+        );
+    }
+
+    #[test]
+    fn mentions_take_each_message_types_form() {
+        let f = |t| format(t).mention_tokens(true);
+        assert_eq!(f(MsgType::Interactive), ["<at id=ou_1></at>"]);
+        assert_eq!(f(MsgType::Text), ["<at user_id=\"ou_1\"></at>"]);
+        assert!(f(MsgType::Post).is_empty(), "a post mentions through its own elements");
+        assert!(format(MsgType::Interactive).mention_tokens(false).is_empty(), "resolved rings nobody by default");
+        let post: Value =
+            serde_json::from_str(&format(MsgType::Post).body(&content(true, Level::Warning, &[]))).unwrap();
+        let lines = post["content"]["post"]["zh_cn"]["content"].as_array().unwrap();
+        assert_eq!(lines.last().unwrap(), &json!([{"tag": "at", "user_id": "ou_1"}]));
+        let text: Value =
+            serde_json::from_str(&format(MsgType::Text).body(&content(true, Level::Warning, &[]))).unwrap();
+        assert_eq!(text, json!({"msg_type": "text", "content": {"text": "**x**\n<at id=ou_1></at> Alert"}}));
+    }
+
+    #[test]
+    fn errors_never_show_the_hook_token_or_secret() {
+        let bot = Bot {
+            service: Service::Feishu,
+            url: Secret::new("http://127.0.0.1:1/open-apis/bot/v2/hook/hook-token-very-secret"),
+            secret: Some(Secret::new("feishu-secret")),
+            format: format(MsgType::Text),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let outcome = rt.block_on(bot.send(&reqwest::Client::new(), "{}"));
+        let Outcome::Retry { reason: crate::channel::Reason::Connect, detail } = outcome else { panic!("{outcome:?}") };
+        assert!(!detail.contains("hook-token-very-secret") && !detail.contains("feishu-secret"), "{detail}");
+        assert_eq!(bot.scrub("echo hook-token-very-secret and feishu-secret", "{}"), "echo <redacted> and <redacted>");
+    }
+}
