@@ -130,12 +130,14 @@ impl App {
             return Ok(budget);
         }
         let now = now_ms();
-        let since = now - target.rate_limit.per.as_millis() as i64;
+        let also = target.channel.rate_windows();
+        let longest = also.iter().map(|w| w.per).chain([target.rate_limit.per]).max().unwrap_or_default();
+        let since = now - longest.as_millis() as i64;
         let (sends, pause) = self.store.robot_state(&key, since, now).await?;
         if let Some(until) = pause {
             warn!(target = %target.name, remaining_s = (until - now) / 1000, "the robot is still paused after it was throttled");
         }
-        let budget = Arc::new(Budget::restore(key.clone(), target.rate_limit, &sends, pause, now));
+        let budget = Arc::new(Budget::restore(key.clone(), target.rate_limit, also, &sends, pause, now));
         Ok(self.budgets.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(budget).clone())
     }
 

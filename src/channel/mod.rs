@@ -77,6 +77,14 @@ impl Channel {
         self.format().msgtype == dingtalk::MsgType::Text
     }
 
+    /// Send budgets the protocol holds besides the target's `rate_limit` (which is the longest one): every
+    /// window must allow a send.
+    pub fn rate_windows(&self) -> &'static [RateLimit] {
+        match self {
+            Channel::DingTalk(_) | Channel::DryRun(_) => &[],
+        }
+    }
+
     /// Mentions that must be written into the text for the protocol to ring them.
     pub fn mention_tokens(&self, firing: bool) -> Vec<String> {
         self.format().mention_tokens(firing)

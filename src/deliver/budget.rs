@@ -1,5 +1,6 @@
 //! A receiving end's send budget: at most `messages` sends in any window of `per`, shared by every target
-//! that posts to the same end, plus the pause the receiver imposes when it throttles. A send counts from
+//! that posts to the same end, plus the pause the receiver imposes when it throttles. A protocol may hold
+//! more than one window at once (Feishu: 100 a minute and 5 a second); every window must allow a send. A send counts from
 //! when it *finished*: the receiver got it somewhere between start and finish, so a window measured from
 //! finishes is never shorter than the one the receiver sees, whatever the network's delays.
 
@@ -18,16 +19,23 @@ pub struct Budget {
 }
 
 struct State {
+    /// The configured window (`rate_limit`; `off` turns the whole budget off).
     limit: RateLimit,
-    /// Start (while in flight) or finish times of the sends in the current window, oldest first.
+    /// Windows the protocol holds besides it.
+    also: &'static [RateLimit],
+    /// Start (while in flight) or finish times of the sends in the longest window, oldest first.
     sent: VecDeque<Instant>,
     paused_until: Option<Instant>,
 }
 
 impl State {
-    /// Sends that still count at `at`.
-    fn counted(&self, at: Instant) -> usize {
-        self.sent.iter().filter(|&&t| t + self.limit.per > at).count()
+    fn windows(&self) -> impl Iterator<Item = RateLimit> + '_ {
+        std::iter::once(self.limit).chain(self.also.iter().copied())
+    }
+
+    /// Sends that still count at `at` in `window`.
+    fn counted(&self, window: RateLimit, at: Instant) -> usize {
+        self.sent.iter().filter(|&&t| t + window.per > at).count()
     }
 
     /// How long from `now` until a send is allowed (zero: now). Forgets what no longer counts.
@@ -41,15 +49,21 @@ impl State {
         if self.limit.is_unlimited() {
             return Duration::ZERO;
         }
-        while self.sent.front().is_some_and(|&t| now.duration_since(t) >= self.limit.per) {
+        let longest = self.windows().map(|w| w.per).max().unwrap_or(self.limit.per);
+        while self.sent.front().is_some_and(|&t| now.duration_since(t) >= longest) {
             self.sent.pop_front();
         }
-        let messages = self.limit.messages as usize;
-        if self.sent.len() < messages {
-            return Duration::ZERO;
+        let mut wait = Duration::ZERO;
+        for window in self.windows() {
+            let messages = window.messages as usize;
+            if self.counted(window, now) < messages {
+                continue;
+            }
+            // The window is full: the next send may go when enough of its oldest sends have aged out.
+            let oldest_needed = self.sent[self.sent.len() - messages];
+            wait = wait.max((oldest_needed + window.per).saturating_duration_since(now));
         }
-        // The window is full: the next send may go when enough of the oldest sends have aged out.
-        (self.sent[self.sent.len() - messages] + self.limit.per).saturating_duration_since(now)
+        wait
     }
 }
 
@@ -65,13 +79,25 @@ fn instant_at(at_ms: i64, now_ms: i64) -> Option<Instant> {
 
 impl Budget {
     pub fn new(key: String, limit: RateLimit) -> Self {
-        Budget { key, state: Mutex::new(State { limit, sent: VecDeque::new(), paused_until: None }) }
+        Budget::with_windows(key, limit, &[])
+    }
+
+    /// A budget that also holds the protocol's own windows `also` (they apply unless `limit` is off).
+    pub fn with_windows(key: String, limit: RateLimit, also: &'static [RateLimit]) -> Self {
+        Budget { key, state: Mutex::new(State { limit, also, sent: VecDeque::new(), paused_until: None }) }
     }
 
     /// A budget whose recent sends and pause (wall-clock milliseconds, from the store) still count, so a
     /// restart neither resets the window nor lifts the receiver's penalty.
-    pub fn restore(key: String, limit: RateLimit, sends_ms: &[i64], paused_until_ms: Option<i64>, now_ms: i64) -> Self {
-        let budget = Budget::new(key, limit);
+    pub fn restore(
+        key: String,
+        limit: RateLimit,
+        also: &'static [RateLimit],
+        sends_ms: &[i64],
+        paused_until_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Self {
+        let budget = Budget::with_windows(key, limit, also);
         {
             let mut s = budget.lock();
             s.sent = sends_ms.iter().filter_map(|&t| instant_at(t, now_ms)).collect();
@@ -105,7 +131,19 @@ impl Budget {
         if s.limit.is_unlimited() {
             return usize::MAX;
         }
-        (s.limit.messages as usize).saturating_sub(s.counted(at))
+        // The configured window has the room its sends leave at the horizon (as a single window always
+        // had: the storm policy plans with it). A protocol's shorter window refills within the horizon,
+        // once per full window, so it limits only what could go in a row.
+        let now = Instant::now();
+        let configured = (s.limit.messages as usize).saturating_sub(s.counted(s.limit, at));
+        s.also
+            .iter()
+            .map(|w| {
+                let messages = w.messages as usize;
+                let refills = (horizon.as_millis() / w.per.as_millis().max(1)) as usize;
+                messages.saturating_sub(s.counted(*w, now)).saturating_add(messages.saturating_mul(refills))
+            })
+            .fold(configured, usize::min)
     }
 
     /// How long until the budget allows a send (zero: now).
@@ -185,6 +223,37 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn every_window_must_allow_a_send() {
+        // Feishu's: 100 a minute and 5 a second, at once.
+        static PER_SECOND: [RateLimit; 1] = [RateLimit { messages: 5, per: Duration::from_secs(1) }];
+        let budget =
+            Budget::with_windows("r".into(), RateLimit { messages: 100, per: Duration::from_secs(60) }, &PER_SECOND);
+        let start = Instant::now();
+        let mut at = vec![];
+        for _ in 0..102 {
+            let slot = budget.acquire().await;
+            budget.finished(slot);
+            at.push(start.elapsed());
+        }
+        // Five in each second...
+        for second in 0..20 {
+            let within = at.iter().filter(|t| t.as_secs() == second).count();
+            assert_eq!(within, 5, "second {second}: {at:?}");
+        }
+        // ...until the minute's 100 are spent: the 101st waits for the first to age out of the minute.
+        assert_eq!(at[99], Duration::from_secs(19));
+        assert_eq!(at[100], Duration::from_secs(60));
+        assert_eq!(at[101], Duration::from_secs(60), "the first second's five have aged out together");
+        // Now: the minute holds 97 (3 free) and this second 2 (3 free).
+        assert_eq!(budget.available_within(Duration::ZERO), 3);
+        // Over a 15 s horizon the minute's window decides; the second's refills 15 times.
+        let fresh =
+            Budget::with_windows("f".into(), RateLimit { messages: 100, per: Duration::from_secs(60) }, &PER_SECOND);
+        assert_eq!(fresh.available_within(Duration::from_secs(15)), 80);
+        assert_eq!(fresh.available_within(Duration::ZERO), 5, "right now, five in a row");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_send_counts_from_when_it_finished() {
         let budget = budget(1);
         let start = Instant::now();
@@ -200,9 +269,9 @@ mod tests {
     async fn a_restored_budget_keeps_its_window_and_pause() {
         let now = 1_000_000;
         let limit = RateLimit { messages: 2, per: Duration::from_secs(60) };
-        let b = Budget::restore("r".into(), limit, &[now - 50_000, now - 10_000], None, now);
+        let b = Budget::restore("r".into(), limit, &[], &[now - 50_000, now - 10_000], None, now);
         assert_eq!(b.wait_time(), Duration::from_secs(10));
-        let b = Budget::restore("r".into(), limit, &[], Some(now + 300_000), now);
+        let b = Budget::restore("r".into(), limit, &[], &[], Some(now + 300_000), now);
         assert_eq!(b.wait_time(), Duration::from_secs(300));
         assert_eq!(b.available_within(Duration::from_secs(301)), 2);
     }
