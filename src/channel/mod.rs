@@ -20,6 +20,8 @@ pub enum Channel {
     DingTalk(dingtalk::Robot),
     /// Logs the exact bodies instead of sending them (trying the bridge without a robot).
     DryRun(dry_run::DryRun),
+    /// A Feishu or Lark custom bot.
+    Feishu(feishu::Bot),
 }
 
 /// A rendered message, before any protocol has turned it into a request body.
@@ -59,22 +61,26 @@ impl Level {
 }
 
 impl Channel {
-    /// The message format the protocol posts.
-    fn format(&self) -> &dingtalk::Format {
-        match self {
-            Channel::DingTalk(robot) => &robot.format,
-            Channel::DryRun(dry) => &dry.format,
-        }
-    }
-
-    /// The protocol's message type, as configured (`markdown`, `text`, `actionCard`).
+    /// The protocol's message type, as configured (`markdown`, `text`, `actionCard`, `interactive`, `post`).
     pub fn msgtype(&self) -> &'static str {
-        self.format().msgtype.as_str()
+        match self {
+            Channel::DingTalk(robot) => robot.format.msgtype.as_str(),
+            Channel::DryRun(dry) => dry.format.msgtype.as_str(),
+            Channel::Feishu(bot) => bot.format.msgtype.as_str(),
+        }
     }
 
     /// Whether messages are plain text (no title, no markdown).
     pub fn text_only(&self) -> bool {
-        self.format().msgtype == dingtalk::MsgType::Text
+        self.msgtype() == "text"
+    }
+
+    /// The template (of a set) that renders a message's text when it is not plain text.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Channel::DingTalk(_) | Channel::DryRun(_) => "markdown",
+            Channel::Feishu(_) => "feishu",
+        }
     }
 
     /// Send budgets the protocol holds besides the target's `rate_limit` (which is the longest one): every
@@ -82,17 +88,26 @@ impl Channel {
     pub fn rate_windows(&self) -> &'static [RateLimit] {
         match self {
             Channel::DingTalk(_) | Channel::DryRun(_) => &[],
+            Channel::Feishu(_) => &feishu::RATE_LIMITS[1..],
         }
     }
 
     /// Mentions that must be written into the text for the protocol to ring them.
     pub fn mention_tokens(&self, firing: bool) -> Vec<String> {
-        self.format().mention_tokens(firing)
+        match self {
+            Channel::DingTalk(robot) => robot.format.mention_tokens(firing),
+            Channel::DryRun(dry) => dry.format.mention_tokens(firing),
+            Channel::Feishu(bot) => bot.format.mention_tokens(firing),
+        }
     }
 
-    /// The request body for `content`; `uuid` lets the receiver drop a repeat.
+    /// The request body for `content`; `uuid` lets the receiver drop a repeat (where the protocol can).
     pub fn body(&self, content: &Content, uuid: &str) -> String {
-        self.format().body(content, uuid)
+        match self {
+            Channel::DingTalk(robot) => robot.format.body(content, uuid),
+            Channel::DryRun(dry) => dry.format.body(content, uuid),
+            Channel::Feishu(bot) => bot.format.body(content),
+        }
     }
 
     /// What identifies the receiving end: targets with the same one share its rate budget. Holds
@@ -101,6 +116,7 @@ impl Channel {
         match self {
             Channel::DingTalk(robot) => robot.url.expose().to_string(),
             Channel::DryRun(_) => format!("dry-run:{target}"),
+            Channel::Feishu(bot) => bot.url.expose().to_string(),
         }
     }
 
@@ -116,6 +132,10 @@ impl Channel {
         match self {
             Channel::DingTalk(_) => "dingtalk",
             Channel::DryRun(_) => "dry_run",
+            Channel::Feishu(bot) => match bot.service {
+                feishu::Service::Feishu => "feishu",
+                feishu::Service::Lark => "lark",
+            },
         }
     }
 
@@ -123,6 +143,7 @@ impl Channel {
     pub fn service(&self) -> &'static str {
         match self {
             Channel::DingTalk(_) | Channel::DryRun(_) => "DingTalk",
+            Channel::Feishu(bot) => bot.service.name(),
         }
     }
 
@@ -131,6 +152,7 @@ impl Channel {
         match self {
             Channel::DingTalk(robot) => robot.describe(),
             Channel::DryRun(_) => "dry run (bodies are logged, not sent)".to_string(),
+            Channel::Feishu(bot) => bot.describe(),
         }
     }
 
@@ -144,6 +166,7 @@ impl Channel {
         match self {
             Channel::DingTalk(robot) => robot.send(client, body).await,
             Channel::DryRun(dry) => dry.send(target, msg_uuid, body),
+            Channel::Feishu(bot) => bot.send(client, body).await,
         }
     }
 }

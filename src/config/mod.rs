@@ -340,6 +340,30 @@ targets:
     }
 
     #[test]
+    fn a_target_type_decides_its_keys() {
+        let hook = "https://open.feishu.cn/open-apis/bot/v2/hook/tok";
+        let c = load(&format!(
+            "targets:\n  f:\n    type: feishu\n    url: {hook}\n    secret: s\n    mention: {{user_ids: [ou_1]}}\n"
+        ))
+        .unwrap();
+        let Channel::Feishu(bot) = &c.targets["f"].channel else { panic!("a Feishu bot") };
+        assert_eq!(bot.format.msgtype, crate::channel::feishu::MsgType::Interactive, "cards by default");
+        assert_eq!(c.targets["f"].rate_limit, crate::channel::feishu::RATE_LIMITS[0], "Feishu's own budget");
+        assert_eq!(c.targets["f"].channel.rate_windows(), &crate::channel::feishu::RATE_LIMITS[1..]);
+        let err = load(&format!("targets:\n  f:\n    type: feishu\n    url: {hook}\n    msgtype: markdown\n    mention: {{mobiles: ['138']}}\n")).unwrap_err().to_string();
+        assert!(err.contains("targets.f.mention.mobiles: not a key of a feishu target"), "{err}");
+        assert!(err.contains("targets.f.msgtype: unsupported message type for a feishu target"), "{err}");
+        let err = load("targets:\n  w:\n    type: wechat\n    url: https://x/y\n").unwrap_err().to_string();
+        assert!(err.contains("targets.w.type: unknown target type"), "{err}");
+        // The host never decides the type, but a mismatch is pointed out.
+        let c = load(&format!("targets:\n  d:\n    url: {hook}\n")).unwrap();
+        assert!(matches!(c.targets["d"].channel, Channel::DingTalk(_)));
+        assert!(
+            c.warnings.iter().any(|w| w.key == "targets.d.url" && w.message.contains("looks like a feishu webhook"))
+        );
+    }
+
+    #[test]
     fn labels_to_hide_and_show_are_read_and_may_not_conflict() {
         let c = load("targets:\n  t:\n    dry_run: true\n    labels: {hide: [cluster], show: [service]}\n").unwrap();
         assert_eq!(c.targets["t"].labels, LabelFilter { hide: vec!["cluster".into()], show: vec!["service".into()] });

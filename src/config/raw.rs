@@ -108,6 +108,9 @@ pub(super) struct RawLimit {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTarget {
+    /// `dingtalk` (the default), `feishu` or `lark`.
+    #[serde(rename = "type")]
+    pub(super) kind: Option<String>,
     pub(super) url: Option<String>,
     pub(super) url_file: Option<String>,
     pub(super) secret: Option<String>,

@@ -6,6 +6,7 @@ use super::validate::Validator;
 use super::*;
 use crate::channel::dingtalk::{self, Format, Mention, MsgType};
 use crate::channel::dry_run::DryRun;
+use crate::channel::feishu;
 use crate::channel::{Channel, RateLimit};
 use crate::secret::Secret;
 
@@ -28,8 +29,25 @@ impl Validator<'_> {
         for (i, k) in labels.hide.iter().enumerate().filter(|(_, k)| labels.show.contains(k)) {
             self.problem(&format!("{key}.labels.hide[{i}]"), format!("{k:?} is in both hide and show"));
         }
+        let kind = t.kind.clone().unwrap_or_else(|| "dingtalk".to_string());
+        // A protocol's own budget is the default where the configuration sets none (unless it turned them off).
+        let default_rate = match kind.as_str() {
+            "feishu" | "lark" if !default_rate.is_unlimited() => feishu::RATE_LIMITS[0],
+            _ => default_rate,
+        };
         let rate_limit = self.rate_limit(&format!("{key}.rate_limit"), t.rate_limit.as_ref(), default_rate);
-        let channel = self.dingtalk(&key, t)?;
+        let channel = match kind.as_str() {
+            "dingtalk" => {
+                self.warn_if_other_tool(&key, t.url.as_deref(), "dingtalk");
+                self.dingtalk(&key, t)?
+            }
+            "feishu" => self.feishu(&key, t, feishu::Service::Feishu)?,
+            "lark" => self.feishu(&key, t, feishu::Service::Lark)?,
+            _ => {
+                self.problem(&format!("{key}.type"), "unknown target type; expected dingtalk, feishu or lark");
+                return None;
+            }
+        };
         Some(Target { name: name.to_string(), channel, keyword, template, labels, rate_limit })
     }
 
@@ -119,5 +137,92 @@ impl Validator<'_> {
             Some(url) => Channel::DingTalk(dingtalk::Robot { url, secret: secret.map(Secret::new), format }),
             None => Channel::DryRun(DryRun { format }),
         })
+    }
+
+    /// A Feishu or Lark custom bot (url, secret, msgtype, mention by user id).
+    fn feishu(&mut self, key: &str, t: RawTarget, service: feishu::Service) -> Option<Channel> {
+        let kind = service.name().to_lowercase();
+        // Keys only DingTalk targets have: an error naming the key and the type, not a silent no-op.
+        if t.dry_run {
+            self.problem(&format!("{key}.dry_run"), format!("not a key of a {kind} target (dry runs are DingTalk's)"));
+        }
+        if !t.mention.mobiles.is_empty() {
+            self.problem(
+                &format!("{key}.mention.mobiles"),
+                format!("not a key of a {kind} target: {} custom bots mention by user id only", service.name()),
+            );
+        }
+        self.warn_if_other_tool(key, t.url.as_deref(), &kind);
+        let url = self.inline_or_file(&format!("{key}.url"), t.url.as_deref(), t.url_file.as_deref());
+        let Some(url) = url else {
+            if !self.problems.iter().any(|p| p.key.starts_with(&format!("{key}.url"))) {
+                self.problem(&format!("{key}.url"), "missing: set url or url_file (the bot's webhook address)");
+            }
+            return None;
+        };
+        match reqwest::Url::parse(&url) {
+            Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
+                if u.scheme() == "http" {
+                    self.warn(
+                        &format!("{key}.url"),
+                        "plain http: the hook token travels unencrypted (fine for tests on loopback)",
+                    );
+                }
+            }
+            _ => self.problem(
+                &format!("{key}.url"),
+                "not an http(s) URL with a host (value not shown: it holds the hook token)",
+            ),
+        }
+        let secret = self.inline_or_file(&format!("{key}.secret"), t.secret.as_deref(), t.secret_file.as_deref());
+        let msgtype = match t.msgtype.as_deref() {
+            None | Some("interactive") => feishu::MsgType::Interactive,
+            Some("post") => feishu::MsgType::Post,
+            Some("text") => feishu::MsgType::Text,
+            Some(_) => {
+                self.problem(
+                    &format!("{key}.msgtype"),
+                    format!("unsupported message type for a {kind} target; expected interactive, post or text"),
+                );
+                feishu::MsgType::Interactive
+            }
+        };
+        let user_ids: Vec<String> = t
+            .mention
+            .user_ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| self.expand(&format!("{key}.mention.user_ids[{i}]"), m))
+            .collect();
+        for (i, u) in user_ids.iter().enumerate() {
+            if u.trim().is_empty() || u.contains(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>') {
+                self.problem(&format!("{key}.mention.user_ids[{i}]"), "not a user id or open_id (ou_...)");
+            }
+        }
+        let mention = feishu::Mention { all: t.mention.all, user_ids, on_resolved: t.mention.on_resolved };
+        let format = feishu::Format { msgtype, mention };
+        Some(Channel::Feishu(feishu::Bot { service, url: Secret::new(url), secret: secret.map(Secret::new), format }))
+    }
+
+    /// A URL whose host is another chat tool's draws a warning (the type is never guessed from it).
+    fn warn_if_other_tool(&mut self, key: &str, url: Option<&str>, kind: &str) {
+        let Some(host) = url.and_then(|u| reqwest::Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_string))
+        else {
+            return;
+        };
+        let looks = if host.ends_with("dingtalk.com") {
+            "dingtalk"
+        } else if host.ends_with("feishu.cn") {
+            "feishu"
+        } else if host.ends_with("larksuite.com") {
+            "lark"
+        } else if host.ends_with("weixin.qq.com") {
+            "wecom"
+        } else {
+            return;
+        };
+        if looks != kind {
+            self.warn(&format!("{key}.url"), format!("the URL looks like a {looks} webhook, but the target's type is {kind}: set type: {looks} if it is one"));
+        }
     }
 }

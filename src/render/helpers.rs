@@ -386,6 +386,13 @@ pub fn register_all(hb: &mut Handlebars<'static>, tz: Tz) {
         let (summary, description) = clipped_notes(&field("summary"), &field("description"), NOTES_LINES);
         Ok(Value::String(quote(&[summary, description], NOTES_LINES + 2)))
     });
+    // `lines text`: each line escaped as `md` does, blank lines dropped, line breaks kept (for Feishu, which
+    // keeps them).
+    register(hb, "lines", |p, _| {
+        let s = text(arg(p, 0, "text")?);
+        let lines: Vec<String> = s.lines().map(str::trim).filter(|l| !l.is_empty()).map(escape_markdown).collect();
+        Ok(Value::String(lines.join("\n")))
+    });
     // `clip text lines`: at most that many lines on a phone, its own line breaks kept, `…` if cut.
     register(hb, "clip", |p, _| {
         let s = text(arg(p, 0, "text")?);

@@ -29,11 +29,12 @@ use crate::decode::{Decoded, Status};
 /// The template set every installation has; users may override its files.
 pub const DEFAULT_SET: &str = "default";
 /// The files of a template set.
-pub const KINDS: [&str; 3] = ["title", "markdown", "text"];
-const BUILTIN: [(&str, &str); 3] = [
+pub const KINDS: [&str; 4] = ["title", "markdown", "text", "feishu"];
+const BUILTIN: [(&str, &str); 4] = [
     ("title", include_str!("../../templates/default/title.hbs")),
     ("markdown", include_str!("../../templates/default/markdown.hbs")),
     ("text", include_str!("../../templates/default/text.hbs")),
+    ("feishu", include_str!("../../templates/default/feishu.hbs")),
 ];
 const TRUNCATION_MARKER: &str = "\n\n… (cut to fit DingTalk's message size limit)";
 const MAX_TITLE_CHARS: usize = 256;
@@ -308,7 +309,7 @@ impl Renderer {
                 if target.channel.text_only() {
                     (String::new(), render("text")?)
                 } else {
-                    (render("title")?, render("markdown")?)
+                    (render("title")?, render(target.channel.template())?)
                 }
             }
         };

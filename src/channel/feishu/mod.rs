@@ -3,9 +3,6 @@
 //! severity and buttons, a post, or text), signing at send time (fields in the body, not the URL), the
 //! request, and (in [`answer`]) what each answer means.
 //!
-//! Issue 12, first step: the protocol itself, unit-tested against the protocol notes' vectors. Not yet a
-//! target `type` a configuration can choose: Feishu's two rate limits at once (100 a minute and 5 a
-//! second) need the budget to hold two windows, and the mock and end-to-end tests are still to come.
 
 pub mod answer;
 pub mod sign;
@@ -170,6 +167,17 @@ impl Bot {
             }
         };
         outcome.map_detail(|detail| self.scrub(detail, &signed))
+    }
+
+    /// The URL for logs, the hook token redacted, with whether it signs and its message type.
+    pub fn describe(&self) -> String {
+        let url = self.url.expose();
+        let shown = match url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/<redacted>"),
+            None => "<redacted>".to_string(),
+        };
+        let signed = if self.secret.is_some() { "signed" } else { "unsigned" };
+        format!("{} {shown} ({signed}, {})", self.service.name(), self.format.msgtype.as_str())
     }
 
     /// `text` without the hook token, the secret, or the signature.
