@@ -4,6 +4,7 @@
 
 pub mod attack;
 pub mod mock_dingtalk;
+pub mod mock_feishu;
 
 use std::future::Future;
 use std::net::SocketAddr;

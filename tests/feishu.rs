@@ -1,0 +1,151 @@
+//! Feishu and Lark targets over loopback against `tests/common/mock_feishu.rs`, which enforces the
+//! protocol: signature in the body with its one-hour window, keywords, sizes, both rate limits (11232).
+
+mod common;
+
+use std::time::Duration;
+
+use common::mock_feishu::{BotSpec, MockFeishu};
+use common::{Bridge, FIRING, RESOLVED, group, metric, post, wait_for};
+
+const SECRET: &str = "feishu-signing-secret";
+
+fn config(mock: &MockFeishu, secret: &str, extra: &str) -> String {
+    format!(
+        r#"timezone: Asia/Shanghai
+storage: {{path: outbox.sqlite3}}
+delivery: {{backoff_initial: 100ms, backoff_max: 200ms}}
+targets:
+  ops-feishu:
+    type: feishu
+    url: "{}"
+    secret: "{secret}"
+    keyword: Alert
+    mention: {{user_ids: [ou_oncall]}}
+  ops-lark:
+    type: lark
+    url: "{}"
+    msgtype: post
+    keyword: Alert
+{extra}"#,
+        mock.url("hook-feishu"),
+        mock.url("hook-lark"),
+    )
+}
+
+fn bots() -> Vec<BotSpec> {
+    vec![
+        BotSpec { token: "hook-feishu".into(), secret: Some(SECRET.into()), keywords: vec!["Alert".into()] },
+        BotSpec { token: "hook-lark".into(), secret: None, keywords: vec!["Alert".into()] },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firing_then_resolved_arrive_as_signed_cards_with_keyword_and_mention() {
+    let mock = MockFeishu::start(bots()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &config(&mock, SECRET, "")).await;
+    let send = bridge.url("/dingtalk/ops-feishu/send");
+    assert_eq!(post(&send, "application/json", FIRING).await.0, 200);
+    wait_for("the firing card", || async { mock.posted().len() == 1 }).await;
+    assert_eq!(post(&send, "application/json", RESOLVED).await.0, 200);
+    wait_for("the resolved card", || async { mock.posted().len() == 2 }).await;
+
+    let posted = mock.posted();
+    let card = &posted[0].body["card"];
+    assert_eq!(posted[0].body["msg_type"], "interactive");
+    assert_eq!(card["header"]["title"]["content"], "🟠 FIRING 3 · NodeDiskFull · warning · Alert");
+    assert_eq!(card["header"]["template"], "orange", "coloured by severity");
+    let markdown = card["elements"][0]["content"].as_str().unwrap();
+    assert!(markdown.contains("Disk almost full on node1") || markdown.contains("node1:9100"), "{markdown}");
+    let buttons: Vec<&str> = card["elements"][1]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["text"]["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(buttons, ["Alertmanager", "Silence", "Runbook"]);
+    assert_eq!(posted[0].rings, ["ou_oncall"], "the mention is in the card's markdown, so it rings");
+    assert_eq!(posted[1].body["card"]["header"]["template"], "green");
+    assert!(posted[1].rings.is_empty(), "resolved rings nobody by default");
+    assert_eq!(mock.codes(), [0, 0], "signed and with the keyword: the mock checked both");
+    assert!(posted.iter().all(|p| p.body.get("sign").is_some()), "signature fields in the body");
+    let m = bridge.metrics().await;
+    assert_eq!(metric(&m, "dingtalk_bridge_notifications_total", &[("target", "ops-feishu")]), 2.0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lark_post_and_a_wrong_secret() {
+    let mock = MockFeishu::start(bots()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &config(&mock, "not-the-secret", "")).await;
+    assert_eq!(post(&bridge.url("/dingtalk/ops-lark/send"), "application/json", FIRING).await.0, 200);
+    assert_eq!(post(&bridge.url("/dingtalk/ops-feishu/send"), "application/json", FIRING).await.0, 200);
+    wait_for("the Lark post", || async { mock.posted().len() == 1 }).await;
+    let p = &mock.posted()[0];
+    assert_eq!((p.token.as_str(), p.body["msg_type"].as_str()), ("hook-lark", Some("post")));
+    assert_eq!(p.body["content"]["post"]["zh_cn"]["title"], "🟠 FIRING 3 · NodeDiskFull · warning · Alert");
+    wait_for("the signature failure", || async {
+        let m = bridge.metrics().await;
+        metric(
+            &m,
+            "dingtalk_bridge_notifications_failed_total",
+            &[("target", "ops-feishu"), ("reason", "feishu_signature_or_clock")],
+        ) == 1.0
+    })
+    .await;
+    assert_eq!(mock.codes().iter().filter(|&&c| c == 19021).count(), 1, "given up at once, no retry storm");
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_groups_at_once_keep_to_five_a_second_and_are_never_throttled() {
+    let mock = MockFeishu::start(bots()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &config(&mock, SECRET, "")).await;
+    let send = bridge.url("/dingtalk/ops-feishu/send");
+    for i in 0..12 {
+        assert_eq!(post(&send, "application/json", group(i)).await.0, 200);
+    }
+    wait_for("all twelve", || async { mock.posted().len() == 12 }).await;
+    assert!(!mock.codes().contains(&11232), "Feishu never had to refuse one: {:?}", mock.codes());
+    let titles: Vec<String> = mock
+        .posted()
+        .iter()
+        .map(|p| p.body["card"]["header"]["title"]["content"].as_str().unwrap().to_string())
+        .collect();
+    for i in 0..12 {
+        assert!(titles.iter().any(|t| t.contains(&format!("Incident-{i:03}"))), "{titles:?}");
+    }
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frequency_limited_is_answered_by_a_pause_never_a_failure() {
+    // A bot stricter than documented: 2 a second. Feishu answers 11232 past it.
+    let mock = MockFeishu::start_with(bots(), vec![(2, Duration::from_secs(1))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(&mock, SECRET, "").replace("backoff_max: 200ms}", "backoff_max: 200ms, throttle_penalty: 1s}");
+    let bridge = Bridge::start(dir.path(), &yaml).await;
+    let send = bridge.url("/dingtalk/ops-feishu/send");
+    for i in 0..4 {
+        assert_eq!(post(&send, "application/json", group(i)).await.0, 200);
+    }
+    wait_for("all four", || async { mock.posted().len() == 4 }).await;
+    assert!(mock.codes().contains(&11232), "the mock had to refuse one: {:?}", mock.codes());
+    let m = bridge.metrics().await;
+    assert!(metric(&m, "dingtalk_bridge_throttled_total", &[("target", "ops-feishu")]) >= 1.0, "counted as throttled");
+    assert_eq!(
+        metric(&m, "dingtalk_bridge_notifications_failed_total", &[("target", "ops-feishu"), ("reason", "throttled")]),
+        0.0
+    );
+    let mut titles: Vec<String> = mock
+        .posted()
+        .iter()
+        .map(|p| p.body["card"]["header"]["title"]["content"].as_str().unwrap().to_string())
+        .collect();
+    titles.dedup();
+    assert_eq!(titles.len(), 4, "each once: {titles:?}");
+    bridge.stop().await;
+}
