@@ -10,6 +10,7 @@
 pub mod dingtalk;
 pub mod dry_run;
 pub mod feishu;
+pub mod wecom;
 
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ pub enum Channel {
     DryRun(dry_run::DryRun),
     /// A Feishu or Lark custom bot.
     Feishu(feishu::Bot),
+    /// A WeCom group robot.
+    WeCom(wecom::Robot),
 }
 
 /// A rendered message, before any protocol has turned it into a request body.
@@ -67,6 +70,7 @@ impl Channel {
             Channel::DingTalk(robot) => robot.format.msgtype.as_str(),
             Channel::DryRun(dry) => dry.format.msgtype.as_str(),
             Channel::Feishu(bot) => bot.format.msgtype.as_str(),
+            Channel::WeCom(robot) => robot.format.msgtype.as_str(),
         }
     }
 
@@ -78,7 +82,7 @@ impl Channel {
     /// The template (of a set) that renders a message's text when it is not plain text.
     pub fn template(&self) -> &'static str {
         match self {
-            Channel::DingTalk(_) | Channel::DryRun(_) => "markdown",
+            Channel::DingTalk(_) | Channel::DryRun(_) | Channel::WeCom(_) => "markdown",
             Channel::Feishu(_) => "feishu",
         }
     }
@@ -87,7 +91,7 @@ impl Channel {
     /// window must allow a send.
     pub fn rate_windows(&self) -> &'static [RateLimit] {
         match self {
-            Channel::DingTalk(_) | Channel::DryRun(_) => &[],
+            Channel::DingTalk(_) | Channel::DryRun(_) | Channel::WeCom(_) => &[],
             Channel::Feishu(_) => &feishu::RATE_LIMITS[1..],
         }
     }
@@ -98,6 +102,7 @@ impl Channel {
             Channel::DingTalk(robot) => robot.format.mention_tokens(firing),
             Channel::DryRun(dry) => dry.format.mention_tokens(firing),
             Channel::Feishu(bot) => bot.format.mention_tokens(firing),
+            Channel::WeCom(robot) => robot.format.mention_tokens(firing),
         }
     }
 
@@ -107,6 +112,27 @@ impl Channel {
             Channel::DingTalk(robot) => robot.format.body(content, uuid),
             Channel::DryRun(dry) => dry.format.body(content, uuid),
             Channel::Feishu(bot) => bot.format.body(content),
+            Channel::WeCom(robot) => robot.format.body(content),
+        }
+    }
+
+    /// The most bytes a message may have, as the protocol counts them (see [`measure`](Self::measure)),
+    /// where it is less than `delivery.max_message_bytes` may be (that setting is checked against
+    /// DingTalk's 20000 bytes).
+    pub fn max_bytes(&self) -> Option<usize> {
+        match self {
+            Channel::DingTalk(_) | Channel::DryRun(_) => None,
+            Channel::Feishu(_) => Some(feishu::MAX_BYTES),
+            Channel::WeCom(robot) => Some(robot.format.msgtype.max_content_bytes()),
+        }
+    }
+
+    /// A body's size as the protocol counts it against [`max_bytes`](Self::max_bytes): the whole body,
+    /// or (WeCom) the message's content.
+    pub fn measure(&self, body: &str) -> usize {
+        match self {
+            Channel::WeCom(robot) => robot.format.measure(body),
+            _ => body.len(),
         }
     }
 
@@ -117,6 +143,7 @@ impl Channel {
             Channel::DingTalk(robot) => robot.url.expose().to_string(),
             Channel::DryRun(_) => format!("dry-run:{target}"),
             Channel::Feishu(bot) => bot.url.expose().to_string(),
+            Channel::WeCom(robot) => robot.url.expose().to_string(),
         }
     }
 
@@ -136,6 +163,7 @@ impl Channel {
                 feishu::Service::Feishu => "feishu",
                 feishu::Service::Lark => "lark",
             },
+            Channel::WeCom(_) => "wecom",
         }
     }
 
@@ -144,6 +172,7 @@ impl Channel {
         match self {
             Channel::DingTalk(_) | Channel::DryRun(_) => "DingTalk",
             Channel::Feishu(bot) => bot.service.name(),
+            Channel::WeCom(_) => "WeCom",
         }
     }
 
@@ -153,6 +182,7 @@ impl Channel {
             Channel::DingTalk(robot) => robot.describe(),
             Channel::DryRun(_) => "dry run (bodies are logged, not sent)".to_string(),
             Channel::Feishu(bot) => bot.describe(),
+            Channel::WeCom(robot) => robot.describe(),
         }
     }
 
@@ -167,6 +197,7 @@ impl Channel {
             Channel::DingTalk(robot) => robot.send(client, body).await,
             Channel::DryRun(dry) => dry.send(target, msg_uuid, body),
             Channel::Feishu(bot) => bot.send(client, body).await,
+            Channel::WeCom(robot) => robot.send(client, body).await,
         }
     }
 }
@@ -235,6 +266,7 @@ pub enum Reason {
     Throttled,
     DingTalk(dingtalk::Reason),
     Feishu(feishu::Reason),
+    WeCom(wecom::Reason),
 }
 
 impl Reason {
@@ -251,6 +283,7 @@ impl Reason {
             Reason::Throttled => "throttled",
             Reason::DingTalk(r) => r.as_str(),
             Reason::Feishu(r) => r.as_str(),
+            Reason::WeCom(r) => r.as_str(),
         }
     }
 
@@ -268,6 +301,7 @@ impl Reason {
             }
             Reason::DingTalk(r) => r.hint(),
             Reason::Feishu(r) => r.hint(),
+            Reason::WeCom(r) => r.hint(),
             _ => "transient",
         }
     }

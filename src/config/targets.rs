@@ -6,8 +6,8 @@ use super::validate::Validator;
 use super::*;
 use crate::channel::dingtalk::{self, Format, Mention, MsgType};
 use crate::channel::dry_run::DryRun;
-use crate::channel::feishu;
 use crate::channel::{Channel, RateLimit};
+use crate::channel::{feishu, wecom};
 use crate::secret::Secret;
 
 impl Validator<'_> {
@@ -33,6 +33,7 @@ impl Validator<'_> {
         // A protocol's own budget is the default where the configuration sets none (unless it turned them off).
         let default_rate = match kind.as_str() {
             "feishu" | "lark" if !default_rate.is_unlimited() => feishu::RATE_LIMITS[0],
+            "wecom" if !default_rate.is_unlimited() => wecom::RATE_LIMIT,
             _ => default_rate,
         };
         let rate_limit = self.rate_limit(&format!("{key}.rate_limit"), t.rate_limit.as_ref(), default_rate);
@@ -43,8 +44,9 @@ impl Validator<'_> {
             }
             "feishu" => self.feishu(&key, t, feishu::Service::Feishu)?,
             "lark" => self.feishu(&key, t, feishu::Service::Lark)?,
+            "wecom" => self.wecom(&key, t)?,
             _ => {
-                self.problem(&format!("{key}.type"), "unknown target type; expected dingtalk, feishu or lark");
+                self.problem(&format!("{key}.type"), "unknown target type; expected dingtalk, feishu, lark or wecom");
                 return None;
             }
         };
@@ -202,6 +204,68 @@ impl Validator<'_> {
         let mention = feishu::Mention { all: t.mention.all, user_ids, on_resolved: t.mention.on_resolved };
         let format = feishu::Format { msgtype, mention };
         Some(Channel::Feishu(feishu::Bot { service, url: Secret::new(url), secret: secret.map(Secret::new), format }))
+    }
+
+    /// A WeCom group robot (url with its key, msgtype, mention by user id and mobile).
+    fn wecom(&mut self, key: &str, t: RawTarget) -> Option<Channel> {
+        for (set, name) in
+            [(t.dry_run, "dry_run"), (t.secret.is_some(), "secret"), (t.secret_file.is_some(), "secret_file")]
+        {
+            if set {
+                self.problem(
+                    &format!("{key}.{name}"),
+                    "not a key of a wecom target (a WeCom robot has no signing secret: its key is in the URL)",
+                );
+            }
+        }
+        self.warn_if_other_tool(key, t.url.as_deref(), "wecom");
+        let url = self.inline_or_file(&format!("{key}.url"), t.url.as_deref(), t.url_file.as_deref());
+        let Some(url) = url else {
+            if !self.problems.iter().any(|p| p.key.starts_with(&format!("{key}.url"))) {
+                self.problem(
+                    &format!("{key}.url"),
+                    "missing: set url or url_file (the robot's webhook address with its key)",
+                );
+            }
+            return None;
+        };
+        if !reqwest::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()) {
+            self.problem(&format!("{key}.url"), "not an http(s) URL with a host (value not shown: it holds the key)");
+        }
+        let msgtype = match t.msgtype.as_deref() {
+            None | Some("markdown") => wecom::MsgType::Markdown,
+            Some("markdown_v2") => wecom::MsgType::MarkdownV2,
+            Some("text") => wecom::MsgType::Text,
+            Some(_) => {
+                self.problem(
+                    &format!("{key}.msgtype"),
+                    "unsupported message type for a wecom target; expected markdown, markdown_v2 or text",
+                );
+                wecom::MsgType::Markdown
+            }
+        };
+        let expand_all = |v: &mut Self, list: &[String], k: &str| -> Vec<String> {
+            list.iter().enumerate().filter_map(|(i, m)| v.expand(&format!("{key}.mention.{k}[{i}]"), m)).collect()
+        };
+        let mention = wecom::Mention {
+            all: t.mention.all,
+            user_ids: expand_all(self, &t.mention.user_ids, "user_ids"),
+            mobiles: expand_all(self, &t.mention.mobiles, "mobiles"),
+            on_resolved: t.mention.on_resolved,
+        };
+        let mentions = mention.all || !mention.user_ids.is_empty() || !mention.mobiles.is_empty();
+        match msgtype {
+            wecom::MsgType::MarkdownV2 if mentions => self.warn(
+                &format!("{key}.mention"),
+                "WeCom's markdown_v2 cannot mention anyone: use markdown or text for mentions that ring",
+            ),
+            wecom::MsgType::Markdown if mention.all || !mention.mobiles.is_empty() => self.warn(
+                &format!("{key}.mention"),
+                "WeCom's markdown mentions by user id only: mobiles and all ring only with msgtype text",
+            ),
+            _ => {}
+        }
+        Some(Channel::WeCom(wecom::Robot { url: Secret::new(url), format: wecom::Format { msgtype, mention } }))
     }
 
     /// A URL whose host is another chat tool's draws a warning (the type is never guessed from it).

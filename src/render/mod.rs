@@ -36,7 +36,6 @@ const BUILTIN: [(&str, &str); 4] = [
     ("text", include_str!("../../templates/default/text.hbs")),
     ("feishu", include_str!("../../templates/default/feishu.hbs")),
 ];
-const TRUNCATION_MARKER: &str = "\n\n… (cut to fit DingTalk's message size limit)";
 const MAX_TITLE_CHARS: usize = 256;
 /// Widest part label used while packing, so the real `(i/n)` never makes a part grow.
 const PART_PLACEHOLDER: (usize, usize) = (999, 999);
@@ -183,10 +182,11 @@ impl Renderer {
             let m = SizeModel::fit(sample(1)?, sample(SAMPLE_ALERTS)?);
             model = Some(m);
         }
-        if model.is_none_or(|m| m.size(total) <= self.max_bytes + self.max_bytes / 10) {
+        let max = self.limit(target);
+        if model.is_none_or(|m| m.size(total) <= max + max / 10) {
             let whole = self.draft(src, target, &g, &order, None)?;
             let whole_size = size(&whole);
-            if total == 1 || whole_size <= self.max_bytes {
+            if total == 1 || whole_size <= max {
                 out.push(self.finish(whole, target, &env, uuid));
                 return Ok(out);
             }
@@ -198,7 +198,7 @@ impl Renderer {
         // Parts are rendered with the numbering they will carry, for the count the model expects. If the
         // count comes out different (rare), the parts are packed with the widest numbering instead and
         // rendered once more with the real one, which cannot make them bigger.
-        let expected = model.parts(total, self.max_bytes);
+        let expected = model.parts(total, max);
         let mut parts = self.pack(src, target, &g, &order, model, &size, |i| (i, expected))?;
         if parts.len() != expected {
             let ranges = self.pack(src, target, &g, &order, model, &size, |_| PART_PLACEHOLDER)?;
@@ -230,7 +230,7 @@ impl Renderer {
         size: &dyn Fn(&Draft) -> usize,
         numbering: impl Fn(usize) -> (usize, usize),
     ) -> Result<Vec<(usize, Draft)>, RenderError> {
-        let max = self.max_bytes;
+        let max = self.limit(target);
         let mut parts = vec![];
         let mut rest = order;
         let mut per_alert = model.per_alert;
@@ -334,8 +334,14 @@ impl Renderer {
         Ok(draft)
     }
 
+    /// The most a message to `target` may measure: the configured limit, or the protocol's if smaller.
+    fn limit(&self, target: &Target) -> usize {
+        target.channel.max_bytes().map_or(self.max_bytes, |m| m.min(self.max_bytes))
+    }
+
+    /// A draft's size as the target's protocol counts it.
     fn body_len(&self, draft: &Draft, target: &Target, env: &Envelope, uuid: &str) -> usize {
-        env.body(target, draft, &self.full_text(draft, target, None), uuid).len()
+        target.channel.measure(&env.body(target, draft, &self.full_text(draft, target, None), uuid))
     }
 
     /// The text as sent: the draft (cut to `cut` bytes if given, with a marker), the keyword if the template
@@ -347,7 +353,11 @@ impl Renderer {
                 while !draft.text.is_char_boundary(end) {
                     end -= 1;
                 }
-                format!("{}{TRUNCATION_MARKER}", draft.text[..end].trim_end())
+                format!(
+                    "{}\n\n… (cut to fit {}'s message size limit)",
+                    draft.text[..end].trim_end(),
+                    target.channel.service()
+                )
             }
             None => draft.text.clone(),
         };
@@ -374,9 +384,10 @@ impl Renderer {
         let mut text = self.full_text(&draft, target, None);
         let mut json = env.body(target, &draft, &text, &uuid);
         let mut cut = draft.text.len();
-        while json.len() > self.max_bytes && cut > 0 {
+        let max = self.limit(target);
+        while target.channel.measure(&json) > max && cut > 0 {
             // JSON escaping can make a byte of text cost more than one byte of body: cut by the excess, repeat.
-            cut = cut.saturating_sub(json.len() - self.max_bytes + 16);
+            cut = cut.saturating_sub(target.channel.measure(&json) - max + 16);
             text = self.full_text(&draft, target, Some(cut));
             json = env.body(target, &draft, &text, &uuid);
         }

@@ -5,6 +5,7 @@
 pub mod attack;
 pub mod mock_dingtalk;
 pub mod mock_feishu;
+pub mod mock_wecom;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,0 +1,186 @@
+//! WeCom's (WeChat Work) group robot webhook: its target settings, limits (measured on the message's
+//! content, not the request body: 4096 bytes for markdown, 2048 for text), the request body, the request
+//! (the key in the URL is the only credential; there is no signature), and (in [`answer`]) what each
+//! answer means.
+
+pub mod answer;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub use answer::Reason;
+
+use super::{Content, Outcome, RateLimit};
+use crate::secret::{Secret, redact_url, scrub};
+
+/// WeCom's documented budget per webhook.
+pub const RATE_LIMIT: RateLimit = RateLimit { messages: 20, per: Duration::from_secs(60) };
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsgType {
+    /// Headings, bold, links, quotes, `<font color>`, `<@userid>` mentions (the default).
+    Markdown,
+    /// Tables, lists, code; no colour and no mentions.
+    MarkdownV2,
+    Text,
+}
+
+impl MsgType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MsgType::Markdown => "markdown",
+            MsgType::MarkdownV2 => "markdown_v2",
+            MsgType::Text => "text",
+        }
+    }
+
+    /// The most bytes WeCom takes in a message's content.
+    pub fn max_content_bytes(self) -> usize {
+        match self {
+            MsgType::Markdown | MsgType::MarkdownV2 => 4096,
+            MsgType::Text => 2048,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mention {
+    pub all: bool,
+    pub user_ids: Vec<String>,
+    pub mobiles: Vec<String>,
+    pub on_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Format {
+    pub msgtype: MsgType,
+    pub mention: Mention,
+}
+
+impl Format {
+    fn rings(&self, firing: bool) -> bool {
+        let m = &self.mention;
+        (m.all || !m.user_ids.is_empty() || !m.mobiles.is_empty()) && (firing || m.on_resolved)
+    }
+
+    /// Markdown mentions are `<@userid>` in the content (by user id only); text mentions go in the body's
+    /// lists; markdown_v2 cannot mention.
+    pub fn mention_tokens(&self, firing: bool) -> Vec<String> {
+        if self.msgtype != MsgType::Markdown || !self.rings(firing) {
+            return vec![];
+        }
+        self.mention.user_ids.iter().map(|id| format!("<@{id}>")).collect()
+    }
+
+    /// The JSON body WeCom receives. WeCom has no field like DingTalk's msgUuid.
+    pub fn body(&self, c: &Content) -> String {
+        let value = match self.msgtype {
+            MsgType::Markdown => json!({"msgtype": "markdown", "markdown": {"content": c.text}}),
+            MsgType::MarkdownV2 => json!({"msgtype": "markdown_v2", "markdown_v2": {"content": c.text}}),
+            MsgType::Text => {
+                let ring = c.mentions && self.rings(c.firing);
+                let m = &self.mention;
+                let mut users: Vec<String> = if ring { m.user_ids.clone() } else { vec![] };
+                if ring && m.all {
+                    users.push("@all".into());
+                }
+                let mobiles: Vec<String> = if ring { m.mobiles.clone() } else { vec![] };
+                json!({"msgtype": "text", "text": {"content": c.text, "mentioned_list": users, "mentioned_mobile_list": mobiles}})
+            }
+        };
+        value.to_string()
+    }
+
+    /// The bytes WeCom counts against its limit: the content's.
+    pub fn measure(&self, body: &str) -> usize {
+        let content =
+            |v: &Value| v.pointer(&format!("/{}/content", self.msgtype.as_str())).and_then(Value::as_str).map(str::len);
+        serde_json::from_str::<Value>(body).ok().as_ref().and_then(content).unwrap_or(body.len())
+    }
+}
+
+/// A WeCom group robot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Robot {
+    /// The webhook URL with its key.
+    pub url: Secret,
+    pub format: Format,
+}
+
+impl Robot {
+    pub async fn send(&self, client: &reqwest::Client, body: &str) -> Outcome {
+        let outcome = match super::post_json(client, self.url.expose(), body).await {
+            Ok((status, answer)) => answer::classify_response(status, &answer),
+            Err(e) => {
+                Outcome::Retry { reason: super::transport_reason(&e), detail: super::error_chain(&e.without_url()) }
+            }
+        };
+        outcome.map_detail(|detail| self.scrub(detail))
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        let key = reqwest::Url::parse(self.url.expose())
+            .ok()
+            .and_then(|u| u.query_pairs().find(|(k, _)| k == "key").map(|(_, v)| v.into_owned()))
+            .unwrap_or_default();
+        scrub(text, &[&key])
+    }
+
+    /// The URL for logs, its key redacted, with the message type.
+    pub fn describe(&self) -> String {
+        format!("WeCom {} ({})", redact_url(self.url.expose()), self.format.msgtype.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::Level;
+
+    fn format(msgtype: MsgType) -> Format {
+        let mention = Mention {
+            all: true,
+            user_ids: vec!["zhangsan".into()],
+            mobiles: vec!["13800000000".into()],
+            on_resolved: false,
+        };
+        Format { msgtype, mention }
+    }
+
+    fn content(firing: bool) -> Content<'static> {
+        Content { title: "t", text: "磁盘 <@zhangsan>", firing, mentions: true, buttons: &[], level: Level::Warning }
+    }
+
+    #[test]
+    fn each_message_type_mentions_its_own_way_and_is_measured_by_its_content() {
+        assert_eq!(format(MsgType::Markdown).mention_tokens(true), ["<@zhangsan>"]);
+        assert!(format(MsgType::MarkdownV2).mention_tokens(true).is_empty(), "markdown_v2 cannot mention");
+        assert!(format(MsgType::Text).mention_tokens(true).is_empty(), "text mentions go in lists");
+        let text: Value = serde_json::from_str(&format(MsgType::Text).body(&content(true))).unwrap();
+        assert_eq!(text["text"]["mentioned_list"], json!(["zhangsan", "@all"]));
+        assert_eq!(text["text"]["mentioned_mobile_list"], json!(["13800000000"]));
+        let resolved: Value = serde_json::from_str(&format(MsgType::Text).body(&content(false))).unwrap();
+        assert_eq!(resolved["text"]["mentioned_list"], json!([]), "resolved rings nobody by default");
+        let md = format(MsgType::Markdown).body(&content(true));
+        assert_eq!(
+            format(MsgType::Markdown).measure(&md),
+            "磁盘 <@zhangsan>".len(),
+            "the content's bytes, not the body's"
+        );
+        assert_eq!((MsgType::Markdown.max_content_bytes(), MsgType::Text.max_content_bytes()), (4096, 2048));
+    }
+
+    #[test]
+    fn errors_never_show_the_key() {
+        let robot = Robot {
+            url: Secret::new("http://127.0.0.1:1/cgi-bin/webhook/send?key=wecom-key-very-secret"),
+            format: format(MsgType::Markdown),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let outcome = rt.block_on(robot.send(&reqwest::Client::new(), "{}"));
+        let Outcome::Retry { detail, .. } = outcome else { panic!("{outcome:?}") };
+        assert!(!detail.contains("wecom-key-very-secret"), "{detail}");
+        assert!(!robot.describe().contains("wecom-key-very-secret"), "{}", robot.describe());
+    }
+}
