@@ -38,14 +38,8 @@ impl Alertmanager {
 
     /// `cluster`: extra flags for an HA peer. Each peer gets its own config and storage under `dir`.
     fn start_with(dir: &Path, bridge_url: &str, group_interval: &str, cluster: &[String]) -> Alertmanager {
-        let port = free_port();
-        let dir = dir.join(format!("am-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
+        let receivers = format!(
+            r#"
 route:
   receiver: dingtalk
   group_by: [alertname]
@@ -58,9 +52,17 @@ receivers:
   - url: {bridge_url}/dingtalk/ops/send
     send_resolved: true
 "#
-            ),
-        )
-        .unwrap();
+        );
+        Self::start_config(dir, &receivers, cluster)
+    }
+
+    /// An Alertmanager with this configuration.
+    fn start_config(dir: &Path, yaml: &str, cluster: &[String]) -> Alertmanager {
+        let port = free_port();
+        let dir = dir.join(format!("am-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("alertmanager.yml");
+        std::fs::write(&config, yaml).unwrap();
         let child = Command::new(tool("prometheus-alertmanager"))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.path={}", dir.join("am-data").display()))
@@ -312,4 +314,109 @@ async fn an_ha_pair_of_alertmanagers_gets_each_notification_to_dingtalk_once() {
         metric(&m, "dingtalk_bridge_notifications_suppressed_total", &[("target", "ops"), ("reason", "duplicate")]);
     // Whichever of Alertmanager's gossip and the bridge's duplicate check caught the second peer's copy.
     assert_eq!(accepted - suppressed, 2.0, "accepted {accepted}, suppressed {suppressed}");
+}
+
+/// One alert group, four receivers of one bridge, four chat tools: each mock gets its own format within its
+/// own rules (signature, keyword, mention), firing and then resolved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs /usr/bin/prometheus-alertmanager (Debian package prometheus-alertmanager); .ci/run runs it"]
+async fn one_alert_group_reaches_dingtalk_feishu_lark_and_wecom_each_within_its_rules() {
+    use common::mock_feishu::{BotSpec, MockFeishu};
+    use common::mock_wecom::MockWeCom;
+    let dingtalk = MockDingTalk::start(vec![robot()], Limits::default()).await;
+    let feishu = MockFeishu::start(vec![
+        BotSpec { token: "hook-fs".into(), secret: Some("fs-secret".into()), keywords: vec!["Alert".into()] },
+        BotSpec { token: "hook-lark".into(), secret: Some("lark-secret".into()), keywords: vec!["Alert".into()] },
+    ])
+    .await;
+    let wecom = MockWeCom::start(vec!["wecom-key".into()], 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bridge.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+listen: "127.0.0.1:0"
+storage: {{path: outbox.sqlite3}}
+timezone: Asia/Shanghai
+targets:
+  ops:
+    url: "{dt}"
+    secret: "{SECRET}"
+    keyword: Alert
+    mention: {{mobiles: ["13800000000"]}}
+  ops-feishu:
+    type: feishu
+    url: "{fs}"
+    secret: fs-secret
+    keyword: Alert
+    mention: {{user_ids: [ou_oncall]}}
+  ops-lark:
+    type: lark
+    url: "{lark}"
+    secret: lark-secret
+    keyword: Alert
+  ops-wecom:
+    type: wecom
+    url: "{wc}"
+    keyword: Alert
+    mention: {{user_ids: [zhangsan]}}
+"#,
+            dt = dingtalk.url(TOKEN),
+            fs = feishu.url("hook-fs"),
+            lark = feishu.url("hook-lark"),
+            wc = wecom.url("wecom-key"),
+        ),
+    )
+    .unwrap();
+    let bridge = BinaryBridge::start(&config);
+    let url = format!("http://{}", bridge.addr);
+    let receivers: String = ["ops", "ops-feishu", "ops-lark", "ops-wecom"]
+        .iter()
+        .map(|t| {
+            format!("- name: {t}\n  webhook_configs:\n  - url: {url}/dingtalk/{t}/send\n    send_resolved: true\n")
+        })
+        .collect();
+    let routes: String = ["ops-feishu", "ops-lark", "ops-wecom"]
+        .iter()
+        .map(|t| format!("  - receiver: {t}\n    continue: true\n"))
+        .collect();
+    let yaml = format!(
+        "route:\n  receiver: ops\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n  routes:\n  - receiver: ops\n    continue: true\n{routes}receivers:\n{receivers}"
+    );
+    let am = Alertmanager::start_config(dir.path(), &yaml, &[]);
+    ready(&am).await;
+
+    am.post_alert(None).await;
+    wait_for("the firing message in every tool", || async {
+        dingtalk.posted().len() == 1 && feishu.posted().len() == 2 && wecom.posted().len() == 1
+    })
+    .await;
+    am.post_alert(Some(chrono::Utc::now())).await;
+    wait_for("the resolved message in every tool", || async {
+        dingtalk.posted().len() == 2 && feishu.posted().len() == 4 && wecom.posted().len() == 2
+    })
+    .await;
+
+    let title = "🔴 FIRING 1 · NodeDiskFull · critical · node1:9100 · Alert";
+    assert_eq!(dingtalk.posted()[0].body["markdown"]["title"], title);
+    assert_eq!(dingtalk.posted()[0].highlighted, ["13800000000"]);
+    for token in ["hook-fs", "hook-lark"] {
+        let cards: Vec<_> = feishu.posted().into_iter().filter(|p| p.token == token).collect();
+        assert_eq!(cards.len(), 2, "{token}");
+        assert_eq!(cards[0].body["card"]["header"]["title"]["content"], title, "{token}");
+        assert_eq!(cards[0].body["card"]["header"]["template"], "red", "{token}");
+        assert_eq!(cards[1].body["card"]["header"]["template"], "green", "{token}");
+    }
+    assert_eq!(feishu.posted().iter().find(|p| p.token == "hook-fs").unwrap().rings, ["ou_oncall"]);
+    assert!(feishu.codes().iter().all(|&c| c == 0), "signed, with keywords: {:?}", feishu.codes());
+    let firing = &wecom.posted()[0];
+    assert!(
+        firing.content.starts_with("#### 🔴 NodeDiskFull") && firing.content.contains("Alert"),
+        "{}",
+        firing.content
+    );
+    assert_eq!(firing.rings, ["zhangsan"]);
+    assert!(wecom.codes().iter().all(|&c| c == 0), "{:?}", wecom.codes());
+    drop(bridge);
 }
