@@ -412,7 +412,8 @@ targets:
     assert!(feishu.codes().iter().all(|&c| c == 0), "signed, with keywords: {:?}", feishu.codes());
     let firing = &wecom.posted()[0];
     assert!(
-        firing.content.starts_with("#### 🔴 NodeDiskFull") && firing.content.contains("Alert"),
+        firing.content.starts_with("#### 🔴 <font color=\"warning\">FIRING</font> NodeDiskFull")
+            && firing.content.contains("Alert"),
         "{}",
         firing.content
     );

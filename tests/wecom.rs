@@ -39,7 +39,7 @@ async fn markdown_and_text_arrive_with_mentions_that_ring() {
     wait_for("both", || async { mock.posted().len() == 2 }).await;
     let posted = mock.posted();
     let md = posted.iter().find(|p| p.key == "key-md").unwrap();
-    assert!(md.content.starts_with("#### 🟠 NodeDiskFull"), "{}", md.content);
+    assert!(md.content.starts_with("#### 🟠 <font color=\"warning\">FIRING</font> NodeDiskFull"), "{}", md.content);
     assert!(md.content.contains("Alert"), "keyword in the content");
     assert_eq!(md.rings, ["zhangsan"], "<@zhangsan> in the markdown rings");
     let text = posted.iter().find(|p| p.key == "key-text").unwrap();

@@ -82,8 +82,11 @@ impl Channel {
     /// The template (of a set) that renders a message's text when it is not plain text.
     pub fn template(&self) -> &'static str {
         match self {
-            Channel::DingTalk(_) | Channel::DryRun(_) | Channel::WeCom(_) => "markdown",
+            Channel::DingTalk(_) | Channel::DryRun(_) => "markdown",
             Channel::Feishu(_) => "feishu",
+            // markdown_v2 draws no colours: it takes the plain markdown layout.
+            Channel::WeCom(robot) if robot.format.msgtype == wecom::MsgType::MarkdownV2 => "markdown",
+            Channel::WeCom(_) => "wecom",
         }
     }
 

@@ -144,7 +144,10 @@ impl Renderer {
         let kw = target.keyword.as_deref().map(|k| format!(" · {k}")).unwrap_or_default();
         let title = format!("📋 DIGEST {} notifications ({firing} firing, {resolved} resolved){kw}", entries.len());
         let rest = waiting - entries.len();
-        let mut text = if markdown {
+        let mut text = if markdown && target.channel.template() == "feishu" {
+            // A Feishu card draws no headings: its header already says it is a digest.
+            format!("**📋 {} notifications**\n\n", entries.len())
+        } else if markdown {
             format!("#### 📋 {} notifications\n\n", entries.len())
         } else {
             format!("📋 {} notifications ({firing} firing, {resolved} resolved)\n\n", entries.len())

@@ -29,12 +29,13 @@ use crate::decode::{Decoded, Status};
 /// The template set every installation has; users may override its files.
 pub const DEFAULT_SET: &str = "default";
 /// The files of a template set.
-pub const KINDS: [&str; 4] = ["title", "markdown", "text", "feishu"];
-const BUILTIN: [(&str, &str); 4] = [
+pub const KINDS: [&str; 5] = ["title", "markdown", "text", "feishu", "wecom"];
+const BUILTIN: [(&str, &str); 5] = [
     ("title", include_str!("../../templates/default/title.hbs")),
     ("markdown", include_str!("../../templates/default/markdown.hbs")),
     ("text", include_str!("../../templates/default/text.hbs")),
     ("feishu", include_str!("../../templates/default/feishu.hbs")),
+    ("wecom", include_str!("../../templates/default/wecom.hbs")),
 ];
 const MAX_TITLE_CHARS: usize = 256;
 /// Widest part label used while packing, so the real `(i/n)` never makes a part grow.
