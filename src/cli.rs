@@ -391,7 +391,11 @@ fn preview(
             .collect();
         sections.push(preview::Section { name: label, messages, notes });
     }
-    let html = preview::page(name, &sections, config.delivery.max_message_bytes, target.keyword.as_deref());
+    let limit = target
+        .channel
+        .max_bytes()
+        .map_or(config.delivery.max_message_bytes, |m| m.min(config.delivery.max_message_bytes));
+    let html = preview::page(target.channel.service(), name, &sections, limit, target.keyword.as_deref());
     if let Err(e) = std::fs::write(out, html) {
         eprintln!("{}: cannot write: {e}", out.display());
         return ExitCode::FAILURE;

@@ -370,6 +370,12 @@ pub fn markdown_html(text: &str, mentions: &[String]) -> String {
     out
 }
 
+/// Markdown whose line breaks are all kept (Feishu's and WeCom's), as HTML: each line's inline markdown.
+pub fn lines_html(text: &str, mentions: &[String]) -> String {
+    let lines: Vec<String> = text.split('\n').map(|l| line_html(l, mentions)).collect();
+    format!("<p class=\"plain\">{}</p>", lines.join("<br>"))
+}
+
 /// A plain-text message as HTML (its newlines kept).
 pub fn text_html(text: &str, mentions: &[String]) -> String {
     let mut html = escape_html(text).replace('\n', "<br>");

@@ -20,13 +20,24 @@ pub struct Shown {
     pub buttons: Vec<(String, String)>,
     pub bytes: usize,
     pub body: String,
+    /// Whether the tool keeps the text's line breaks (text everywhere; Feishu and WeCom always) rather
+    /// than joining single newlines as DingTalk's markdown does.
+    pub keeps_lines: bool,
 }
 
 impl Shown {
-    /// Reads a DingTalk body (markdown, text or actionCard).
+    /// Reads a body of any protocol the bridge speaks.
     pub fn of(body: &str) -> Option<Shown> {
         let v: Value = serde_json::from_str(body).ok()?;
+        if v.get("msg_type").is_some() {
+            return Shown::feishu(&v, body);
+        }
         let msgtype = v.get("msgtype")?.as_str()?.to_string();
+        if let Some(content) = v.pointer(&format!("/{msgtype}/content")).and_then(Value::as_str)
+            && (msgtype.starts_with("markdown") || v.pointer("/text/mentioned_list").is_some())
+        {
+            return Some(Shown::wecom(&v, &msgtype, content, body));
+        }
         let part = v.get(&msgtype)?;
         let s = |k: &str| part.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         let text = if msgtype == "text" { s("content") } else { s("text") };
@@ -53,15 +64,142 @@ impl Shown {
                     .collect()
             })
             .unwrap_or_default();
-        Some(Shown { title: s("title"), text, mentions, buttons, bytes: body.len(), body: body.to_string(), msgtype })
+        let keeps_lines = msgtype == "text";
+        Some(Shown {
+            title: s("title"),
+            text,
+            mentions,
+            buttons,
+            bytes: body.len(),
+            body: body.to_string(),
+            msgtype,
+            keeps_lines,
+        })
+    }
+
+    /// A Feishu or Lark body: a card (header, markdown, buttons), a post or text.
+    fn feishu(v: &Value, body: &str) -> Option<Shown> {
+        let msgtype = v.get("msg_type")?.as_str()?.to_string();
+        let str_at = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+        let (title, raw, buttons) = match msgtype.as_str() {
+            "interactive" => {
+                let elements = v.pointer("/card/elements").and_then(Value::as_array).cloned().unwrap_or_default();
+                let text = elements
+                    .iter()
+                    .filter_map(|e| e.get("content").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let buttons = elements
+                    .iter()
+                    .filter_map(|e| e.get("actions").and_then(Value::as_array))
+                    .flatten()
+                    .map(|b| {
+                        let f = |p: &str| b.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+                        (f("/text/content"), f("/url"))
+                    })
+                    .collect();
+                (str_at("/card/header/title/content"), text, buttons)
+            }
+            "post" => {
+                let lines =
+                    v.pointer("/content/post/zh_cn/content").and_then(Value::as_array).cloned().unwrap_or_default();
+                let text = lines
+                    .iter()
+                    .map(|line| {
+                        line.as_array()
+                            .map(|els| {
+                                els.iter()
+                                    .map(|e| match e.get("tag").and_then(Value::as_str) {
+                                        Some("at") => format!(
+                                            "<at id={}></at>",
+                                            e.get("user_id").and_then(Value::as_str).unwrap_or("")
+                                        ),
+                                        _ => e.get("text").and_then(Value::as_str).unwrap_or("").to_string(),
+                                    })
+                                    .collect::<String>()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                (str_at("/content/post/zh_cn/title"), text, vec![])
+            }
+            _ => (String::new(), str_at("/content/text"), vec![]),
+        };
+        let (text, mentions) = plain_mentions(&raw);
+        Some(Shown {
+            msgtype,
+            title,
+            text,
+            mentions,
+            buttons,
+            bytes: body.len(),
+            body: body.to_string(),
+            keeps_lines: true,
+        })
+    }
+
+    /// A WeCom body: markdown, markdown_v2 or text (whose mentions are lists).
+    fn wecom(v: &Value, msgtype: &str, content: &str, body: &str) -> Shown {
+        let (text, mut mentions) = plain_mentions(content);
+        for list in ["mentioned_list", "mentioned_mobile_list"] {
+            if let Some(items) = v.pointer(&format!("/text/{list}")).and_then(Value::as_array) {
+                mentions.extend(items.iter().filter_map(Value::as_str).map(|m| format!("@{m}")));
+            }
+        }
+        Shown {
+            msgtype: msgtype.to_string(),
+            title: String::new(),
+            text,
+            mentions,
+            buttons: vec![],
+            // What WeCom counts against its limit: the content.
+            bytes: content.len(),
+            body: body.to_string(),
+            keeps_lines: true,
+        }
     }
 
     /// Lines the message takes on the phone (text and buttons, not the banner).
     pub fn lines(&self) -> usize {
-        let text =
-            if self.msgtype == "text" { phone::text_lines(&self.text) } else { phone::markdown_lines(&self.text) };
+        let text = if self.keeps_lines { phone::text_lines(&self.text) } else { phone::markdown_lines(&self.text) };
         text + usize::from(!self.buttons.is_empty())
     }
+}
+
+/// `text` with the tools' mention and colour tags (`<at id=X></at>`, `<at user_id="X"></at>`, `<@X>`,
+/// `<font color="...">`) shown as a reader sees them, and the `@X` mentions they make.
+fn plain_mentions(text: &str) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(text.len());
+    let mut mentions = vec![];
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let tag = &rest[start..];
+        let Some(end) = tag.find('>') else {
+            out.push_str(tag);
+            rest = "";
+            break;
+        };
+        let inner = &tag[1..end];
+        let id = inner
+            .strip_prefix("at id=")
+            .or_else(|| inner.strip_prefix("at user_id="))
+            .or_else(|| inner.strip_prefix('@'))
+            .map(|id| id.trim_matches('"'));
+        match id {
+            Some(id) => {
+                let at = format!("@{id}");
+                out.push_str(&at);
+                mentions.push(at);
+            }
+            None if inner.starts_with("font") || inner.starts_with("/font") || inner.starts_with("/at") => {}
+            None => out.push_str(&tag[..=end]),
+        }
+        rest = &tag[end + 1..];
+    }
+    out.push_str(rest);
+    (out, mentions)
 }
 
 /// A titled group of messages (one notification).
@@ -104,7 +242,7 @@ fn escape(s: &str) -> String {
 }
 
 /// The page for `sections`, each message checked against `max_bytes` and `keyword`.
-pub fn page(target: &str, sections: &[Section], max_bytes: usize, keyword: Option<&str>) -> String {
+pub fn page(service: &str, target: &str, sections: &[Section], max_bytes: usize, keyword: Option<&str>) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
@@ -119,10 +257,17 @@ pub fn page(target: &str, sections: &[Section], max_bytes: usize, keyword: Optio
         }
         let total = section.messages.len();
         for (i, m) in section.messages.iter().enumerate() {
-            let _ =
-                writeln!(out, "<div class=\"banner\"><b>DingTalk · {}</b>{}</div>", escape(target), escape(&m.title));
+            let _ = writeln!(
+                out,
+                "<div class=\"banner\"><b>{} · {}</b>{}</div>",
+                escape(service),
+                escape(target),
+                escape(&m.title)
+            );
             let inner = if m.msgtype == "text" {
                 phone::text_html(&m.text, &m.mentions)
+            } else if m.keeps_lines {
+                phone::lines_html(&m.text, &m.mentions)
             } else {
                 phone::markdown_html(&m.text, &m.mentions)
             };
@@ -140,7 +285,9 @@ pub fn page(target: &str, sections: &[Section], max_bytes: usize, keyword: Optio
                 format!("{} of {max_bytes} bytes", m.bytes)
             };
             let kw = match keyword {
-                Some(k) if m.title.contains(k) && m.text.contains(k) => format!(" · keyword “{}” present", escape(k)),
+                Some(k) if (m.title.is_empty() || m.title.contains(k)) && m.text.contains(k) => {
+                    format!(" · keyword “{}” present", escape(k))
+                }
                 Some(k) => format!(" · <span class=\"bad\">keyword “{}” missing</span>", escape(k)),
                 None => String::new(),
             };
@@ -187,11 +334,47 @@ mod tests {
         .to_string();
         let shown = Shown::of(&body).unwrap();
         assert_eq!(shown.mentions, ["@138"]);
-        let html =
-            page("ops", &[Section { name: "s".into(), messages: vec![shown], notes: vec![] }], 20_000, Some("Alert"));
+        let html = page(
+            "DingTalk",
+            "ops",
+            &[Section { name: "s".into(), messages: vec![shown], notes: vec![] }],
+            20_000,
+            Some("Alert"),
+        );
         assert!(html.contains("🔴 FIRING 1 · X · Alert"), "{html}");
         assert!(html.contains("<span class=\"at\">@138</span>"), "{html}");
         assert!(!html.contains("<script>"), "escaped");
         assert!(html.contains("keyword “Alert” present") && html.contains("rings @138"), "{html}");
+    }
+
+    #[test]
+    fn feishu_and_wecom_bodies_are_read_too() {
+        let card = serde_json::json!({"msg_type": "interactive", "card": {
+            "header": {"title": {"tag": "plain_text", "content": "🔴 FIRING 1 · X · Alert"}, "template": "red"},
+            "elements": [{"tag": "markdown", "content": "**critical**\n<at id=ou_1></at> Alert"},
+                         {"tag": "action", "actions": [{"tag": "button", "text": {"tag": "plain_text", "content": "Silence"}, "url": "http://am/s"}]}]}});
+        let shown = Shown::of(&card.to_string()).unwrap();
+        assert_eq!(
+            (shown.title.as_str(), shown.text.as_str()),
+            ("🔴 FIRING 1 · X · Alert", "**critical**\n@ou_1 Alert")
+        );
+        assert_eq!(shown.mentions, ["@ou_1"]);
+        assert_eq!(shown.buttons, [("Silence".to_string(), "http://am/s".to_string())]);
+        assert_eq!(shown.lines(), 3, "two kept lines and the buttons");
+        let wecom = serde_json::json!({"msgtype": "markdown", "markdown": {"content": "#### <font color=\"warning\">FIRING</font> X\n<@zhangsan> Alert"}});
+        let shown = Shown::of(&wecom.to_string()).unwrap();
+        assert_eq!(shown.text, "#### FIRING X\n@zhangsan Alert");
+        assert_eq!(shown.mentions, ["@zhangsan"]);
+        let html = page(
+            "WeCom",
+            "ops",
+            &[Section { name: "w".into(), messages: vec![shown], notes: vec![] }],
+            4096,
+            Some("Alert"),
+        );
+        assert!(
+            html.contains("keyword “Alert” present") && html.contains("<span class=\"at\">@zhangsan</span>"),
+            "{html}"
+        );
     }
 }
