@@ -149,3 +149,58 @@ async fn frequency_limited_is_answered_by_a_pause_never_a_failure() {
     assert_eq!(titles.len(), 4, "each once: {titles:?}");
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_300_alert_group_fits_feishus_size_and_rings_once() {
+    let mock = MockFeishu::start(bots()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &config(&mock, SECRET, "")).await;
+    let mut v: serde_json::Value = serde_json::from_str(FIRING).unwrap();
+    let template = v["alerts"][0].clone();
+    v["alerts"] = (0..300)
+        .map(|i| {
+            let mut a = template.clone();
+            a["labels"]["instance"] = serde_json::json!(format!("node{i:03}:9100"));
+            a["labels"]["volume"] =
+                serde_json::json!(format!("pvc-{i:03}-磁盘空间不足-filesystem-data-of-the-payments-cluster"));
+            a["fingerprint"] = serde_json::json!(format!("fp{i:03}"));
+            a
+        })
+        .collect();
+    let (status, answer) = post(&bridge.url("/dingtalk/ops-feishu/send"), "application/json", v.to_string()).await;
+    assert_eq!(status, 200);
+    let parts = answer["messages"].as_array().unwrap().len();
+    assert!((1..=3).contains(&parts), "{answer}");
+    wait_for("every part", || async { mock.posted().len() == parts }).await;
+    assert!(mock.codes().iter().all(|&c| c == 0), "every part within 20 KB, signed: {:?}", mock.codes());
+    let posted = mock.posted();
+    assert_eq!(posted.iter().filter(|p| !p.rings.is_empty()).count(), 1, "one ring for the group");
+    for i in 0..300 {
+        let needle = format!("node{i:03}:9100 · pvc-{i:03}");
+        let found =
+            posted.iter().filter(|p| p.body["card"]["elements"][0]["content"].as_str().unwrap().contains(&needle));
+        assert_eq!(found.count(), 1, "alert {i} in exactly one part");
+    }
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_template_without_the_keyword_still_passes_feishus_keyword_check() {
+    let mock = MockFeishu::start(bots()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("templates/mine")).unwrap();
+    std::fs::write(dir.path().join("templates/mine/feishu.hbs"), "{{#each alerts}}{{labels.instance}} {{/each}}")
+        .unwrap();
+    std::fs::write(dir.path().join("templates/mine/title.hbs"), "{{alertname}}").unwrap();
+    let yaml = config(&mock, SECRET, "templates_dir: templates\n")
+        .replace("    keyword: Alert\n    mention", "    keyword: Alert\n    template: mine\n    mention");
+    let bridge = Bridge::start(dir.path(), &yaml).await;
+    assert_eq!(post(&bridge.url("/dingtalk/ops-feishu/send"), "application/json", FIRING).await.0, 200);
+    wait_for("the card", || async { mock.posted().len() == 1 }).await;
+    let card = &mock.posted()[0].body["card"];
+    assert_eq!(card["header"]["title"]["content"], "NodeDiskFull Alert", "the keyword added last");
+    assert_eq!(mock.codes(), [0], "Feishu found its keyword");
+    let m = bridge.metrics().await;
+    assert_eq!(metric(&m, "dingtalk_bridge_keyword_inserted_total", &[("target", "ops-feishu")]), 1.0);
+    bridge.stop().await;
+}

@@ -125,7 +125,7 @@ impl Channel {
     pub fn max_bytes(&self) -> Option<usize> {
         match self {
             Channel::DingTalk(_) | Channel::DryRun(_) => None,
-            Channel::Feishu(_) => Some(feishu::MAX_BYTES),
+            Channel::Feishu(_) => Some(feishu::MAX_BYTES - feishu::SIGNATURE_BYTES),
             Channel::WeCom(robot) => Some(robot.format.msgtype.max_content_bytes()),
         }
     }

@@ -18,6 +18,9 @@ use crate::secret::{Secret, scrub};
 
 /// Feishu's documented body limit (a FAQ says 30 KB; the guide's 20 KB is the safe side).
 pub const MAX_BYTES: usize = 20_000;
+/// What signing adds to a body (`"timestamp":"…","sign":"…"`, 81 bytes), rounded up: the splitter
+/// measures bodies before they are signed, so it keeps this much room.
+pub const SIGNATURE_BYTES: usize = 128;
 /// Feishu's documented budgets per bot; both hold at once.
 pub const RATE_LIMITS: [RateLimit; 2] =
     [RateLimit { messages: 100, per: Duration::from_secs(60) }, RateLimit { messages: 5, per: Duration::from_secs(1) }];

@@ -53,5 +53,7 @@ mod tests {
         assert_eq!(v["sign"], "l1N0gAcBjdwBvGm1xMjOF0XSyaLRpR7tuO5dHfhAYc8=");
         assert_eq!(v["content"]["text"], "x");
         assert_eq!(signed_body("{}", None, 1), "{}", "no secret: unchanged");
+        let added = signed_body("{}", Some("demo"), 1_599_360_473).len() - "{}".len();
+        assert!(added <= super::super::SIGNATURE_BYTES, "{added} bytes of signature");
     }
 }
