@@ -1,5 +1,6 @@
-//! Any decodable payload through the built-in templates of a markdown and a text robot: every message
-//! fits DingTalk's 20000 bytes, is valid JSON, and carries the keyword.
+//! Any decodable payload through the built-in templates of every tool (DingTalk markdown and text, a
+//! Feishu card, WeCom markdown and text): every message fits its tool's limit as that tool counts it, is
+//! valid JSON, and carries the keyword.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -11,6 +12,9 @@ use libfuzzer_sys::fuzz_target;
 const YAML: &str = "targets:
   md: {url: 'https://oapi.dingtalk.com/robot/send?access_token=x', keyword: Alert, mention: {mobiles: ['13800000000']}}
   txt: {url: 'https://oapi.dingtalk.com/robot/send?access_token=y', keyword: Alert, msgtype: text}
+  fs: {type: feishu, url: 'https://open.feishu.cn/open-apis/bot/v2/hook/z', secret: s, keyword: Alert, mention: {user_ids: [ou_1]}}
+  wc: {type: wecom, url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k', keyword: Alert, mention: {user_ids: [u1]}}
+  wct: {type: wecom, url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=l', keyword: Alert, msgtype: text}
 ";
 
 fn setup() -> &'static (Config, Renderer) {
@@ -29,7 +33,9 @@ fuzz_target!(|body: &[u8]| {
         let rendered = renderer.render(target, &d);
         assert!(!rendered.messages.is_empty());
         for m in &rendered.messages {
-            assert!(m.body.len() <= 20000, "{} bytes", m.body.len());
+            let limit = target.channel.max_bytes().unwrap_or(20000);
+            let size = target.channel.measure(&m.body);
+            assert!(size <= limit, "{}: {size} bytes over {limit}", target.name);
             let v: serde_json::Value = serde_json::from_str(&m.body).expect("a JSON body");
             assert!(v.to_string().contains("Alert"), "keyword missing: {}", m.body);
         }
