@@ -61,28 +61,7 @@ impl Validator<'_> {
             }
             None
         } else {
-            let url = self.inline_or_file(&format!("{key}.url"), t.url.as_deref(), t.url_file.as_deref());
-            let Some(url) = url else {
-                if !self.problems.iter().any(|p| p.key.starts_with(&format!("{key}.url"))) {
-                    self.problem(&format!("{key}.url"), "missing: set url, url_file, or dry_run: true");
-                }
-                return None;
-            };
-            match reqwest::Url::parse(&url) {
-                Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
-                    if u.scheme() == "http" {
-                        self.warn(
-                            &format!("{key}.url"),
-                            "plain http: the access_token travels unencrypted (fine for tests on loopback)",
-                        );
-                    }
-                }
-                // The URL holds the access_token: never echo it.
-                _ => self.problem(
-                    &format!("{key}.url"),
-                    "not an http(s) URL with a host (value not shown: it holds the access_token)",
-                ),
-            }
+            let url = self.webhook_url(key, &t, "missing: set url, url_file, or dry_run: true", "access_token")?;
             Some(Secret::new(url))
         };
         let secret = self.inline_or_file(&format!("{key}.secret"), t.secret.as_deref(), t.secret_file.as_deref());
@@ -155,27 +134,8 @@ impl Validator<'_> {
             );
         }
         self.warn_if_other_tool(key, t.url.as_deref(), &kind);
-        let url = self.inline_or_file(&format!("{key}.url"), t.url.as_deref(), t.url_file.as_deref());
-        let Some(url) = url else {
-            if !self.problems.iter().any(|p| p.key.starts_with(&format!("{key}.url"))) {
-                self.problem(&format!("{key}.url"), "missing: set url or url_file (the bot's webhook address)");
-            }
-            return None;
-        };
-        match reqwest::Url::parse(&url) {
-            Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
-                if u.scheme() == "http" {
-                    self.warn(
-                        &format!("{key}.url"),
-                        "plain http: the hook token travels unencrypted (fine for tests on loopback)",
-                    );
-                }
-            }
-            _ => self.problem(
-                &format!("{key}.url"),
-                "not an http(s) URL with a host (value not shown: it holds the hook token)",
-            ),
-        }
+        let url =
+            self.webhook_url(key, &t, "missing: set url or url_file (the bot's webhook address)", "hook token")?;
         let secret = self.inline_or_file(&format!("{key}.secret"), t.secret.as_deref(), t.secret_file.as_deref());
         let msgtype = match t.msgtype.as_deref() {
             None | Some("interactive") => feishu::MsgType::Interactive,
@@ -219,19 +179,12 @@ impl Validator<'_> {
             }
         }
         self.warn_if_other_tool(key, t.url.as_deref(), "wecom");
-        let url = self.inline_or_file(&format!("{key}.url"), t.url.as_deref(), t.url_file.as_deref());
-        let Some(url) = url else {
-            if !self.problems.iter().any(|p| p.key.starts_with(&format!("{key}.url"))) {
-                self.problem(
-                    &format!("{key}.url"),
-                    "missing: set url or url_file (the robot's webhook address with its key)",
-                );
-            }
-            return None;
-        };
-        if !reqwest::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()) {
-            self.problem(&format!("{key}.url"), "not an http(s) URL with a host (value not shown: it holds the key)");
-        }
+        let url = self.webhook_url(
+            key,
+            &t,
+            "missing: set url or url_file (the robot's webhook address with its key)",
+            "key",
+        )?;
         let msgtype = match t.msgtype.as_deref() {
             None | Some("markdown") => wecom::MsgType::Markdown,
             Some("markdown_v2") => wecom::MsgType::MarkdownV2,
@@ -266,6 +219,33 @@ impl Validator<'_> {
             _ => {}
         }
         Some(Channel::WeCom(wecom::Robot { url: Secret::new(url), format: wecom::Format { msgtype, mention } }))
+    }
+
+    /// A target's webhook URL (`url` or `url_file`): an http(s) URL with a host, plain http warned about.
+    /// It holds `credential`, so no message echoes it.
+    fn webhook_url(&mut self, key: &str, t: &RawTarget, missing: &str, credential: &str) -> Option<String> {
+        let url = self.inline_or_file(&format!("{key}.url"), t.url.as_deref(), t.url_file.as_deref());
+        let Some(url) = url else {
+            if !self.problems.iter().any(|p| p.key.starts_with(&format!("{key}.url"))) {
+                self.problem(&format!("{key}.url"), missing);
+            }
+            return None;
+        };
+        match reqwest::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                if u.scheme() == "http" {
+                    self.warn(
+                        &format!("{key}.url"),
+                        format!("plain http: the {credential} travels unencrypted (fine for tests on loopback)"),
+                    );
+                }
+            }
+            _ => self.problem(
+                &format!("{key}.url"),
+                format!("not an http(s) URL with a host (value not shown: it holds the {credential})"),
+            ),
+        }
+        Some(url)
     }
 
     /// A URL whose host is another chat tool's draws a warning (the type is never guessed from it).
