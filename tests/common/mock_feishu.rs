@@ -15,10 +15,7 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::net::TcpListener;
@@ -122,20 +119,7 @@ impl MockFeishu {
             ..State::default()
         }));
         let mock = MockFeishu { addr, state, windows };
-        let server = mock.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let m = server.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let m = m.clone();
-                        async move { m.handle(req).await }
-                    });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-                });
-            }
-        });
+        super::serve(listener, mock.clone(), |m: MockFeishu, req| async move { m.handle(req).await });
         mock
     }
 

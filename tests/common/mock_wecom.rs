@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -48,20 +45,7 @@ impl MockWeCom {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State { keys, ..State::default() }));
         let mock = MockWeCom { addr, state, per_minute };
-        let server = mock.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let m = server.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let m = m.clone();
-                        async move { m.handle(req).await }
-                    });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-                });
-            }
-        });
+        super::serve(listener, mock.clone(), |m: MockWeCom, req| async move { m.handle(req).await });
         mock
     }
 

@@ -15,6 +15,27 @@ use std::time::Duration;
 use dingtalk_bridge::config::Config;
 use tokio::sync::oneshot;
 
+/// The mocks' HTTP server: `handle(mock, request)` on every request of every connection to `listener`.
+pub fn serve<M, F, Fut, E>(listener: tokio::net::TcpListener, mock: M, handle: F)
+where
+    M: Clone + Send + Sync + 'static,
+    F: Fn(M, hyper::Request<hyper::body::Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let m = mock.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| handle(m.clone(), req));
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            });
+        }
+    });
+}
+
 pub const FIRING: &str = include_str!("../fixtures/alertmanager-0.25-firing.json");
 pub const RESOLVED: &str = include_str!("../fixtures/alertmanager-0.25-resolved.json");
 
