@@ -321,6 +321,12 @@ pub(crate) fn classify_status(status: u16, detail: impl Fn() -> String) -> Optio
     }
 }
 
+/// An answer for a log line and its detail: the status and the start of the body.
+pub(crate) fn answer_snippet(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    format!("HTTP {status}: {}", text.trim())
+}
+
 /// Answers are small; anything longer is an error page, of which the start says enough.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 

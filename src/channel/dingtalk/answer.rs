@@ -79,10 +79,7 @@ fn failed(reason: Reason, detail: String) -> Outcome {
 
 /// Classifies an HTTP answer from the robot endpoint.
 pub fn classify_response(status: u16, body: &[u8]) -> Outcome {
-    let snippet = || {
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-        format!("HTTP {status}: {}", text.trim())
-    };
+    let snippet = || crate::channel::answer_snippet(status, body);
     if let Some(outcome) = crate::channel::classify_status(status, snippet) {
         return outcome;
     }

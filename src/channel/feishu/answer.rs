@@ -50,10 +50,7 @@ fn failed(reason: Reason, detail: String) -> Outcome {
 
 /// Classifies an HTTP answer from a Feishu or Lark bot webhook.
 pub fn classify_response(status: u16, body: &[u8]) -> Outcome {
-    let snippet = || {
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-        format!("HTTP {status}: {}", text.trim())
-    };
+    let snippet = || crate::channel::answer_snippet(status, body);
     let value = serde_json::from_slice::<serde_json::Value>(body).ok();
     // `{"code":0,"msg":"success"}`, or the older `{"StatusCode":0,"StatusMessage":"success"}`.
     let code = value.as_ref().and_then(|v| v.get("code").or_else(|| v.get("StatusCode"))).and_then(|c| c.as_i64());
