@@ -329,7 +329,7 @@ async fn one_alert_group_reaches_dingtalk_feishu_lark_and_wecom_each_within_its_
         BotSpec { token: "hook-lark".into(), secret: Some("lark-secret".into()), keywords: vec!["Alert".into()] },
     ])
     .await;
-    let wecom = MockWeCom::start(vec!["wecom-key".into()], 20).await;
+    let wecom = MockWeCom::start(vec!["wecom-key".into()]).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bridge.yaml");
     std::fs::write(

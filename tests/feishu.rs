@@ -6,7 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::mock_feishu::{BotSpec, MockFeishu};
-use common::{Bridge, FIRING, RESOLVED, group, metric, post, wait_for};
+use common::{
+    BinaryBridge, Bridge, FIRING, RESOLVED, every_notification_delivered, group, metric, post, post_storm, shown_in,
+    wait_for,
+};
 
 const SECRET: &str = "feishu-signing-secret";
 
@@ -126,7 +129,12 @@ async fn frequency_limited_is_answered_by_a_pause_never_a_failure() {
     // A bot stricter than documented: 2 a second. Feishu answers 11232 past it.
     let mock = MockFeishu::start_with(bots(), vec![(2, Duration::from_secs(1))]).await;
     let dir = tempfile::tempdir().unwrap();
-    let yaml = config(&mock, SECRET, "").replace("backoff_max: 200ms}", "backoff_max: 200ms, throttle_penalty: 1s}");
+    // Feishu names no penalty: the bridge waits out the bot's longest window (here a second), not
+    // DingTalk's ten-minute throttle_penalty.
+    let yaml = config(&mock, SECRET, "").replace(
+        "    mention: {user_ids: [ou_oncall]}\n",
+        "    mention: {user_ids: [ou_oncall]}\n    rate_limit: {messages: 100, per: 1s}\n",
+    );
     let bridge = Bridge::start(dir.path(), &yaml).await;
     let send = bridge.url("/dingtalk/ops-feishu/send");
     for i in 0..4 {
@@ -203,4 +211,78 @@ async fn a_user_template_without_the_keyword_still_passes_feishus_keyword_check(
     let m = bridge.metrics().await;
     assert_eq!(metric(&m, "dingtalk_bridge_keyword_inserted_total", &[("target", "ops-feishu")]), 1.0);
     bridge.stop().await;
+}
+
+/// One Feishu target for storms: digests after 250 ms, `rate` as its configured window.
+fn storm_config(mock: &MockFeishu, rate: &str) -> String {
+    format!(
+        r#"listen: "127.0.0.1:0"
+storage: {{path: outbox.sqlite3}}
+delivery: {{backoff_initial: 50ms, backoff_max: 200ms, digest_after: 250ms, request_timeout: 500ms}}
+targets:
+  ops-feishu:
+    type: feishu
+    url: "{}"
+    secret: "{SECRET}"
+    keyword: Alert
+    mention: {{user_ids: [ou_oncall]}}
+    rate_limit: {rate}
+"#,
+        mock.url("hook-feishu"),
+    )
+}
+
+fn texts(mock: &MockFeishu) -> Vec<String> {
+    mock.posted().into_iter().map(|p| p.text).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_100_groups_keeps_to_both_limits_and_every_group_shows_once() {
+    // Feishu's real limits, both at once: 100 a minute and 5 a second.
+    let mock = MockFeishu::start(bots()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &storm_config(&mock, "{messages: 100, per: 60s}")).await;
+    post_storm(&bridge.url("/dingtalk/ops-feishu/send"), 100).await;
+    wait_for("all 100 groups to show", || async { (0..100).all(|i| shown_in(&texts(&mock), i) >= 1) }).await;
+    let posted = mock.posted();
+    for i in 0..100 {
+        assert_eq!(shown_in(&texts(&mock), i), 1, "group {i} shows exactly once");
+    }
+    assert!(mock.codes().iter().all(|&c| c == 0), "never refused (11232), never over 20 KB: {:?}", mock.codes());
+    assert!(posted.len() < 100, "digests, not 100 messages: {}", posted.len());
+    let digests: Vec<_> = posted.iter().filter(|p| p.text.contains("DIGEST")).collect();
+    assert!(!digests.is_empty());
+    for d in &digests {
+        assert_eq!(d.body["msg_type"], "interactive", "a digest is a card too");
+        assert!(d.text.contains("Alert"), "the keyword: {}", d.text);
+        assert_eq!(d.rings, ["ou_oncall"], "a digest of firing groups rings");
+    }
+    every_notification_delivered(&dir.path().join("outbox.sqlite3"), "ops-feishu").await;
+    let m = bridge.metrics().await;
+    assert_eq!(metric(&m, "dingtalk_bridge_digests_total", &[("target", "ops-feishu")]), digests.len() as f64);
+    assert_eq!(metric(&m, "dingtalk_bridge_throttled_total", &[("target", "ops-feishu")]), 0.0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_messages_queued_loses_nothing_and_keeps_the_budget() {
+    // Scaled so that the kill lands while the windows are full: 10 per 2 s, and 5 a second.
+    let mock = MockFeishu::start_with(bots(), vec![(10, Duration::from_secs(2)), (5, Duration::from_secs(1))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.yaml");
+    std::fs::write(&path, storm_config(&mock, "{messages: 10, per: 2s}")).unwrap();
+    let bridge = BinaryBridge::start(&path);
+    for i in 0..60 {
+        assert_eq!(post(&bridge.url("/dingtalk/ops-feishu/send"), "application/json", group(i)).await.0, 200);
+    }
+    wait_for("the storm to be under way", || async { mock.posted().len() >= 4 }).await;
+    bridge.kill();
+    let bridge = BinaryBridge::start(&path);
+    wait_for("every group to show", || async { (0..60).all(|i| shown_in(&texts(&mock), i) >= 1) }).await;
+    drop(bridge);
+    let texts = texts(&mock);
+    assert!(common::repeats(&texts, 60) <= 1, "at most the one message in flight at the kill is repeated: {texts:#?}");
+    // No 11232: the restart did not reset the budget; every message signed and within 20 KB.
+    assert!(mock.codes().iter().all(|&c| c == 0), "{:?}", mock.codes());
+    every_notification_delivered(&dir.path().join("outbox.sqlite3"), "ops-feishu").await;
 }

@@ -7,9 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::mock_dingtalk::{Limits, MockDingTalk, RobotSpec};
-use common::{BinaryBridge, Bridge, FIRING, RESOLVED, group, metric, post, shown, visible, wait_for};
-use dingtalk_bridge::config::SyncMode;
-use dingtalk_bridge::store::Store;
+use common::{
+    BinaryBridge, Bridge, FIRING, RESOLVED, every_notification_delivered, group, metric, post, post_storm, shown,
+    visible, wait_for,
+};
 use serde_json::{Value, json};
 
 const SECRET: &str = "SECstorm0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -47,36 +48,13 @@ targets:
     )
 }
 
-/// Every accepted notification is carried by a delivered message: its own, or a digest that merged it.
-async fn every_notification_delivered(path: &std::path::Path) {
-    let recs = Store::open(path, SyncMode::Normal).unwrap().records("ops").await.unwrap();
-    let state = |id: i64| recs.iter().find(|r| r.id == id).map(|r| r.state.as_str());
-    for r in recs.iter().filter(|r| r.kind.as_str() == "message") {
-        match r.state.as_str() {
-            "delivered" => {}
-            "merged" => assert_eq!(state(r.carried_by.unwrap()), Some("delivered"), "{r:?}"),
-            other => panic!("message of notification {:?} is {other}", r.notification_id),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_of_100_groups_is_never_throttled_and_every_group_shows_once() {
     let mock = MockDingTalk::start(vec![robot()], scaled_limits()).await;
     let dir = tempfile::tempdir().unwrap();
     let bridge = Bridge::start(dir.path(), &config(&mock, "")).await;
-    let url = bridge.url("/dingtalk/ops/send");
     let start = std::time::Instant::now();
-    let mut posts = tokio::task::JoinSet::new();
-    for i in 0..100 {
-        let url = url.clone();
-        posts.spawn(async move { post(&url, "application/json", group(i)).await.0 });
-        if i % 10 == 9 {
-            while let Some(status) = posts.join_next().await {
-                assert_eq!(status.unwrap(), 200);
-            }
-        }
-    }
+    post_storm(&bridge.url("/dingtalk/ops/send"), 100).await;
     wait_for("all 100 groups to show", || async { (0..100).all(|i| shown(&mock.posted(), i) >= 1) }).await;
     let posted = mock.posted();
     for i in 0..100 {
@@ -95,7 +73,7 @@ async fn a_storm_of_100_groups_is_never_throttled_and_every_group_shows_once() {
         assert!(text.contains("Alert") && text.contains("@13800000000"), "keyword and mention in every digest: {text}");
         assert_eq!(d.highlighted, vec!["13800000000"]);
     }
-    every_notification_delivered(&dir.path().join("outbox.sqlite3")).await;
+    every_notification_delivered(&dir.path().join("outbox.sqlite3"), "ops").await;
     let m = bridge.metrics().await;
     assert_eq!(metric(&m, "dingtalk_bridge_digests_total", &[("target", "ops")]), digests.len() as f64);
     assert!(metric(&m, "dingtalk_bridge_rate_limited_total", &[("target", "ops")]) >= 1.0);
@@ -224,7 +202,7 @@ async fn sigkill_in_a_storm_keeps_the_budget_and_loses_and_repeats_nothing() {
     }
     assert_eq!(mock.throttled(), 0, "the restart did not reset the budget");
     drop(bridge);
-    every_notification_delivered(&dir.path().join("outbox.sqlite3")).await;
+    every_notification_delivered(&dir.path().join("outbox.sqlite3"), "ops").await;
 }
 
 /// A waiting message whose stored summary cannot be read back: the digest leaves it out (its line would

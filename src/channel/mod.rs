@@ -79,6 +79,18 @@ impl Channel {
         self.msgtype() == "text"
     }
 
+    /// Whether the receiver drops a message it already has (DingTalk's `msgUuid`). Feishu and WeCom have no
+    /// such field: a message resent after a timeout that had in fact arrived shows twice.
+    pub fn drops_repeats(&self) -> bool {
+        matches!(self, Channel::DingTalk(_) | Channel::DryRun(_))
+    }
+
+    /// Whether the protocol shows a message's title (DingTalk's markdown title is the chat list's and the
+    /// banner's line, a Feishu card's header): WeCom's messages and every plain text have none.
+    pub fn shows_title(&self) -> bool {
+        !self.text_only() && !matches!(self, Channel::WeCom(_))
+    }
+
     /// The template (of a set) that renders a message's text when it is not plain text.
     pub fn template(&self) -> &'static str {
         match self {
@@ -96,6 +108,19 @@ impl Channel {
         match self {
             Channel::DingTalk(_) | Channel::DryRun(_) | Channel::WeCom(_) => &[],
             Channel::Feishu(_) => &feishu::RATE_LIMITS[1..],
+        }
+    }
+
+    /// How long to pause an endpoint that answered "too fast" without saying for how long. DingTalk
+    /// blocks a robot for ten minutes (`delivery.throttle_penalty`); Feishu and WeCom document no
+    /// penalty, only their windows, so the bridge waits out its longest window (`rate`, the target's
+    /// `rate_limit`, or the protocol's minute when that is `off`).
+    pub fn throttle_pause(&self, rate: RateLimit, penalty: Duration) -> Duration {
+        let window = |documented: RateLimit| if rate.is_unlimited() { documented.per } else { rate.per };
+        match self {
+            Channel::DingTalk(_) | Channel::DryRun(_) => penalty,
+            Channel::Feishu(_) => window(feishu::RATE_LIMITS[0]),
+            Channel::WeCom(_) => window(wecom::RATE_LIMIT),
         }
     }
 

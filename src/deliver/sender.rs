@@ -258,8 +258,15 @@ impl Sender {
                 }
                 d.metrics.delivered(name);
                 info!(target = name, msg_uuid = %msg.msg_uuid, attempts, "delivered");
-                // Not waited for: a delivery lost to a crash is resent with its msgUuid, which the receiver drops.
                 d.store.submit_delivered(msg.id, attempts, now);
+                // DingTalk drops a resend of a msgUuid it has, so a delivery lost to a crash costs nothing and
+                // is not waited for. Feishu and WeCom would show it twice: the record is waited for, which
+                // leaves only the instant between their answer and the commit.
+                if !self.target.channel.drops_repeats()
+                    && let Err(e) = d.store.flush().await
+                {
+                    warn!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the delivery yet; it is remembered and never sent again");
+                }
                 return Ahead::Valid;
             }
             Outcome::Retry { reason, detail } => {
@@ -273,7 +280,9 @@ impl Sender {
             Outcome::Throttled { detail, retry_after } => {
                 d.metrics.request_failed(name, Reason::Throttled);
                 d.metrics.throttled(name);
-                let penalty = retry_after.unwrap_or(d.cfg.throttle_penalty);
+                let penalty = retry_after.unwrap_or_else(|| {
+                    self.target.channel.throttle_pause(self.target.rate_limit, d.cfg.throttle_penalty)
+                });
                 self.budget.pause(penalty);
                 if let Err(e) = d.store.record_pause(&self.budget.key, now + penalty.as_millis() as i64).await {
                     warn!(target = name, error = %e, "cannot record the throttle pause");

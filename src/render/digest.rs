@@ -124,10 +124,12 @@ impl Renderer {
     pub fn digest(&self, target: &Target, entries: &[Summary], why: &str) -> (Message, usize) {
         let uuid = new_uuid();
         let build = |k: usize| self.digest_body(target, &entries[..k], entries.len(), why, &uuid);
+        // Within the target's protocol's limit as it counts it (WeCom: 4096 bytes of content).
+        let limit = self.limit(target);
         let (mut lo, mut hi) = (1, entries.len().max(1));
         while lo < hi {
             let mid = (lo + hi).div_ceil(2);
-            if build(mid).len() <= self.max_bytes {
+            if target.channel.measure(&build(mid)) <= limit {
                 lo = mid;
             } else {
                 hi = mid - 1;
@@ -147,6 +149,9 @@ impl Renderer {
         let mut text = if markdown && target.channel.template() == "feishu" {
             // A Feishu card draws no headings: its header already says it is a digest.
             format!("**📋 {} notifications**\n\n", entries.len())
+        } else if markdown && !target.channel.shows_title() {
+            // WeCom shows no title: the heading is what the chat list and the banner show.
+            format!("#### {}\n\n", title.strip_suffix(kw.as_str()).unwrap_or(&title))
         } else if markdown {
             format!("#### 📋 {} notifications\n\n", entries.len())
         } else {
@@ -276,5 +281,30 @@ mod tests {
         assert!(
             text.contains(&format!("Incident_{}**", carried - 1)) && !text.contains(&format!("Incident_{carried}**"))
         );
+    }
+
+    #[test]
+    fn a_wecom_digest_fits_4096_bytes_of_content_and_heads_with_its_title() {
+        use crate::channel::wecom;
+        let r = Renderer::new(None, chrono_tz::UTC, 20_000).unwrap();
+        let mut t = target();
+        t.channel = Channel::WeCom(wecom::Robot {
+            url: Secret::new("https://x/cgi-bin/webhook/send?key=k"),
+            format: wecom::Format {
+                msgtype: wecom::MsgType::Markdown,
+                mention: wecom::Mention { user_ids: vec!["zhangsan".into()], ..wecom::Mention::default() },
+            },
+        });
+        let entries: Vec<Summary> = (0..100).map(|i| entry(i, "firing")).collect();
+        let (m, carried) = r.digest(&t, &entries, "Too many at once.");
+        let content =
+            serde_json::from_str::<Value>(&m.body).unwrap()["markdown"]["content"].as_str().unwrap().to_string();
+        assert!(content.len() <= 4096 && m.body.len() > content.len(), "{} bytes", content.len());
+        assert!(carried > 5 && carried < 100, "{carried}");
+        assert!(
+            content.starts_with(&format!("#### 📋 DIGEST {carried} notifications ({carried} firing, 0 resolved)\n\n")),
+            "{content}"
+        );
+        assert!(content.ends_with("<@zhangsan> Alert"), "{content}");
     }
 }

@@ -336,7 +336,7 @@ impl Renderer {
     }
 
     /// The most a message to `target` may measure: the configured limit, or the protocol's if smaller.
-    fn limit(&self, target: &Target) -> usize {
+    pub(super) fn limit(&self, target: &Target) -> usize {
         target.channel.max_bytes().map_or(self.max_bytes, |m| m.min(self.max_bytes))
     }
 

@@ -32,6 +32,8 @@ pub struct BotSpec {
 pub struct Posted {
     pub token: String,
     pub body: Value,
+    /// What a reader sees: title, text, button labels.
+    pub text: String,
     pub rings: Vec<String>,
 }
 
@@ -199,7 +201,7 @@ impl MockFeishu {
         if over {
             return (11232, "frequency limited psm[lark.oapi.app_platform_runtime]appID[1234]");
         }
-        s.posted.push(Posted { token: token.to_string(), body, rings });
+        s.posted.push(Posted { token: token.to_string(), body, text, rings });
         (0, "success")
     }
 }

@@ -36,15 +36,23 @@ struct State {
 pub struct MockWeCom {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    per_minute: usize,
+    /// At most this many messages in any window of `window` per key.
+    per_window: usize,
+    window: Duration,
 }
 
 impl MockWeCom {
-    pub async fn start(keys: Vec<String>, per_minute: usize) -> MockWeCom {
+    /// WeCom's documented limit: 20 a minute per robot.
+    pub async fn start(keys: Vec<String>) -> MockWeCom {
+        Self::start_with(keys, 20, Duration::from_secs(60)).await
+    }
+
+    /// A robot allowing `per_window` messages in any `window` (tests scale WeCom's minute down).
+    pub async fn start_with(keys: Vec<String>, per_window: usize, window: Duration) -> MockWeCom {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State { keys, ..State::default() }));
-        let mock = MockWeCom { addr, state, per_minute };
+        let mock = MockWeCom { addr, state, per_window, window };
         super::serve(listener, mock.clone(), |m: MockWeCom, req| async move { m.handle(req).await });
         mock
     }
@@ -59,6 +67,11 @@ impl MockWeCom {
 
     pub fn codes(&self) -> Vec<i64> {
         self.state.lock().unwrap().codes.clone()
+    }
+
+    /// How many requests were refused with 45009.
+    pub fn throttled(&self) -> usize {
+        self.codes().iter().filter(|&&c| c == 45009).count()
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
@@ -118,10 +131,11 @@ impl MockWeCom {
         }
         let now = Instant::now();
         let sends = s.sends.entry(key.to_string()).or_default();
-        while sends.front().is_some_and(|&t| now.duration_since(t) >= Duration::from_secs(60)) {
+        while sends.front().is_some_and(|&t| now.duration_since(t) >= self.window) {
             sends.pop_front();
         }
-        let over = sends.len() >= self.per_minute;
+        let over = sends.len() >= self.per_window;
+        // Every request counts, refused or not: a sender that keeps trying stays refused.
         sends.push_back(now);
         if over {
             return (45009, "api freq out of limit");

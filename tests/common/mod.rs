@@ -249,3 +249,49 @@ pub fn shown(posted: &[mock_dingtalk::Posted], i: usize) -> usize {
     let name = format!("Incident-{i:03}");
     posted.iter().filter(|p| visible(p).contains(&name)).count()
 }
+
+/// Posts `n` alert groups (`group(0..n)`), ten at a time, each accepted.
+pub async fn post_storm(url: &str, n: usize) {
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let url = url.to_string();
+        posts.spawn(async move { post(&url, "application/json", group(i)).await.0 });
+        if i % 10 == 9 || i + 1 == n {
+            while let Some(status) = posts.join_next().await {
+                assert_eq!(status.unwrap(), 200);
+            }
+        }
+    }
+}
+
+/// How many of `texts` (what readers saw) show group `i` of [`group`].
+pub fn shown_in(texts: &[String], i: usize) -> usize {
+    let name = format!("Incident-{i:03}");
+    texts.iter().filter(|t| t.contains(&name)).count()
+}
+
+/// Every notification `target` accepted is carried by a delivered message: its own, or a digest that
+/// merged it.
+pub async fn every_notification_delivered(path: &Path, target: &str) {
+    use dingtalk_bridge::config::SyncMode;
+    use dingtalk_bridge::store::Store;
+    let recs = Store::open(path, SyncMode::Normal).unwrap().records(target).await.unwrap();
+    assert!(!recs.is_empty(), "{target} has records");
+    let state = |id: i64| recs.iter().find(|r| r.id == id).map(|r| r.state.as_str());
+    for r in recs.iter().filter(|r| r.kind.as_str() == "message") {
+        match r.state.as_str() {
+            "delivered" => {}
+            "merged" => assert_eq!(state(r.carried_by.unwrap()), Some("delivered"), "{r:?}"),
+            other => panic!("message of notification {:?} is {other}", r.notification_id),
+        }
+    }
+}
+
+/// Messages (by what readers saw) that repeat an earlier one, by the groups of [`group`] they show (a
+/// digest shows many). Feishu and WeCom have nothing like DingTalk's msgUuid: a message delivered in the
+/// instant before a SIGKILL, before its record was written, is sent again after the restart.
+pub fn repeats(texts: &[String], n: usize) -> usize {
+    let groups = |t: &String| (0..n).filter(|&i| t.contains(&format!("Incident-{i:03}"))).collect::<Vec<_>>();
+    let sets: Vec<Vec<usize>> = texts.iter().map(groups).collect();
+    (0..sets.len()).filter(|&i| sets[..i].contains(&sets[i])).count()
+}

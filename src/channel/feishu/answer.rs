@@ -71,7 +71,7 @@ pub fn classify_code(code: i64, msg: &str) -> Outcome {
     let detail = format!("code {code}: {msg}");
     match code {
         0 => Outcome::Delivered,
-        // Feishu does not say for how long; the sender pauses for delivery.throttle_penalty.
+        // Feishu does not say for how long; the sender waits out the bot's window (Channel::throttle_pause).
         11232 => Outcome::Throttled { detail, retry_after: None },
         19021 => failed(Reason::SignatureOrClock, detail),
         19022 => failed(Reason::IpNotAllowed, detail),

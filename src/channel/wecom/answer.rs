@@ -1,7 +1,5 @@
 //! The one place that maps WeCom's answers (HTTP 200 with an errcode, errors too) to an [`Outcome`].
 
-use std::time::Duration;
-
 use crate::channel::{Outcome, Reason as Common};
 
 /// WeCom's own reasons for not posting a message. Bounded: these strings are metric label values.
@@ -75,7 +73,8 @@ pub fn classify_errcode(errcode: i64, errmsg: &str) -> Outcome {
         0 => Outcome::Delivered,
         -1 => Outcome::Retry { reason: Common::WeCom(Reason::Busy), detail },
         // The budget is per minute: wait it out, then resend.
-        45009 => Outcome::Throttled { detail, retry_after: Some(Duration::from_secs(60)) },
+        // "Wait out the minute": the sender pauses for the robot's window (Channel::throttle_pause).
+        45009 => Outcome::Throttled { detail, retry_after: None },
         93000 => failed(Reason::InvalidUrl, detail),
         93004 => failed(Reason::Disabled, detail),
         40058 | 45002 => failed(Reason::TooLong, detail),
@@ -105,10 +104,7 @@ mod tests {
         assert_eq!(reason(br#"{"errcode":-1,"errmsg":"system busy"}"#), Some(Common::WeCom(Reason::Busy)));
         assert_eq!(
             classify_response(200, br#"{"errcode":45009,"errmsg":"api freq out of limit"}"#),
-            Outcome::Throttled {
-                detail: "errcode 45009: api freq out of limit".into(),
-                retry_after: Some(Duration::from_secs(60))
-            }
+            Outcome::Throttled { detail: "errcode 45009: api freq out of limit".into(), retry_after: None }
         );
         assert_eq!(reason(b"<html>"), Some(Common::BadResponse));
     }
