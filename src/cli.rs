@@ -26,7 +26,7 @@ pub const SAMPLES: [(&str, &str); 3] = [
 #[command(
     name = "dingtalk-bridge",
     version,
-    about = "Carries Prometheus Alertmanager notifications into DingTalk robots."
+    about = "Carries Prometheus Alertmanager notifications into DingTalk, Feishu, Lark and WeCom."
 )]
 struct Cli {
     /// Configuration file.
@@ -48,7 +48,7 @@ enum Command {
     Run,
     /// Load and validate the configuration and templates, render every target against sample payloads.
     CheckConfig,
-    /// Print the exact DingTalk request bodies a payload would produce, one per line; sends nothing.
+    /// Print the exact request bodies a payload would produce for a target, one per line; sends nothing.
     Render {
         /// The target whose settings and templates to use.
         #[arg(long)]
@@ -62,8 +62,8 @@ enum Command {
         #[arg(long, value_parser = parse_at)]
         at: Option<DateTime<Utc>>,
     },
-    /// Write an HTML page showing the messages as DingTalk draws them on a phone, with sizes and checks;
-    /// sends nothing.
+    /// Write an HTML page showing the messages as the target's chat tool draws them on a phone, with sizes
+    /// and checks; sends nothing.
     Preview {
         /// The target whose settings and templates to use.
         #[arg(long)]
@@ -310,15 +310,22 @@ fn render(path: &Path, name: &str, payload: Option<&Path>, pretty: bool, at: Opt
         );
     }
     for m in &rendered.messages {
-        // As it would be sent now (durations are computed at send time).
-        let body = crate::render::send_time::resolve(&m.body, now_ms);
+        // As it would be sent now (durations are computed at send time, Feishu's signature fields added).
+        let body = target.channel.as_sent(&crate::render::send_time::resolve(&m.body, now_ms), now_ms);
         if pretty {
             let v: serde_json::Value = serde_json::from_str(&body).expect("rendered bodies are JSON");
             println!("{}", serde_json::to_string_pretty(&v).expect("JSON value prints"));
         } else {
             println!("{body}");
         }
-        eprintln!("# {} bytes, msgUuid {}", body.len(), m.msg_uuid);
+        let size = target.channel.measure(&body);
+        match target.channel.max_bytes() {
+            Some(max) if size != body.len() => {
+                eprintln!("# {} bytes, {size} of {max} counted by {}", body.len(), target.channel.service())
+            }
+            Some(_) => eprintln!("# {} bytes, message {}", body.len(), m.msg_uuid),
+            None => eprintln!("# {} bytes, msgUuid {}", body.len(), m.msg_uuid),
+        }
     }
     ExitCode::SUCCESS
 }

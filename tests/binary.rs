@@ -176,6 +176,51 @@ fn render_prints_the_exact_bodies() {
 }
 
 #[test]
+fn render_shows_the_exact_feishu_card_and_wecom_sizes_without_a_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        r#"targets:
+  ops-feishu:
+    type: feishu
+    url: "https://open.feishu.cn/open-apis/bot/v2/hook/hook-token-abc"
+    secret: "feishu-secret-xyz"
+    keyword: Alert
+    mention: {user_ids: [ou_oncall]}
+  ops-wecom:
+    type: wecom
+    url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=wecom-key-abc"
+"#,
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let out = cli(&["render", "--config", config, "--target", "ops-feishu", "--at", "2026-11-23T08:00:00Z"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    let card: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(card["msg_type"], "interactive");
+    assert_eq!(card["card"]["header"]["template"], "orange");
+    assert_eq!(card["card"]["header"]["title"]["content"], "🟠 FIRING 3 · NodeDiskFull · warning · Alert");
+    assert!(card["card"]["elements"][0]["content"].as_str().unwrap().ends_with("<at id=ou_oncall></at> Alert"));
+    // As it would be sent at --at: signed then, the signature itself redacted.
+    assert_eq!(card["timestamp"], "1795420800");
+    assert_eq!(card["sign"], "<redacted>");
+    for secret in ["hook-token-abc", "feishu-secret-xyz"] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "{secret}");
+    }
+    assert!(stderr.contains(&format!("# {} bytes", stdout.trim().len())), "{stderr}");
+
+    let out = cli(&["render", "--config", config, "--target", "ops-wecom"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    let body: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let content = body["markdown"]["content"].as_str().unwrap();
+    assert!(stderr.contains(&format!("{} of 4096 counted by WeCom", content.len())), "{stderr}");
+    assert!(!stdout.contains("wecom-key-abc") && !stderr.contains("wecom-key-abc"));
+}
+
+#[test]
 fn version_and_bad_config_exit_codes() {
     let out = cli(&["--version"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("dingtalk-bridge {}", env!("CARGO_PKG_VERSION")));

@@ -89,6 +89,16 @@ async fn a_lark_post_and_a_wrong_secret() {
     let p = &mock.posted()[0];
     assert_eq!((p.token.as_str(), p.body["msg_type"].as_str()), ("hook-lark", Some("post")));
     assert_eq!(p.body["content"]["post"]["zh_cn"]["title"], "🟠 FIRING 3 · NodeDiskFull · warning · Alert");
+    // A post draws no markdown: emphasis goes in styles, links in link elements, nothing shows raw.
+    assert!(!p.text.contains("**") && !p.text.contains('\\') && !p.text.contains("]("), "{}", p.text);
+    let paragraphs = p.body["content"]["post"]["zh_cn"]["content"].as_array().unwrap();
+    let elements: Vec<&serde_json::Value> = paragraphs.iter().flat_map(|l| l.as_array().unwrap()).collect();
+    assert!(
+        elements.iter().any(|e| e["style"] == serde_json::json!(["bold"]) && e["text"] == "warning"),
+        "{elements:?}"
+    );
+    let links: Vec<&str> = elements.iter().filter(|e| e["tag"] == "a").map(|e| e["text"].as_str().unwrap()).collect();
+    assert_eq!(links, ["Alertmanager", "Silence", "Runbook"]);
     wait_for("the signature failure", || async {
         let m = bridge.metrics().await;
         metric(

@@ -195,6 +195,23 @@ impl Channel {
         }
     }
 
+    /// `body` as the request would carry it at `now_ms`, for `render`: a signing Feishu bot's `timestamp`
+    /// and `sign` added, the sign itself shown as `<redacted>` (with its timestamp it posts anything for
+    /// an hour). DingTalk signs in the URL, which `render` does not show.
+    pub fn as_sent(&self, body: &str, now_ms: i64) -> String {
+        match self {
+            Channel::Feishu(bot) if bot.secret.is_some() => {
+                let signed = feishu::sign::signed_body(body, Some(""), now_ms.div_euclid(1000));
+                let mut v: serde_json::Value = serde_json::from_str(&signed).unwrap_or_default();
+                if let Some(sign) = v.get_mut("sign") {
+                    *sign = "<redacted>".into();
+                }
+                v.to_string()
+            }
+            _ => body.to_string(),
+        }
+    }
+
     /// The chat service, as users know it (for messages about what it may have done).
     pub fn service(&self) -> &'static str {
         match self {

@@ -118,6 +118,12 @@ pub fn escape_markdown(s: &str) -> String {
 /// trimmed, blank lines dropped so the quote cannot end early; the first block (a summary) in bold. At most
 /// `max_lines` lines, then `…`.
 pub fn quote(blocks: &[String], max_lines: usize) -> String {
+    note_lines(blocks, max_lines).iter().map(|l| format!("> {l}")).collect::<Vec<_>>().join("  \n")
+}
+
+/// The lines of [`quote`] without the quote: escaped, blank lines dropped, the first block in bold, at
+/// most `max_lines` with `…`.
+fn note_lines(blocks: &[String], max_lines: usize) -> Vec<String> {
     let first = blocks.first().is_some_and(|b| !b.trim().is_empty()).then_some(0);
     let mut lines: Vec<String> = vec![];
     for (i, block) in blocks.iter().enumerate() {
@@ -130,7 +136,7 @@ pub fn quote(blocks: &[String], max_lines: usize) -> String {
         lines.truncate(max_lines.saturating_sub(1));
         lines.push("…".to_string());
     }
-    lines.iter().map(|l| format!("> {l}")).collect::<Vec<_>>().join("  \n")
+    lines
 }
 
 /// `s` as the target of a markdown link, if it is an absolute http(s) URL: anything else (`javascript:`,
@@ -237,6 +243,18 @@ fn clipped_notes(summary: &str, description: &str, lines: usize) -> (String, Str
     let summary = phone::clip(summary, SUMMARY_LINES, columns);
     let used = if summary.is_empty() { 0 } else { phone::text_lines_in(&summary, columns) };
     (summary, phone::clip(description, lines.saturating_sub(used), columns))
+}
+
+/// The summary and description `notes annotations [shared]` shows, clipped.
+fn notes_of(p: &[&Value]) -> Result<[String; 2], String> {
+    let Value::Object(own) = arg(p, 0, "annotations")? else { return Err("argument must be annotations".into()) };
+    let shared = p.get(1).and_then(|v| v.as_object());
+    let field = |k: &str| match own.get(k) {
+        Some(v) if shared.is_none_or(|s| s.get(k) != Some(v)) => text(v),
+        _ => String::new(),
+    };
+    let (summary, description) = clipped_notes(&field("summary"), &field("description"), NOTES_LINES);
+    Ok([summary, description])
 }
 
 fn labels_of(v: &Value) -> Result<layout::Labels, String> {
@@ -377,15 +395,12 @@ pub fn register_all(hb: &mut Handlebars<'static>, tz: Tz) {
     // `notes annotations [shared]`: summary and description as a quote, leaving out what `shared` (the
     // group's common annotations) already says.
     register(hb, "notes", |p, _| {
-        let Value::Object(own) = arg(p, 0, "annotations")? else { return Err("argument must be annotations".into()) };
-        let shared = p.get(1).and_then(|v| v.as_object());
-        let field = |k: &str| match own.get(k) {
-            Some(v) if shared.is_none_or(|s| s.get(k) != Some(v)) => text(v),
-            _ => String::new(),
-        };
-        let (summary, description) = clipped_notes(&field("summary"), &field("description"), NOTES_LINES);
+        let [summary, description] = notes_of(p)?;
         Ok(Value::String(quote(&[summary, description], NOTES_LINES + 2)))
     });
+    // `notelines annotations [shared]`: the same lines as `notes`, one per line and not quoted (for Feishu
+    // cards, which draw no quotes but keep line breaks).
+    register(hb, "notelines", |p, _| Ok(Value::String(note_lines(&notes_of(p)?, NOTES_LINES + 2).join("\n"))));
     // `lines text`: each line escaped as `md` does, blank lines dropped, line breaks kept (for Feishu, which
     // keeps them).
     register(hb, "lines", |p, _| {

@@ -114,7 +114,24 @@ impl Shown {
                                             "<at id={}></at>",
                                             e.get("user_id").and_then(Value::as_str).unwrap_or("")
                                         ),
-                                        _ => e.get("text").and_then(Value::as_str).unwrap_or("").to_string(),
+                                        Some("a") => format!(
+                                            "[{}]({})",
+                                            e.get("text").and_then(Value::as_str).unwrap_or(""),
+                                            e.get("href").and_then(Value::as_str).unwrap_or("")
+                                        ),
+                                        _ => {
+                                            let text = e.get("text").and_then(Value::as_str).unwrap_or("");
+                                            let styled = |s: &str| {
+                                                e.get("style")
+                                                    .and_then(Value::as_array)
+                                                    .is_some_and(|a| a.iter().any(|v| v == s))
+                                            };
+                                            match (styled("bold"), styled("italic")) {
+                                                (true, _) => format!("**{text}**"),
+                                                (false, true) => format!("*{text}*"),
+                                                _ => text.to_string(),
+                                            }
+                                        }
                                     })
                                     .collect::<String>()
                             })

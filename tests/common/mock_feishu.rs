@@ -76,8 +76,22 @@ fn visible(body: &Value) -> Option<(String, Vec<String>)> {
             let mut rings = vec![];
             for line in post.get("content")?.as_array()? {
                 for el in line.as_array()? {
+                    // A post's text styles are these four; anything else is a bad request.
+                    if let Some(style) = el.get("style") {
+                        let known = ["bold", "italic", "underline", "lineThrough"];
+                        if !style.as_array()?.iter().all(|s| s.as_str().is_some_and(|s| known.contains(&s))) {
+                            return None;
+                        }
+                    }
                     match el.get("tag")?.as_str()? {
-                        "text" | "a" => text.push_str(el.get("text")?.as_str()?),
+                        "text" => text.push_str(el.get("text")?.as_str()?),
+                        "a" => {
+                            let href = el.get("href")?.as_str()?;
+                            if !(href.starts_with("http://") || href.starts_with("https://")) {
+                                return None;
+                            }
+                            text.push_str(el.get("text")?.as_str()?);
+                        }
                         "at" => rings.push(el.get("user_id")?.as_str()?.to_string()),
                         _ => return None,
                     }

@@ -97,14 +97,21 @@ impl Format {
         let value = match self.msgtype {
             MsgType::Text => json!({"msg_type": "text", "content": {"text": c.text}}),
             MsgType::Post => {
-                let mut lines: Vec<Value> =
-                    c.text.split('\n').map(|l| json!([{"tag": "text", "text": l.trim_end()}])).collect();
+                // The same markdown as a card's, drawn with a post's own elements: a post shows `**` as is.
+                let mut lines: Vec<Value> = c.text.split('\n').map(|l| Value::Array(post_paragraph(l))).collect();
                 if c.mentions && self.rings(c.firing) {
                     let ids = self.mention.user_ids.iter().map(String::as_str).chain(self.mention.all.then_some("all"));
                     lines.push(Value::Array(ids.map(|id| json!({"tag": "at", "user_id": id})).collect()));
                 }
-                for (title, url) in c.buttons {
-                    lines.push(json!([{"tag": "a", "text": title, "href": url}]));
+                if !c.buttons.is_empty() {
+                    let mut links = vec![];
+                    for (i, (title, url)) in c.buttons.iter().enumerate() {
+                        if i > 0 {
+                            links.push(json!({"tag": "text", "text": " · "}));
+                        }
+                        links.push(json!({"tag": "a", "text": title, "href": url}));
+                    }
+                    lines.push(Value::Array(links));
                 }
                 json!({"msg_type": "post", "content": {"post": {"zh_cn": {"title": c.title, "content": lines}}}})
             }
@@ -132,6 +139,82 @@ impl Format {
         };
         value.to_string()
     }
+}
+
+/// One line of a card's markdown as a post paragraph: `**bold**` and `*italic*` become styles, `[text](url)`
+/// a link element, `<at id=X></at>` a mention, and a backslash escape the character it escapes. Anything
+/// else is text as written.
+fn post_paragraph(line: &str) -> Vec<Value> {
+    let line = line.trim_end();
+    let mut out: Vec<Value> = vec![];
+    let (mut bold, mut italic) = (false, false);
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut Vec<Value>, bold: bool, italic: bool| {
+        if run.is_empty() {
+            return;
+        }
+        let mut el = json!({"tag": "text", "text": std::mem::take(run)});
+        let style: Vec<&str> = [(bold, "bold"), (italic, "italic")].iter().filter(|s| s.0).map(|s| s.1).collect();
+        if !style.is_empty() {
+            el["style"] = json!(style);
+        }
+        out.push(el);
+    };
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        if c == '\\' && rest.len() > 1 {
+            let escaped = rest[1..].chars().next().unwrap_or('\\');
+            run.push(escaped);
+            rest = &rest[1 + escaped.len_utf8()..];
+        } else if let Some(after) = rest.strip_prefix("**") {
+            flush(&mut run, &mut out, bold, italic);
+            bold = !bold;
+            rest = after;
+        } else if c == '*' {
+            flush(&mut run, &mut out, bold, italic);
+            italic = !italic;
+            rest = &rest[1..];
+        } else if let Some((text, href, after)) = link(rest) {
+            flush(&mut run, &mut out, bold, italic);
+            out.push(json!({"tag": "a", "text": unescape(text), "href": href}));
+            rest = after;
+        } else if let Some((id, after)) = rest.strip_prefix("<at id=").and_then(|r| r.split_once("></at>")) {
+            flush(&mut run, &mut out, bold, italic);
+            out.push(json!({"tag": "at", "user_id": id.trim_matches(['"', '\''])}));
+            rest = after;
+        } else {
+            run.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    flush(&mut run, &mut out, bold, italic);
+    if out.is_empty() {
+        out.push(json!({"tag": "text", "text": ""}));
+    }
+    out
+}
+
+/// `[text](url)` at the start of `s`: its text, its URL, and what follows.
+fn link(s: &str) -> Option<(&str, &str, &str)> {
+    let inner = s.strip_prefix('[')?;
+    let mut escaped = false;
+    let close = inner.char_indices().find_map(|(i, c)| {
+        let found = !escaped && c == ']';
+        escaped = !escaped && c == '\\';
+        found.then_some(i)
+    })?;
+    let after = inner[close + 1..].strip_prefix('(')?;
+    let end = after.find(')')?;
+    Some((&inner[..close], &after[..end], &after[end + 1..]))
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
+    }
+    out
 }
 
 /// The card header's colour: red for critical, orange for warning, blue for info, grey otherwise, green
@@ -252,6 +335,44 @@ mod tests {
         let text: Value =
             serde_json::from_str(&format(MsgType::Text).body(&content(true, Level::Warning, &[]))).unwrap();
         assert_eq!(text, json!({"msg_type": "text", "content": {"text": "**x**\n<at id=ou_1></at> Alert"}}));
+    }
+
+    #[test]
+    fn a_post_draws_the_markdown_with_its_own_elements() {
+        let para = |l: &str| Value::Array(post_paragraph(l));
+        assert_eq!(
+            para("**warning** · since 10:16 · *KubePodNotReady* (3):"),
+            json!([
+                {"tag": "text", "text": "warning", "style": ["bold"]},
+                {"tag": "text", "text": " · since 10:16 · "},
+                {"tag": "text", "text": "KubePodNotReady", "style": ["italic"]},
+                {"tag": "text", "text": " (3):"},
+            ])
+        );
+        assert_eq!(
+            para(r"a\*b\_c \[x\](y) [Run\]book](https://r/x?a=1) <at id=ou_1></at> Alert"),
+            json!([
+                {"tag": "text", "text": "a*b_c [x](y) "},
+                {"tag": "a", "text": "Run]book", "href": "https://r/x?a=1"},
+                {"tag": "text", "text": " "},
+                {"tag": "at", "user_id": "ou_1"},
+                {"tag": "text", "text": " Alert"},
+            ])
+        );
+        assert_eq!(para(""), json!([{"tag": "text", "text": ""}]));
+        let buttons = [("Alertmanager", "http://am/#/alerts"), ("Silence", "http://am/#/silences/new")];
+        let post: Value =
+            serde_json::from_str(&format(MsgType::Post).body(&content(true, Level::Warning, &buttons))).unwrap();
+        let lines = post["content"]["post"]["zh_cn"]["content"].as_array().unwrap();
+        assert_eq!(lines[0], json!([{"tag": "text", "text": "x", "style": ["bold"]}]));
+        assert_eq!(
+            lines.last().unwrap(),
+            &json!([
+                {"tag": "a", "text": "Alertmanager", "href": "http://am/#/alerts"},
+                {"tag": "text", "text": " · "},
+                {"tag": "a", "text": "Silence", "href": "http://am/#/silences/new"},
+            ])
+        );
     }
 
     #[test]
