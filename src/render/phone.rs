@@ -301,6 +301,22 @@ pub fn text_lines_in(text: &str, columns: usize) -> usize {
     text.split('\n').filter(|l| !l.trim().is_empty()).map(|l| wrapped_lines(l.trim(), columns)).sum()
 }
 
+/// Lines markdown takes in a tool that keeps every line break (Feishu's cards and posts, WeCom): each
+/// line as its block would wrap it, links shown by their text. An empty line separates paragraphs, which
+/// [`markdown_lines`] does not count either.
+pub fn kept_markdown_lines(text: &str) -> usize {
+    text.trim()
+        .split('\n')
+        .map(|line| match parse(line).first() {
+            None => 0,
+            Some(b @ Block::Heading(_, t)) => wrapped_lines(&visible(t), b.columns()),
+            Some(b @ (Block::Paragraph(ls) | Block::Quote(ls) | Block::Item(_, ls))) => {
+                ls.iter().map(|l| wrapped_lines(&visible(l), b.columns())).sum::<usize>().max(1)
+            }
+        })
+        .sum()
+}
+
 /// Lines a plain-text message takes (its newlines are kept, so an empty line is a line too).
 pub fn text_lines(text: &str) -> usize {
     text.trim().split('\n').map(|l| wrapped_lines(l.trim(), BODY_COLUMNS)).sum()
@@ -370,10 +386,22 @@ pub fn markdown_html(text: &str, mentions: &[String]) -> String {
     out
 }
 
-/// Markdown whose line breaks are all kept (Feishu's and WeCom's), as HTML: each line's inline markdown.
+/// Markdown whose line breaks are all kept (Feishu's and WeCom's), as HTML: each line its own block (a
+/// heading, a quote, an item or a paragraph), as [`kept_markdown_lines`] counts them; an empty line the
+/// space between paragraphs.
 pub fn lines_html(text: &str, mentions: &[String]) -> String {
-    let lines: Vec<String> = text.split('\n').map(|l| line_html(l, mentions)).collect();
-    format!("<p class=\"plain\">{}</p>", lines.join("<br>"))
+    let lines: String =
+        text.trim()
+            .split('\n')
+            .map(|line| {
+                if line.trim().is_empty() {
+                    "<div class=\"gap\"></div>\n".into()
+                } else {
+                    markdown_html(line, mentions)
+                }
+            })
+            .collect();
+    format!("<div class=\"kept\">\n{lines}</div>")
 }
 
 /// A plain-text message as HTML (its newlines kept).

@@ -179,7 +179,11 @@ impl Shown {
 
     /// Lines the message takes on the phone (text and buttons, not the banner).
     pub fn lines(&self) -> usize {
-        let text = if self.keeps_lines { phone::text_lines(&self.text) } else { phone::markdown_lines(&self.text) };
+        let text = match (self.keeps_lines, self.msgtype.as_str()) {
+            (true, "text") => phone::text_lines(&self.text),
+            (true, _) => phone::kept_markdown_lines(&self.text),
+            (false, _) => phone::markdown_lines(&self.text),
+        };
         text + usize::from(!self.buttons.is_empty())
     }
 }
@@ -245,6 +249,7 @@ section > h2 { font-size: 13px; margin: 0; padding: 8px 12px; background: #fff; 
 .bubble a { color: #0089ff; text-decoration: none; }
 .bubble .at { color: #0089ff; }
 .bubble .plain { margin: 0; }
+.bubble .kept p, .bubble .kept blockquote, .bubble .kept h4 { margin: 0; } .bubble .kept .gap { height: 8px; }
 .btns { display: flex; border-top: 1px solid #eceef0; margin: 8px -12px -10px; }
 .btns a { flex: 1; text-align: center; padding: 8px 0; color: #0089ff; text-decoration: none; border-left: 1px solid #eceef0; }
 .btns a:first-child { border-left: none; }

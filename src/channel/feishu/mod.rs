@@ -100,8 +100,26 @@ impl Format {
                 // The same markdown as a card's, drawn with a post's own elements: a post shows `**` as is.
                 let mut lines: Vec<Value> = c.text.split('\n').map(|l| Value::Array(post_paragraph(l))).collect();
                 if c.mentions && self.rings(c.firing) {
+                    // On the last line (the keyword's, in the built-in layout), as a card has them.
+                    // A mention the template wrote (`<at id=...>`) is not repeated.
+                    let written: Vec<Value> = lines
+                        .iter()
+                        .flat_map(|l| l.as_array().into_iter().flatten())
+                        .map(|e| e["user_id"].clone())
+                        .collect();
                     let ids = self.mention.user_ids.iter().map(String::as_str).chain(self.mention.all.then_some("all"));
-                    lines.push(Value::Array(ids.map(|id| json!({"tag": "at", "user_id": id})).collect()));
+                    let mut ats: Vec<Value> = ids
+                        .filter(|id| !written.iter().any(|w| w == id))
+                        .map(|id| json!({"tag": "at", "user_id": id}))
+                        .collect();
+                    match lines.last_mut().and_then(Value::as_array_mut) {
+                        _ if ats.is_empty() => {}
+                        Some(last) if !last.iter().all(|e| e["text"] == "") => {
+                            ats.push(json!({"tag": "text", "text": " "}));
+                            last.splice(0..0, ats);
+                        }
+                        _ => lines.push(Value::Array(ats)),
+                    }
                 }
                 if !c.buttons.is_empty() {
                     let mut links = vec![];
@@ -331,7 +349,18 @@ mod tests {
         let post: Value =
             serde_json::from_str(&format(MsgType::Post).body(&content(true, Level::Warning, &[]))).unwrap();
         let lines = post["content"]["post"]["zh_cn"]["content"].as_array().unwrap();
-        assert_eq!(lines.last().unwrap(), &json!([{"tag": "at", "user_id": "ou_1"}]));
+        assert_eq!(
+            lines.last().unwrap(),
+            &json!([{"tag": "at", "user_id": "ou_1"}, {"tag": "text", "text": " Alert"}]),
+            "the template's own mention, not repeated"
+        );
+        let plain = Content { text: "**x**\nAlert", ..content(true, Level::Warning, &[]) };
+        let post: Value = serde_json::from_str(&format(MsgType::Post).body(&plain)).unwrap();
+        assert_eq!(
+            post["content"]["post"]["zh_cn"]["content"][1],
+            json!([{"tag": "at", "user_id": "ou_1"}, {"tag": "text", "text": " "}, {"tag": "text", "text": "Alert"}]),
+            "the configured mention on the last line, before the keyword"
+        );
         let text: Value =
             serde_json::from_str(&format(MsgType::Text).body(&content(true, Level::Warning, &[]))).unwrap();
         assert_eq!(text, json!({"msg_type": "text", "content": {"text": "**x**\n<at id=ou_1></at> Alert"}}));
