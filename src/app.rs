@@ -146,6 +146,7 @@ impl App {
     /// without waiting for an old sender's request in flight.
     pub(crate) async fn sync_senders(&self, live: &Live) -> Result<(), StoreError> {
         let mut senders = self.senders.lock().await;
+        self.metrics.targets(live.config.targets.values().map(|t| (t.name.as_str(), t.channel.name())));
         for (name, old) in senders.iter_mut() {
             if !live.config.targets.contains_key(name) && old.target.take().is_some() {
                 let _ = old.stop.send(true);

@@ -53,6 +53,7 @@ pub struct Metrics {
     notification_requests_failed: IntCounterVec,
     notification_latency: HistogramVec,
     queue_depth: IntGaugeVec,
+    target_info: IntGaugeVec,
     queue_oldest_age: IntGaugeVec,
     template_failures: IntCounterVec,
     keyword_inserted: IntCounterVec,
@@ -98,7 +99,7 @@ impl Metrics {
         let notification_latency = HistogramVec::new(
             HistogramOpts::new(
                 "dingtalk_bridge_notification_latency_seconds",
-                "Duration of each HTTP request to DingTalk, successful or not.",
+                "Duration of each HTTP request to a chat tool, successful or not.",
             )
             .buckets(vec![0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             &["target"],
@@ -112,8 +113,15 @@ impl Metrics {
         let build_info =
             gauge(r, "dingtalk_bridge_build_info", "Always 1; the version label says which build runs.", &["version"]);
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let target_info = gauge(
+            r,
+            "dingtalk_bridge_target_info",
+            "Always 1 for each configured target; the type label says its chat tool (for joins on target).",
+            &["target", "type"],
+        );
 
         Metrics {
+            target_info,
             webhook_requests: counter(
                 r,
                 "dingtalk_bridge_webhook_requests_total",
@@ -129,25 +137,25 @@ impl Metrics {
             notifications: counter(
                 r,
                 "dingtalk_bridge_notifications_total",
-                "DingTalk messages finished: delivered or given up.",
+                "Messages finished: delivered or given up.",
                 &["target"],
             ),
             notifications_failed: counter(
                 r,
                 "dingtalk_bridge_notifications_failed_total",
-                "DingTalk messages given up, by reason.",
+                "Messages given up, by reason.",
                 &["target", "reason"],
             ),
             notification_requests: counter(
                 r,
                 "dingtalk_bridge_notification_requests_total",
-                "HTTP requests (attempts) sent to DingTalk.",
+                "HTTP requests (attempts) sent to the chat tools.",
                 &["target"],
             ),
             notification_requests_failed: counter(
                 r,
                 "dingtalk_bridge_notification_requests_failed_total",
-                "HTTP requests to DingTalk that did not deliver, by reason.",
+                "HTTP requests to the chat tools that did not deliver, by reason.",
                 &["target", "reason"],
             ),
             notification_latency,
@@ -259,6 +267,15 @@ impl Metrics {
     }
 
     /// Creates at zero the per-target series alert rules and the dashboard need before the first event.
+    /// The configured targets and their types (`dingtalk`, `feishu`, `lark`, `wecom`), replacing the
+    /// previous configuration's.
+    pub fn targets<'a>(&self, targets: impl Iterator<Item = (&'a str, &'a str)>) {
+        self.target_info.reset();
+        for (name, kind) in targets {
+            self.target_info.with_label_values(&[name, kind]).set(1);
+        }
+    }
+
     pub fn init_target(&self, target: &str) {
         for m in [&self.notifications, &self.throttled, &self.template_failures] {
             m.with_label_values(&[target]);

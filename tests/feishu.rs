@@ -75,6 +75,8 @@ async fn firing_then_resolved_arrive_as_signed_cards_with_keyword_and_mention() 
     assert!(posted.iter().all(|p| p.body.get("sign").is_some()), "signature fields in the body");
     let m = bridge.metrics().await;
     assert_eq!(metric(&m, "dingtalk_bridge_notifications_total", &[("target", "ops-feishu")]), 2.0);
+    assert_eq!(metric(&m, "dingtalk_bridge_target_info", &[("target", "ops-feishu"), ("type", "feishu")]), 1.0);
+    assert_eq!(metric(&m, "dingtalk_bridge_target_info", &[("target", "ops-lark"), ("type", "lark")]), 1.0);
     bridge.stop().await;
 }
 
@@ -289,7 +291,9 @@ async fn sigkill_with_messages_queued_loses_nothing_and_keeps_the_budget() {
     bridge.kill();
     let bridge = BinaryBridge::start(&path);
     wait_for("every group to show", || async { (0..60).all(|i| shown_in(&texts(&mock), i) >= 1) }).await;
-    drop(bridge);
+    // Stopped cleanly, so the last delivery's record is written before the store is read.
+    let (status, _) = bridge.terminate();
+    assert!(status.success(), "{status:?}");
     let texts = texts(&mock);
     assert!(common::repeats(&texts, 60) <= 1, "at most the one message in flight at the kill is repeated: {texts:#?}");
     // No 11232: the restart did not reset the budget; every message signed and within 20 KB.
