@@ -1,5 +1,5 @@
 //! Any decodable payload through the built-in templates of every tool (DingTalk markdown and text, a
-//! Feishu card, WeCom markdown and text): every message fits its tool's limit as that tool counts it, is
+//! Feishu card, a Lark post, WeCom markdown and text): every message fits its tool's limit as that tool counts it, is
 //! valid JSON, and carries the keyword.
 #![no_main]
 
@@ -13,6 +13,7 @@ const YAML: &str = "targets:
   md: {url: 'https://oapi.dingtalk.com/robot/send?access_token=x', keyword: Alert, mention: {mobiles: ['13800000000']}}
   txt: {url: 'https://oapi.dingtalk.com/robot/send?access_token=y', keyword: Alert, msgtype: text}
   fs: {type: feishu, url: 'https://open.feishu.cn/open-apis/bot/v2/hook/z', secret: s, keyword: Alert, mention: {user_ids: [ou_1]}}
+  fsp: {type: lark, url: 'https://open.larksuite.com/open-apis/bot/v2/hook/p', keyword: Alert, msgtype: post, mention: {user_ids: [ou_2]}}
   wc: {type: wecom, url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k', keyword: Alert, mention: {user_ids: [u1]}}
   wct: {type: wecom, url: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=l', keyword: Alert, msgtype: text}
 ";

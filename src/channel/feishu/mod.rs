@@ -192,7 +192,10 @@ fn post_paragraph(line: &str) -> Vec<Value> {
             flush(&mut run, &mut out, bold, italic);
             italic = !italic;
             rest = &rest[1..];
-        } else if let Some((text, href, after)) = link(rest) {
+        } else if let Some((text, href, after)) = link(rest).filter(|(_, href, _)| {
+            // Feishu refuses a link element that is not a web address: anything else stays text.
+            href.starts_with("https://") || href.starts_with("http://")
+        }) {
             flush(&mut run, &mut out, bold, italic);
             out.push(json!({"tag": "a", "text": unescape(text), "href": href}));
             rest = after;
@@ -389,6 +392,7 @@ mod tests {
             ])
         );
         assert_eq!(para(""), json!([{"tag": "text", "text": ""}]));
+        assert_eq!(para("[x](javascript:alert(1))"), json!([{"tag": "text", "text": "[x](javascript:alert(1))"}]));
         let buttons = [("Alertmanager", "http://am/#/alerts"), ("Silence", "http://am/#/silences/new")];
         let post: Value =
             serde_json::from_str(&format(MsgType::Post).body(&content(true, Level::Warning, &buttons))).unwrap();
