@@ -8,6 +8,7 @@
 //! config section in `config/`, its reasons as a variant of [`Reason`], and a mock in `tests/common/`.
 
 pub mod dingtalk;
+pub mod dingtalk_app;
 pub mod dry_run;
 pub mod feishu;
 pub mod wecom;
@@ -310,6 +311,7 @@ pub enum Reason {
     BadResponse,
     Throttled,
     DingTalk(dingtalk::Reason),
+    DingTalkApp(dingtalk_app::Reason),
     Feishu(feishu::Reason),
     WeCom(wecom::Reason),
 }
@@ -327,6 +329,7 @@ impl Reason {
             Reason::BadResponse => "bad_response",
             Reason::Throttled => "throttled",
             Reason::DingTalk(r) => r.as_str(),
+            Reason::DingTalkApp(r) => r.as_str(),
             Reason::Feishu(r) => r.as_str(),
             Reason::WeCom(r) => r.as_str(),
         }
@@ -345,6 +348,7 @@ impl Reason {
                 "the URL answered with a redirect, which the bridge never follows (it would post the message and its credentials elsewhere): set targets.<name>.url to the chat service's own address"
             }
             Reason::DingTalk(r) => r.hint(),
+            Reason::DingTalkApp(r) => r.hint(),
             Reason::Feishu(r) => r.hint(),
             Reason::WeCom(r) => r.hint(),
             _ => "transient",
@@ -378,12 +382,21 @@ pub(crate) async fn post_json(
     url: &str,
     body: &str,
 ) -> Result<(u16, Vec<u8>), reqwest::Error> {
-    let mut resp = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string())
-        .send()
-        .await?;
+    post_json_with(client, url, body, &[]).await
+}
+
+/// [`post_json`] with extra headers (an access token).
+pub(crate) async fn post_json_with(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Vec<u8>), reqwest::Error> {
+    let mut request = client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut resp = request.body(body.to_string()).send().await?;
     let status = resp.status().as_u16();
     let mut answer = Vec::new();
     while let Some(chunk) = resp.chunk().await? {

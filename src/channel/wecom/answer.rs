@@ -72,7 +72,6 @@ pub fn classify_errcode(errcode: i64, errmsg: &str) -> Outcome {
     match errcode {
         0 => Outcome::Delivered,
         -1 => Outcome::Retry { reason: Common::WeCom(Reason::Busy), detail },
-        // The budget is per minute: wait it out, then resend.
         // "Wait out the minute": the sender pauses for the robot's window (Channel::throttle_pause).
         45009 => Outcome::Throttled { detail, retry_after: None },
         93000 => failed(Reason::InvalidUrl, detail),
