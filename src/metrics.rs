@@ -54,6 +54,7 @@ pub struct Metrics {
     notification_latency: HistogramVec,
     queue_depth: IntGaugeVec,
     target_info: IntGaugeVec,
+    recipients: IntCounterVec,
     queue_oldest_age: IntGaugeVec,
     template_failures: IntCounterVec,
     keyword_inserted: IntCounterVec,
@@ -122,6 +123,12 @@ impl Metrics {
 
         Metrics {
             target_info,
+            recipients: counter(
+                r,
+                "dingtalk_bridge_recipients_total",
+                "DingTalk app users by what one answer said of them: delivered, failed (never will be), deferred (flow-controlled, retried).",
+                &["target", "outcome"],
+            ),
             webhook_requests: counter(
                 r,
                 "dingtalk_bridge_webhook_requests_total",
@@ -334,6 +341,14 @@ impl Metrics {
 
     pub fn request_failed(&self, target: &str, reason: impl Reason) {
         self.notification_requests_failed.with_label_values(&[target, reason.label()]).inc();
+    }
+
+    /// What became of a DingTalk app message's users in one answer: `reached` got it, `failed` never
+    /// will, `deferred` were flow-controlled and are retried.
+    pub fn recipients(&self, target: &str, reached: usize, failed: &[String], deferred: usize) {
+        self.recipients.with_label_values(&[target, "delivered"]).inc_by(reached as u64);
+        self.recipients.with_label_values(&[target, "failed"]).inc_by(failed.len() as u64);
+        self.recipients.with_label_values(&[target, "deferred"]).inc_by(deferred as u64);
     }
 
     pub fn delivered(&self, target: &str) {

@@ -24,6 +24,8 @@ pub enum Channel {
     DryRun(dry_run::DryRun),
     /// A Feishu or Lark custom bot.
     Feishu(feishu::Bot),
+    /// A DingTalk enterprise app's robot: members one to one, and groups it is in.
+    DingTalkApp(dingtalk_app::AppTarget),
     /// A WeCom group robot.
     WeCom(wecom::Robot),
 }
@@ -72,6 +74,7 @@ impl Channel {
             Channel::DryRun(dry) => dry.format.msgtype.as_str(),
             Channel::Feishu(bot) => bot.format.msgtype.as_str(),
             Channel::WeCom(robot) => robot.format.msgtype.as_str(),
+            Channel::DingTalkApp(app) => app.msgtype.as_str(),
         }
     }
 
@@ -80,10 +83,15 @@ impl Channel {
         self.msgtype() == "text"
     }
 
-    /// Whether the receiver drops a message it already has (DingTalk's `msgUuid`). Feishu and WeCom have no
-    /// such field: a message resent after a timeout that had in fact arrived shows twice.
+    /// Whether the receiver drops a message it already has (DingTalk's `msgUuid`). Feishu, WeCom and the
+    /// DingTalk app API have no such field: a message resent after a timeout that had in fact arrived shows twice.
     pub fn drops_repeats(&self) -> bool {
         matches!(self, Channel::DingTalk(_) | Channel::DryRun(_))
+    }
+
+    /// Whether storms are merged into digests (not for the app robot, whose messages name recipients).
+    pub fn digests(&self) -> bool {
+        !matches!(self, Channel::DingTalkApp(_))
     }
 
     /// Whether the protocol shows a message's title (DingTalk's markdown title is the chat list's and the
@@ -95,7 +103,7 @@ impl Channel {
     /// The template (of a set) that renders a message's text when it is not plain text.
     pub fn template(&self) -> &'static str {
         match self {
-            Channel::DingTalk(_) | Channel::DryRun(_) => "markdown",
+            Channel::DingTalk(_) | Channel::DryRun(_) | Channel::DingTalkApp(_) => "markdown",
             Channel::Feishu(_) => "feishu",
             // markdown_v2 draws no colours: it takes the plain markdown layout.
             Channel::WeCom(robot) if robot.format.msgtype == wecom::MsgType::MarkdownV2 => "markdown",
@@ -107,7 +115,7 @@ impl Channel {
     /// window must allow a send.
     pub fn rate_windows(&self) -> &'static [RateLimit] {
         match self {
-            Channel::DingTalk(_) | Channel::DryRun(_) | Channel::WeCom(_) => &[],
+            Channel::DingTalk(_) | Channel::DryRun(_) | Channel::WeCom(_) | Channel::DingTalkApp(_) => &[],
             Channel::Feishu(_) => &feishu::RATE_LIMITS[1..],
         }
     }
@@ -120,6 +128,8 @@ impl Channel {
         let window = |documented: RateLimit| if rate.is_unlimited() { documented.per } else { rate.per };
         match self {
             Channel::DingTalk(_) | Channel::DryRun(_) => penalty,
+            // The app's answers say how long (a second for QPS); this is for one that does not.
+            Channel::DingTalkApp(_) => window(dingtalk_app::RATE_LIMIT).max(Duration::from_secs(1)),
             Channel::Feishu(_) => window(feishu::RATE_LIMITS[0]),
             Channel::WeCom(_) => window(wecom::RATE_LIMIT),
         }
@@ -132,6 +142,8 @@ impl Channel {
             Channel::DryRun(dry) => dry.format.mention_tokens(firing),
             Channel::Feishu(bot) => bot.format.mention_tokens(firing),
             Channel::WeCom(robot) => robot.format.mention_tokens(firing),
+            // A direct message rings its reader; the app's group messages carry no mentions.
+            Channel::DingTalkApp(_) => vec![],
         }
     }
 
@@ -142,6 +154,7 @@ impl Channel {
             Channel::DryRun(dry) => dry.format.body(content, uuid),
             Channel::Feishu(bot) => bot.format.body(content),
             Channel::WeCom(robot) => robot.format.body(content),
+            Channel::DingTalkApp(app) => app.body(content),
         }
     }
 
@@ -153,6 +166,7 @@ impl Channel {
             Channel::DingTalk(_) | Channel::DryRun(_) => None,
             Channel::Feishu(_) => Some(feishu::MAX_BYTES - feishu::SIGNATURE_BYTES),
             Channel::WeCom(robot) => Some(robot.format.msgtype.max_content_bytes()),
+            Channel::DingTalkApp(_) => Some(dingtalk_app::MAX_PARAM_BYTES),
         }
     }
 
@@ -161,6 +175,7 @@ impl Channel {
     pub fn measure(&self, body: &str) -> usize {
         match self {
             Channel::WeCom(robot) => robot.format.measure(body),
+            Channel::DingTalkApp(app) => app.measure(body),
             _ => body.len(),
         }
     }
@@ -173,6 +188,8 @@ impl Channel {
             Channel::DryRun(_) => format!("dry-run:{target}"),
             Channel::Feishu(bot) => bot.url.expose().to_string(),
             Channel::WeCom(robot) => robot.url.expose().to_string(),
+            // One budget per app (20 calls a second per app and API; one for both APIs is the safe side).
+            Channel::DingTalkApp(app) => format!("dingtalk-app:{}:{}", app.app.api_base, app.app.client_id),
         }
     }
 
@@ -193,6 +210,7 @@ impl Channel {
                 feishu::Service::Lark => "lark",
             },
             Channel::WeCom(_) => "wecom",
+            Channel::DingTalkApp(_) => "dingtalk_app",
         }
     }
 
@@ -216,7 +234,7 @@ impl Channel {
     /// The chat service, as users know it (for messages about what it may have done).
     pub fn service(&self) -> &'static str {
         match self {
-            Channel::DingTalk(_) | Channel::DryRun(_) => "DingTalk",
+            Channel::DingTalk(_) | Channel::DryRun(_) | Channel::DingTalkApp(_) => "DingTalk",
             Channel::Feishu(bot) => bot.service.name(),
             Channel::WeCom(_) => "WeCom",
         }
@@ -229,6 +247,7 @@ impl Channel {
             Channel::DryRun(_) => "dry run (bodies are logged, not sent)".to_string(),
             Channel::Feishu(bot) => bot.describe(),
             Channel::WeCom(robot) => robot.describe(),
+            Channel::DingTalkApp(app) => app.describe(),
         }
     }
 
@@ -238,8 +257,25 @@ impl Channel {
     }
 
     /// Sends one body: authentication at send time, the request, and its answer classified.
-    pub async fn send(&self, client: &reqwest::Client, target: &str, msg_uuid: &str, body: &str) -> Outcome {
+    /// `recipients` is the stored [`dingtalk_app::Delivery`] of an app robot's message.
+    pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        target: &str,
+        msg_uuid: &str,
+        body: &str,
+        recipients: Option<&str>,
+    ) -> Outcome {
         match self {
+            Channel::DingTalkApp(app) => {
+                match recipients.and_then(|r| serde_json::from_str::<dingtalk_app::Delivery>(r).ok()) {
+                    Some(delivery) => app.send(client, body, &delivery.to).await,
+                    None => Outcome::Failed {
+                        reason: Reason::DingTalkApp(dingtalk_app::Reason::BadRequest),
+                        detail: "the stored message names no recipients".into(),
+                    },
+                }
+            }
             Channel::DingTalk(robot) => robot.send(client, body).await,
             Channel::DryRun(dry) => dry.send(target, msg_uuid, body),
             Channel::Feishu(bot) => bot.send(client, body).await,

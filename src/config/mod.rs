@@ -194,6 +194,7 @@ impl Config {
             env,
             problems: vec![],
             warnings: vec![],
+            apps: BTreeMap::new(),
         };
         let config = v.config(raw);
         match config {
@@ -453,5 +454,59 @@ targets:
         assert!(!valid_target_name("2ops"));
         assert!(!valid_target_name("ops/x"));
         assert!(!valid_target_name(""));
+    }
+
+    #[test]
+    fn dingtalk_app_targets_share_their_app() {
+        let text = r#"
+dingtalk_apps:
+  corp:
+    client_id: "${OPS_TOKEN}"
+    client_secret: "app-secret"
+    robot_code: dingrobot
+    api_base: "http://127.0.0.1:9/"
+targets:
+  oncall-direct:
+    type: dingtalk_app
+    app: corp
+    users: ["manager01", "user0231"]
+  ops-app-group:
+    type: dingtalk_app
+    app: corp
+    conversations: ["cidXXXX=="]
+    msgtype: actionCard
+"#;
+        let c = load(text).unwrap();
+        let app = |name: &str| match &c.targets[name].channel {
+            Channel::DingTalkApp(a) => a.clone(),
+            other => panic!("{other:?}"),
+        };
+        let (direct, group) = (app("oncall-direct"), app("ops-app-group"));
+        assert!(std::sync::Arc::ptr_eq(&direct.app, &group.app), "one app, one token, one fetch");
+        assert_eq!((direct.app.client_id.as_str(), direct.app.api_base.as_str()), ("tok123", "http://127.0.0.1:9"));
+        assert_eq!(direct.users, ["manager01", "user0231"]);
+        assert_eq!(group.msgtype, crate::channel::dingtalk_app::MsgType::ActionCard);
+        assert_eq!(
+            c.targets["oncall-direct"].budget_key(),
+            c.targets["ops-app-group"].budget_key(),
+            "one budget per app"
+        );
+        assert_eq!(c.targets["oncall-direct"].rate_limit, crate::channel::dingtalk_app::RATE_LIMIT);
+
+        let err = load(&text.replace("    app: corp\n    users", "    app: nope\n    users")).unwrap_err().to_string();
+        assert!(err.contains("targets.oncall-direct.app: no app \"nope\" under dingtalk_apps"), "{err}");
+        let err = load(&text.replace("    client_secret: \"app-secret\"\n", "")).unwrap_err().to_string();
+        assert!(err.contains("dingtalk_apps.corp.client_secret: missing"), "{err}");
+        assert!(!err.contains("app-secret"));
+        let err = load(&text.replace("    conversations:", "    url: https://x/y\n    conversations:"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("targets.ops-app-group.url: not a key of a dingtalk_app target"), "{err}");
+        let err = load(&format!(
+            "{text}  hook:\n    url: https://oapi.dingtalk.com/robot/send?access_token=x\n    users: [a]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("targets.hook.users: not a key of a dingtalk target"), "{err}");
     }
 }

@@ -17,7 +17,20 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) delivery: RawDelivery,
     #[serde(default)]
+    pub(super) dingtalk_apps: BTreeMap<String, RawApp>,
+    #[serde(default)]
     pub(super) targets: BTreeMap<String, RawTarget>,
+}
+
+/// A DingTalk enterprise app (`dingtalk_apps.<name>`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApp {
+    pub(super) client_id: Option<String>,
+    pub(super) client_secret: Option<String>,
+    pub(super) client_secret_file: Option<String>,
+    pub(super) robot_code: Option<String>,
+    pub(super) api_base: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,7 +121,7 @@ pub(super) struct RawLimit {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTarget {
-    /// `dingtalk` (the default), `feishu` or `lark`.
+    /// `dingtalk` (the default), `feishu`, `lark`, `wecom` or `dingtalk_app`.
     #[serde(rename = "type")]
     pub(super) kind: Option<String>,
     pub(super) url: Option<String>,
@@ -125,6 +138,13 @@ pub(super) struct RawTarget {
     #[serde(default)]
     pub(super) dry_run: bool,
     pub(super) rate_limit: Option<RawRateLimit>,
+    /// `dingtalk_app`: the app (a name under `dingtalk_apps`), its users and groups, users per call.
+    pub(super) app: Option<String>,
+    #[serde(default)]
+    pub(super) users: Vec<String>,
+    #[serde(default)]
+    pub(super) conversations: Vec<String>,
+    pub(super) batch_size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,7 +7,7 @@ use super::*;
 use crate::channel::dingtalk::{self, Format, Mention, MsgType};
 use crate::channel::dry_run::DryRun;
 use crate::channel::{Channel, RateLimit};
-use crate::channel::{feishu, wecom};
+use crate::channel::{dingtalk_app, feishu, wecom};
 use crate::secret::Secret;
 
 impl Validator<'_> {
@@ -34,9 +34,25 @@ impl Validator<'_> {
         let default_rate = match kind.as_str() {
             "feishu" | "lark" if !default_rate.is_unlimited() => feishu::RATE_LIMITS[0],
             "wecom" if !default_rate.is_unlimited() => wecom::RATE_LIMIT,
+            "dingtalk_app" if !default_rate.is_unlimited() => dingtalk_app::RATE_LIMIT,
             _ => default_rate,
         };
         let rate_limit = self.rate_limit(&format!("{key}.rate_limit"), t.rate_limit.as_ref(), default_rate);
+        if kind != "dingtalk_app" {
+            for (set, field) in [
+                (t.app.is_some(), "app"),
+                (!t.users.is_empty(), "users"),
+                (!t.conversations.is_empty(), "conversations"),
+                (t.batch_size.is_some(), "batch_size"),
+            ] {
+                if set {
+                    self.problem(
+                        &format!("{key}.{field}"),
+                        format!("not a key of a {kind} target (it belongs to type: dingtalk_app)"),
+                    );
+                }
+            }
+        }
         let channel = match kind.as_str() {
             "dingtalk" => {
                 self.warn_if_other_tool(&key, t.url.as_deref(), "dingtalk");
@@ -45,8 +61,12 @@ impl Validator<'_> {
             "feishu" => self.feishu(&key, t, feishu::Service::Feishu)?,
             "lark" => self.feishu(&key, t, feishu::Service::Lark)?,
             "wecom" => self.wecom(&key, t)?,
+            "dingtalk_app" => self.dingtalk_app(&key, t)?,
             _ => {
-                self.problem(&format!("{key}.type"), "unknown target type; expected dingtalk, feishu, lark or wecom");
+                self.problem(
+                    &format!("{key}.type"),
+                    "unknown target type; expected dingtalk, feishu, lark, wecom or dingtalk_app",
+                );
                 return None;
             }
         };
@@ -164,6 +184,117 @@ impl Validator<'_> {
         let mention = feishu::Mention { all: t.mention.all, user_ids, on_resolved: t.mention.on_resolved };
         let format = feishu::Format { msgtype, mention };
         Some(Channel::Feishu(feishu::Bot { service, url: Secret::new(url), secret: secret.map(Secret::new), format }))
+    }
+
+    /// `dingtalk_apps`: each app's credentials (the secret inline or from a file), checked once.
+    pub(super) fn apps(&mut self, raw: BTreeMap<String, super::raw::RawApp>) {
+        for (name, a) in raw {
+            let key = format!("dingtalk_apps.{name}");
+            let required = |v: &mut Self, field: &str, value: Option<&str>| -> Option<String> {
+                match value.map(|x| v.expand(&format!("{key}.{field}"), x)) {
+                    Some(Some(x)) if !x.trim().is_empty() => Some(x.trim().to_string()),
+                    Some(None) => None,
+                    _ => {
+                        v.problem(
+                            &format!("{key}.{field}"),
+                            "missing: copy it from the app in DingTalk's developer console",
+                        );
+                        None
+                    }
+                }
+            };
+            let client_id = required(self, "client_id", a.client_id.as_deref());
+            let robot_code = required(self, "robot_code", a.robot_code.as_deref());
+            let secret = self.inline_or_file(
+                &format!("{key}.client_secret"),
+                a.client_secret.as_deref(),
+                a.client_secret_file.as_deref(),
+            );
+            if secret.is_none() && a.client_secret.is_none() && a.client_secret_file.is_none() {
+                self.problem(&format!("{key}.client_secret"), "missing: set client_secret or client_secret_file");
+            }
+            let api_base = a.api_base.unwrap_or_else(|| dingtalk_app::DEFAULT_API_BASE.to_string());
+            match reqwest::Url::parse(&api_base) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                    if u.scheme() == "http" {
+                        self.warn(
+                            &format!("{key}.api_base"),
+                            "plain http: the token and client secret travel unencrypted (fine for tests on loopback)",
+                        );
+                    }
+                }
+                _ => self.problem(&format!("{key}.api_base"), "not an http(s) URL"),
+            }
+            if let (Some(id), Some(code), Some(secret)) = (client_id, robot_code, secret) {
+                let app = dingtalk_app::App::new(&name, &id, Secret::new(secret), &code, &api_base);
+                self.apps.insert(name, std::sync::Arc::new(app));
+            }
+        }
+    }
+
+    /// A target of a DingTalk enterprise app's robot: users one to one, and groups the robot is in.
+    fn dingtalk_app(&mut self, key: &str, t: RawTarget) -> Option<Channel> {
+        for (set, name) in [
+            (t.dry_run, "dry_run"),
+            (t.url.is_some(), "url"),
+            (t.url_file.is_some(), "url_file"),
+            (t.secret.is_some(), "secret"),
+            (t.secret_file.is_some(), "secret_file"),
+            (t.mention.all || !t.mention.mobiles.is_empty() || !t.mention.user_ids.is_empty(), "mention"),
+        ] {
+            if set {
+                self.problem(
+                    &format!("{key}.{name}"),
+                    "not a key of a dingtalk_app target (its credentials are under dingtalk_apps; users get direct messages, which ring)",
+                );
+            }
+        }
+        let Some(app_name) = t.app.as_deref() else {
+            self.problem(&format!("{key}.app"), "missing: the name of an app under dingtalk_apps");
+            return None;
+        };
+        let Some(app) = self.apps.get(app_name).cloned() else {
+            let known: Vec<&str> = self.apps.keys().map(String::as_str).collect();
+            self.problem(
+                &format!("{key}.app"),
+                format!("no app {app_name:?} under dingtalk_apps (configured: {known:?})"),
+            );
+            return None;
+        };
+        let expand_all = |v: &mut Self, list: &[String], k: &str| -> Vec<String> {
+            list.iter().enumerate().filter_map(|(i, m)| v.expand(&format!("{key}.{k}[{i}]"), m)).collect()
+        };
+        let users = expand_all(self, &t.users, "users");
+        let conversations = expand_all(self, &t.conversations, "conversations");
+        if users.is_empty() && conversations.is_empty() {
+            self.problem(key, "no recipients: set users (userIds) and/or conversations (openConversationIds)");
+        }
+        let msgtype = match t.msgtype.as_deref() {
+            None | Some("markdown") => dingtalk_app::MsgType::Markdown,
+            Some("text") => dingtalk_app::MsgType::Text,
+            Some("actionCard") => dingtalk_app::MsgType::ActionCard,
+            Some(_) => {
+                self.problem(
+                    &format!("{key}.msgtype"),
+                    "unsupported message type for a dingtalk_app target; expected markdown, text or actionCard",
+                );
+                dingtalk_app::MsgType::Markdown
+            }
+        };
+        let batch = t.batch_size.unwrap_or(dingtalk_app::DEFAULT_BATCH);
+        if !(1..=100).contains(&batch) {
+            self.problem(
+                &format!("{key}.batch_size"),
+                "users per call must be between 1 and 100 (DingTalk documents 20)",
+            );
+        }
+        Some(Channel::DingTalkApp(dingtalk_app::AppTarget {
+            app,
+            users,
+            conversations,
+            msgtype,
+            batch: batch.clamp(1, 100),
+        }))
     }
 
     /// A WeCom group robot (url with its key, msgtype, mention by user id and mobile).

@@ -18,6 +18,8 @@ pub(super) struct Validator<'a> {
     pub(super) env: &'a dyn Fn(&str) -> Option<String>,
     pub(super) problems: Vec<Problem>,
     pub(super) warnings: Vec<Problem>,
+    /// `dingtalk_apps`, read before the targets that name them.
+    pub(super) apps: BTreeMap<String, std::sync::Arc<crate::channel::dingtalk_app::App>>,
 }
 
 impl Validator<'_> {
@@ -90,6 +92,7 @@ impl Validator<'_> {
         let timezone = self.timezone(raw.timezone.as_deref());
         let server = self.server(raw.server);
         let delivery = self.delivery(&raw.delivery);
+        self.apps(raw.dingtalk_apps);
         let targets = self.targets(raw.targets, delivery.rate_limit);
         Some(Config {
             source: PathBuf::from(&self.file),

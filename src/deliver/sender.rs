@@ -157,7 +157,7 @@ impl Sender {
     /// risk showing it twice. An expired digest is given up.
     async fn expire(&mut self, msg: Pending) {
         let max_age = human(self.d.cfg.max_age);
-        if msg.kind == Kind::Digest {
+        if msg.kind == Kind::Digest || !self.target.channel.digests() {
             let detail = format!("not delivered within delivery.max_age ({max_age}); attempts: {}", msg.attempts);
             self.give_up(&msg, msg.attempts, GiveUp::Expired, &detail).await;
             return;
@@ -239,7 +239,7 @@ impl Sender {
         let started = Instant::now();
         // Durations in the text ("for 24m") are computed now, not when the notification arrived.
         let body = crate::render::send_time::resolve(&msg.body, now_ms());
-        let outcome = channel.send(&self.d.client, name, &msg.msg_uuid, &body).await;
+        let outcome = channel.send(&self.d.client, name, &msg.msg_uuid, &body, msg.recipients.as_deref()).await;
         if channel.sends_requests() {
             self.d.metrics.request(name, started.elapsed());
         }
@@ -252,23 +252,13 @@ impl Sender {
         let attempts = msg.attempts + 1;
         let now = now_ms();
         let stored = match outcome {
-            Outcome::Delivered | Outcome::Partial { .. } => {
-                if let Outcome::Partial { failed, retry, detail } = &outcome {
-                    warn!(target = name, msg_uuid = %msg.msg_uuid, attempts, ?failed, ?retry, %detail, "delivered to some recipients only; per-recipient resend is not implemented yet");
+            Outcome::Partial { failed, retry, detail } => {
+                match self.some_recipients(msg, attempts, failed, retry, &detail).await {
+                    Some(stored) => stored,
+                    None => return self.delivered(msg, attempts).await,
                 }
-                d.metrics.delivered(name);
-                info!(target = name, msg_uuid = %msg.msg_uuid, attempts, "delivered");
-                d.store.submit_delivered(msg.id, attempts, now);
-                // DingTalk drops a resend of a msgUuid it has, so a delivery lost to a crash costs nothing and
-                // is not waited for. Feishu and WeCom would show it twice: the record is waited for, which
-                // leaves only the instant between their answer and the commit.
-                if !self.target.channel.drops_repeats()
-                    && let Err(e) = d.store.flush().await
-                {
-                    warn!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the delivery yet; it is remembered and never sent again");
-                }
-                return Ahead::Valid;
             }
+            Outcome::Delivered => return self.delivered(msg, attempts).await,
             Outcome::Retry { reason, detail } => {
                 d.metrics.request_failed(name, reason);
                 let delay = backoff(&d.cfg, attempts);
@@ -301,6 +291,66 @@ impl Sender {
             self.pause(STORE_RETRY).await;
         }
         Ahead::Stale
+    }
+
+    /// A message that reached every recipient it is going to reach.
+    async fn delivered(&self, msg: &Pending, attempts: i64) -> Ahead {
+        let (d, name) = (&self.d, self.target.name.as_str());
+        let now = now_ms();
+        d.metrics.delivered(name);
+        info!(target = name, msg_uuid = %msg.msg_uuid, attempts, "delivered");
+        d.store.submit_delivered(msg.id, attempts, now);
+        // DingTalk drops a resend of a msgUuid it has, so a delivery lost to a crash costs nothing and is
+        // not waited for. Feishu, WeCom and the app API would show it twice: the record is waited for,
+        // which leaves only the instant between their answer and the commit.
+        if !self.target.channel.drops_repeats()
+            && let Err(e) = d.store.flush().await
+        {
+            warn!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the delivery yet; it is remembered and never sent again");
+        }
+        Ahead::Valid
+    }
+
+    /// Some users got a DingTalk app message and some did not: `failed` never will (given up, each named
+    /// in the log), `retry` were flow-controlled and get it later, alone. Returns the store's answer when
+    /// users are left to retry; `None` when the message is finished.
+    async fn some_recipients(
+        &self,
+        msg: &Pending,
+        attempts: i64,
+        failed: Vec<String>,
+        retry: Vec<String>,
+        detail: &str,
+    ) -> Option<Result<(), crate::store::StoreError>> {
+        use crate::channel::dingtalk_app::{Delivery, Reason as AppReason, Recipients};
+        let (d, name) = (&self.d, self.target.name.as_str());
+        let mut delivery: Delivery = msg.recipients.as_deref().and_then(|r| serde_json::from_str(r).ok())?;
+        let Recipients::Users(users) = &delivery.to else { return None };
+        let reached: Vec<String> =
+            users.iter().filter(|u| !failed.contains(u) && !retry.contains(u)).cloned().collect();
+        d.metrics.recipients(name, reached.len(), &failed, retry.len());
+        if !failed.is_empty() {
+            let reason = AppReason::InvalidUser;
+            error!(target = name, msg_uuid = %msg.msg_uuid, users = ?failed, reason = reason.as_str(), hint = reason.hint(), "recipients given up");
+        }
+        delivery.delivered.extend(reached);
+        delivery.failed.extend(failed);
+        let now = now_ms();
+        if retry.is_empty() {
+            let json = delivery.to_json();
+            if let Err(e) = d.store.narrow_recipients(msg.id, attempts, now, &json, detail).await {
+                warn!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the recipients' outcomes");
+            }
+            return None;
+        }
+        let delay = backoff(&d.cfg, attempts);
+        warn!(target = name, msg_uuid = %msg.msg_uuid, users = ?retry, retry_in = ?delay, "flow-controlled by DingTalk; these users only will be sent it again");
+        delivery.to = Recipients::Users(retry);
+        Some(
+            d.store
+                .narrow_recipients(msg.id, attempts, now + delay.as_millis() as i64, &delivery.to_json(), detail)
+                .await,
+        )
     }
 
     /// Marks a message failed for good.

@@ -135,7 +135,7 @@ impl Renderer {
                 hi = mid - 1;
             }
         }
-        (Message { msg_uuid: uuid.clone(), body: build(lo) }, lo.min(entries.len()))
+        (Message { msg_uuid: uuid.clone(), body: build(lo), recipients: None }, lo.min(entries.len()))
     }
 
     fn digest_body(&self, target: &Target, entries: &[Summary], waiting: usize, why: &str, uuid: &str) -> String {

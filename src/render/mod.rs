@@ -69,6 +69,9 @@ pub struct RenderError {
 pub struct Message {
     pub msg_uuid: String,
     pub body: String,
+    /// Whom it goes to, for protocols that name recipients per request (the DingTalk app robot): JSON of
+    /// [`crate::channel::dingtalk_app::Delivery`]. `None`: the webhook's URL says.
+    pub recipients: Option<String>,
 }
 
 /// What rendering produced, and what it had to do to get there (for metrics and logs).
@@ -137,7 +140,7 @@ impl Renderer {
     /// Renders with the target's template, falling back to the built-in one (and then to plain text) rather
     /// than losing the notification.
     pub fn render(&self, target: &Target, d: &Decoded) -> Rendered {
-        match self.render_from(Source::Set(&target.template), target, d) {
+        let mut rendered = match self.render_from(Source::Set(&target.template), target, d) {
             Ok(r) => r,
             Err(error) => {
                 let mut r = self
@@ -147,7 +150,25 @@ impl Renderer {
                 r.template_error = Some(error);
                 r
             }
+        };
+        // A DingTalk app's message goes to each of its recipients on its own: one stored message per
+        // call (users in calls of at most `batch`, each group), part after part, so each recipient's
+        // outcome is kept.
+        if let crate::channel::Channel::DingTalkApp(app) = &target.channel {
+            let recipients = app.recipients();
+            rendered.messages = rendered
+                .messages
+                .iter()
+                .flat_map(|m| {
+                    recipients.iter().map(|to| Message {
+                        msg_uuid: new_uuid(),
+                        body: m.body.clone(),
+                        recipients: Some(crate::channel::dingtalk_app::Delivery::new(to.clone()).to_json()),
+                    })
+                })
+                .collect();
         }
+        rendered
     }
 
     /// Renders with the target's own template only, reporting its error (for `check-config` and `render`).
@@ -395,7 +416,7 @@ impl Renderer {
         Finished {
             truncated: cut < draft.text.len(),
             keyword_inserted: draft.keyword_inserted,
-            message: Message { msg_uuid: uuid, body: json },
+            message: Message { msg_uuid: uuid, body: json, recipients: None },
         }
     }
 }

@@ -112,6 +112,8 @@ pub struct Pending {
     pub created_at_ms: i64,
     pub attempts: i64,
     pub next_attempt_ms: i64,
+    /// Whom it goes to and what became of each recipient so far (the DingTalk app robot).
+    pub recipients: Option<String>,
 }
 
 /// A pending message a digest may take over, with its notification's summary.

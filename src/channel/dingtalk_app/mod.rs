@@ -146,6 +146,27 @@ pub enum Recipients {
     Conversation(String),
 }
 
+/// One stored message's recipients: whom it is still to reach, and what became of the others (the
+/// store's `recipients` column).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub to: Recipients,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivered: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+}
+
+impl Delivery {
+    pub fn new(to: Recipients) -> Delivery {
+        Delivery { to, delivered: vec![], failed: vec![] }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a delivery serializes")
+    }
+}
+
 /// A `dingtalk_app` target: its app, its recipients, its message type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppTarget {

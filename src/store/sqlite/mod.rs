@@ -149,12 +149,12 @@ impl Store {
             let id = tx.last_insert_rowid();
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO messages (notification_id, target, msg_uuid, body, created_at_ms, next_attempt_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    "INSERT INTO messages (notification_id, target, msg_uuid, body, created_at_ms, next_attempt_ms, recipients)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
                 )?;
                 let mut first = None;
                 for m in &messages {
-                    insert.execute(params![id, target, m.msg_uuid, m.body, now_ms])?;
+                    insert.execute(params![id, target, m.msg_uuid, m.body, now_ms, m.recipients])?;
                     first = first.or(Some(tx.last_insert_rowid()));
                 }
                 // A message's place in its target's order is its own id (a digest later takes over the
@@ -328,7 +328,7 @@ impl Store {
         let health = self.health.clone();
         self.call_one(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, kind, msg_uuid, body, created_at_ms, attempts, next_attempt_ms FROM messages
+                "SELECT id, kind, msg_uuid, body, created_at_ms, attempts, next_attempt_ms, recipients FROM messages
                  WHERE target = ?1 AND state = 'pending' ORDER BY seq, id LIMIT ?2",
             )?;
             // Nearly always none owed: then no row is checked.
@@ -342,6 +342,7 @@ impl Store {
                     created_at_ms: r.get(4)?,
                     attempts: r.get(5)?,
                     next_attempt_ms: r.get(6)?,
+                    recipients: r.get(7)?,
                 })
             })?;
             let mut out = Vec::with_capacity(limit);
@@ -474,6 +475,28 @@ impl Store {
         .await
     }
 
+    /// Records what became of some of a message's recipients and schedules another attempt for the rest
+    /// (`recipients`: the new JSON). Never in doubt: the answer said who got it.
+    pub async fn narrow_recipients(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_attempt_ms: i64,
+        recipients: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let (recipients, detail) = (recipients.to_string(), detail.to_string());
+        self.call_one(move |conn| {
+            conn.execute(
+                "UPDATE messages SET attempts = ?2, next_attempt_ms = ?3, recipients = ?4, last_error = ?5, in_doubt = 0
+                 WHERE id = ?1",
+                params![id, attempts, next_attempt_ms, recipients, detail],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
     /// Depth and oldest message per target with pending messages (targets no longer configured included).
     pub async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
         self.call_one(|conn| {
@@ -555,7 +578,7 @@ mod tests {
     use super::*;
 
     fn msg(uuid: &str) -> Message {
-        Message { msg_uuid: uuid.into(), body: format!("{{\"msgUuid\":\"{uuid}\"}}") }
+        Message { msg_uuid: uuid.into(), body: format!("{{\"msgUuid\":\"{uuid}\"}}"), recipients: None }
     }
 
     static NO_SUMMARY: Summary = Summary {

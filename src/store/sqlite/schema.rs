@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// Migration `i` takes a database from version `i` to `i + 1`. Append only: never edit one that shipped.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 1: notifications, messages, robot budgets. Written with IF NOT EXISTS because databases made before
     // migrations existed already have these tables at version 1.
     "
@@ -70,6 +70,11 @@ CREATE TABLE health_probe (
     id  INTEGER PRIMARY KEY,
     pad BLOB NOT NULL
 );
+",
+    // 3: whom a DingTalk app robot's message goes to, and each recipient's outcome so far (JSON: the users
+    // or group still to reach, the users reached, the users that failed for good); NULL for webhooks.
+    "
+ALTER TABLE messages ADD COLUMN recipients TEXT;
 ",
 ];
 
