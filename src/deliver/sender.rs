@@ -258,7 +258,18 @@ impl Sender {
                     None => return self.delivered(msg, attempts).await,
                 }
             }
-            Outcome::Delivered => return self.delivered(msg, attempts).await,
+            Outcome::Delivered => {
+                // Every user the message was still to reach got it.
+                if let Some(crate::channel::dingtalk_app::Recipients::Users(users)) = msg
+                    .recipients
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<crate::channel::dingtalk_app::Delivery>(r).ok())
+                    .map(|d| d.to)
+                {
+                    d.metrics.recipients(name, users.len(), &[], 0);
+                }
+                return self.delivered(msg, attempts).await;
+            }
             Outcome::Retry { reason, detail } => {
                 d.metrics.request_failed(name, reason);
                 let delay = backoff(&d.cfg, attempts);

@@ -4,6 +4,7 @@
 
 pub mod attack;
 pub mod mock_dingtalk;
+pub mod mock_dingtalk_app;
 pub mod mock_feishu;
 pub mod mock_wecom;
 
