@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use common::mock_feishu::{BotSpec, MockFeishu};
 use common::{
-    BinaryBridge, Bridge, FIRING, RESOLVED, every_notification_delivered, group, metric, post, post_storm, shown_in,
-    wait_for,
+    Bridge, FIRING, RESOLVED, every_notification_delivered, group, metric, post, post_storm, shown_in, wait_for,
 };
 
 const SECRET: &str = "feishu-signing-secret";
@@ -283,18 +282,7 @@ async fn sigkill_with_messages_queued_loses_nothing_and_keeps_the_budget() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bridge.yaml");
     std::fs::write(&path, storm_config(&mock, "{messages: 10, per: 2s}")).unwrap();
-    let bridge = BinaryBridge::start(&path);
-    for i in 0..60 {
-        assert_eq!(post(&bridge.url("/dingtalk/ops-feishu/send"), "application/json", group(i)).await.0, 200);
-    }
-    wait_for("the storm to be under way", || async { mock.posted().len() >= 4 }).await;
-    bridge.kill();
-    let bridge = BinaryBridge::start(&path);
-    wait_for("every group to show", || async { (0..60).all(|i| shown_in(&texts(&mock), i) >= 1) }).await;
-    // Stopped cleanly, so the last delivery's record is written before the store is read.
-    let (status, _) = bridge.terminate();
-    assert!(status.success(), "{status:?}");
-    let texts = texts(&mock);
+    let texts = common::kill_in_a_storm(&path, "ops-feishu", || texts(&mock)).await;
     assert!(common::repeats(&texts, 60) <= 1, "at most the one message in flight at the kill is repeated: {texts:#?}");
     // No 11232: the restart did not reset the budget; every message signed and within 20 KB.
     assert!(mock.codes().iter().all(|&c| c == 0), "{:?}", mock.codes());

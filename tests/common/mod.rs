@@ -296,3 +296,20 @@ pub fn repeats(texts: &[String], n: usize) -> usize {
     let sets: Vec<Vec<usize>> = texts.iter().map(groups).collect();
     (0..sets.len()).filter(|&i| sets[..i].contains(&sets[i])).count()
 }
+
+/// Starts the bridge binary on `config`, posts 60 groups to `target`, SIGKILLs it once `texts` (what the
+/// mock's readers saw) shows the storm under way, restarts it, waits until every group shows, and stops it
+/// cleanly (so its last records are written). Returns what readers saw.
+pub async fn kill_in_a_storm(config: &Path, target: &str, texts: impl Fn() -> Vec<String>) -> Vec<String> {
+    let bridge = BinaryBridge::start(config);
+    for i in 0..60 {
+        assert_eq!(post(&bridge.url(&format!("/dingtalk/{target}/send")), "application/json", group(i)).await.0, 200);
+    }
+    wait_for("the storm to be under way", || async { texts().len() >= 4 }).await;
+    bridge.kill();
+    let bridge = BinaryBridge::start(config);
+    wait_for("every group to show", || async { (0..60).all(|i| shown_in(&texts(), i) >= 1) }).await;
+    let (status, _) = bridge.terminate();
+    assert!(status.success(), "{status:?}");
+    texts()
+}
