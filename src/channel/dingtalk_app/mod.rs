@@ -121,22 +121,8 @@ impl std::fmt::Debug for App {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MsgType {
-    Markdown,
-    Text,
-    ActionCard,
-}
-
-impl MsgType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MsgType::Markdown => "markdown",
-            MsgType::Text => "text",
-            MsgType::ActionCard => "actionCard",
-        }
-    }
-}
+/// The same three types as the custom robot's, mapped to `msgKey`s.
+pub use super::dingtalk::MsgType;
 
 /// Who one stored message goes to: some users (one `batchSend` call), or one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
