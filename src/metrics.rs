@@ -126,8 +126,8 @@ impl Metrics {
             recipients: counter(
                 r,
                 "dingtalk_bridge_recipients_total",
-                "DingTalk app users by what one answer said of them: delivered, failed (never will be), deferred (flow-controlled, retried).",
-                &["target", "outcome"],
+                "DingTalk app recipients (users, groups) by outcome: delivered, failed (never will be; with the reason), deferred (flow-controlled, retried).",
+                &["target", "outcome", "reason"],
             ),
             webhook_requests: counter(
                 r,
@@ -343,12 +343,16 @@ impl Metrics {
         self.notification_requests_failed.with_label_values(&[target, reason.label()]).inc();
     }
 
-    /// What became of a DingTalk app message's users in one answer: `reached` got it, `failed` never
-    /// will, `deferred` were flow-controlled and are retried.
-    pub fn recipients(&self, target: &str, reached: usize, failed: &[String], deferred: usize) {
-        self.recipients.with_label_values(&[target, "delivered"]).inc_by(reached as u64);
-        self.recipients.with_label_values(&[target, "failed"]).inc_by(failed.len() as u64);
-        self.recipients.with_label_values(&[target, "deferred"]).inc_by(deferred as u64);
+    /// What became of a DingTalk app message's recipients in one answer: `reached` got it, `deferred`
+    /// were flow-controlled and are retried.
+    pub fn recipients(&self, target: &str, reached: usize, deferred: usize) {
+        self.recipients.with_label_values(&[target, "delivered", ""]).inc_by(reached as u64);
+        self.recipients.with_label_values(&[target, "deferred", ""]).inc_by(deferred as u64);
+    }
+
+    /// `n` DingTalk app recipients that never will get a message, and why.
+    pub fn recipients_failed(&self, target: &str, reason: impl Reason, n: usize) {
+        self.recipients.with_label_values(&[target, "failed", reason.label()]).inc_by(n as u64);
     }
 
     pub fn delivered(&self, target: &str) {

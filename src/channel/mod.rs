@@ -89,6 +89,12 @@ impl Channel {
         matches!(self, Channel::DingTalk(_) | Channel::DryRun(_))
     }
 
+    /// Whether messages need only keep their order per recipient: the app robot's messages each name
+    /// their users or group, so one waiting to retry holds back only later ones to the same people.
+    pub fn orders_by_recipient(&self) -> bool {
+        matches!(self, Channel::DingTalkApp(_))
+    }
+
     /// Whether storms are merged into digests (not for the app robot, whose messages name recipients).
     pub fn digests(&self) -> bool {
         !matches!(self, Channel::DingTalkApp(_))

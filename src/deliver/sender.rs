@@ -1,5 +1,6 @@
 //! One target's sender, the delivery half of an alert's path: outbox -> expiry -> backoff -> budget ->
-//! storm policy -> channel -> record. Messages go in order: one being retried holds back those behind it.
+//! storm policy -> channel -> record. Messages go in order: one being retried holds back those behind it
+//! (for the DingTalk app robot, only those to the same recipients).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -95,6 +96,8 @@ pub async fn run_sender(
                 }
             }
             Step::Expired(msg) => s.expire(msg).await,
+            // New messages may overtake the one waiting (to other recipients): they wake the sender.
+            Step::NotYet(wait) if s.target.channel.orders_by_recipient() => s.pause_or_wake(wait).await,
             Step::NotYet(wait) => s.pause(wait).await,
             Step::Budget(msg, wait) => s.wait_for_budget(&msg, wait).await,
             Step::Send(msg) => match s.send(msg).await {
@@ -134,14 +137,44 @@ impl Sender {
         if now >= expires_ms {
             return Ok(Step::Expired(msg));
         }
-        if msg.next_attempt_ms > now {
-            return Ok(Step::NotYet(Duration::from_millis((msg.next_attempt_ms.min(expires_ms) - now) as u64)));
-        }
+        let msg = if msg.next_attempt_ms > now {
+            match self.due_behind(msg, now) {
+                Ok(due) => due,
+                Err(head) => {
+                    let wait = (head.next_attempt_ms.min(expires_ms) - now) as u64;
+                    return Ok(Step::NotYet(Duration::from_millis(wait)));
+                }
+            }
+        } else {
+            msg
+        };
         let wait = self.budget.wait_time();
         if !wait.is_zero() {
             return Ok(Step::Budget(msg, wait));
         }
         Ok(Step::Send(msg))
+    }
+
+    /// The head is waiting for its retry. Where only each recipient's order counts, the first message
+    /// behind it that is due and reaches nobody an earlier message still owes is taken instead (the head
+    /// goes back in front); `Err(head)` when there is none, or the target keeps one order.
+    fn due_behind(&mut self, head: Pending, now: i64) -> Result<Pending, Pending> {
+        use crate::channel::dingtalk_app::{Delivery, Recipients};
+        if !self.target.channel.orders_by_recipient() {
+            return Err(head);
+        }
+        let to = |m: &Pending| Delivery::parse(m.recipients.as_deref()).map(|d| d.to);
+        let mut owed: Vec<Recipients> = to(&head).into_iter().collect();
+        for (i, m) in self.ahead.iter().enumerate() {
+            let Some(r) = to(m) else { return Err(head) };
+            if m.next_attempt_ms <= now && !owed.iter().any(|o| o.meets(&r)) {
+                let due = self.ahead.remove(i).expect("in range");
+                self.ahead.push_front(head);
+                return Ok(due);
+            }
+            owed.push(r);
+        }
+        Err(head)
     }
 
     /// Sleeps for `wait` or until shutdown.
@@ -178,6 +211,15 @@ impl Sender {
                 error!(target = self.name(), error = %e, "cannot make a digest of expired messages");
                 self.pause(STORE_RETRY).await;
             }
+        }
+    }
+
+    /// Sleeps for `wait`, until a new message arrives, or until shutdown.
+    async fn pause_or_wake(&mut self, wait: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.wake.notified() => {}
+            _ = crate::stopped(&mut self.shutdown) => {}
         }
     }
 
@@ -260,13 +302,9 @@ impl Sender {
             }
             Outcome::Delivered => {
                 // Every user the message was still to reach got it.
-                if let Some(crate::channel::dingtalk_app::Recipients::Users(users)) = msg
-                    .recipients
-                    .as_deref()
-                    .and_then(|r| serde_json::from_str::<crate::channel::dingtalk_app::Delivery>(r).ok())
-                    .map(|d| d.to)
-                {
-                    d.metrics.recipients(name, users.len(), &[], 0);
+                use crate::channel::dingtalk_app::Delivery;
+                if let Some(to) = Delivery::parse(msg.recipients.as_deref()).map(|d| d.to) {
+                    d.metrics.recipients(name, to.count(), 0);
                 }
                 return self.delivered(msg, attempts).await;
             }
@@ -335,11 +373,11 @@ impl Sender {
     ) -> Option<Result<(), crate::store::StoreError>> {
         use crate::channel::dingtalk_app::{Delivery, Reason as AppReason, Recipients};
         let (d, name) = (&self.d, self.target.name.as_str());
-        let mut delivery: Delivery = msg.recipients.as_deref().and_then(|r| serde_json::from_str(r).ok())?;
+        let mut delivery = Delivery::parse(msg.recipients.as_deref())?;
         let Recipients::Users(users) = &delivery.to else { return None };
         let reached: Vec<String> =
             users.iter().filter(|u| !failed.contains(u) && !retry.contains(u)).cloned().collect();
-        d.metrics.recipients(name, reached.len(), &failed, retry.len());
+        let counts = (reached.len(), failed.len(), retry.len());
         if !failed.is_empty() {
             let reason = AppReason::InvalidUser;
             error!(target = name, msg_uuid = %msg.msg_uuid, users = ?failed, reason = reason.as_str(), hint = reason.hint(), "recipients given up");
@@ -352,22 +390,32 @@ impl Sender {
             if let Err(e) = d.store.narrow_recipients(msg.id, attempts, now, &json, detail).await {
                 warn!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the recipients' outcomes");
             }
+            d.metrics.recipients(name, counts.0, counts.2);
+            d.metrics.recipients_failed(name, Reason::DingTalkApp(AppReason::InvalidUser), counts.1);
             return None;
         }
         let delay = backoff(&d.cfg, attempts);
         warn!(target = name, msg_uuid = %msg.msg_uuid, users = ?retry, retry_in = ?delay, "flow-controlled by DingTalk; these users only will be sent it again");
         delivery.to = Recipients::Users(retry);
-        Some(
-            d.store
-                .narrow_recipients(msg.id, attempts, now + delay.as_millis() as i64, &delivery.to_json(), detail)
-                .await,
-        )
+        let stored = d
+            .store
+            .narrow_recipients(msg.id, attempts, now + delay.as_millis() as i64, &delivery.to_json(), detail)
+            .await;
+        // Counted once recorded: a crash before this resends to every user of the call, and counts them then.
+        if stored.is_ok() {
+            d.metrics.recipients(name, counts.0, counts.2);
+            d.metrics.recipients_failed(name, Reason::DingTalkApp(AppReason::InvalidUser), counts.1);
+        }
+        Some(stored)
     }
 
     /// Marks a message failed for good.
     async fn give_up(&mut self, msg: &Pending, attempts: i64, why: GiveUp, detail: &str) -> Ahead {
         let name = self.target.name.as_str();
         self.d.metrics.given_up(name, why);
+        if let Some(d) = crate::channel::dingtalk_app::Delivery::parse(msg.recipients.as_deref()) {
+            self.d.metrics.recipients_failed(name, why, d.to.count());
+        }
         error!(target = name, msg_uuid = %msg.msg_uuid, attempts, reason = why.as_str(), %detail, hint = why.hint(), "message given up");
         if let Err(e) = self.d.store.mark_failed(msg.id, attempts, why.as_str(), detail, now_ms()).await {
             error!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the failure");

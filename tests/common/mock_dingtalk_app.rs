@@ -46,6 +46,7 @@ struct State {
     codes: Vec<String>,
     held_back: HashSet<String>,
     calls: HashMap<&'static str, VecDeque<Instant>>,
+    quota_spent: bool,
 }
 
 #[derive(Clone)]
@@ -91,6 +92,16 @@ impl MockDingTalkApp {
 
     pub fn token_fetches(&self) -> usize {
         self.state.lock().unwrap().fetches
+    }
+
+    /// Every token handed out stops working at once, as when DingTalk expires or revokes it early.
+    pub fn revoke_tokens(&self) {
+        self.state.lock().unwrap().tokens.clear();
+    }
+
+    /// From now on every send is refused: the organisation's monthly API quota is spent.
+    pub fn spend_quota(&self) {
+        self.state.lock().unwrap().quota_spent = true;
     }
 
     /// Every error code answered, in order.
@@ -150,6 +161,10 @@ impl MockDingTalkApp {
             if calls.len() > 20 {
                 drop(s);
                 return self.fail(403, "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi", "qps limit");
+            }
+            if s.quota_spent {
+                drop(s);
+                return self.fail(403, "Forbidden.AccessDenied.ApiCountLimitForOrg", "api count limit for org");
             }
         }
         if body["robotCode"] != self.spec.robot_code.as_str() {

@@ -132,6 +132,25 @@ pub enum Recipients {
     Conversation(String),
 }
 
+impl Recipients {
+    /// How many recipients: users, or the one group.
+    pub fn count(&self) -> usize {
+        match self {
+            Recipients::Users(u) => u.len(),
+            Recipients::Conversation(_) => 1,
+        }
+    }
+
+    /// Whether a message to `self` and one to `other` reach someone in common, so must arrive in order.
+    pub fn meets(&self, other: &Recipients) -> bool {
+        match (self, other) {
+            (Recipients::Users(a), Recipients::Users(b)) => a.iter().any(|u| b.contains(u)),
+            (Recipients::Conversation(a), Recipients::Conversation(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 /// One stored message's recipients: whom it is still to reach, and what became of the others (the
 /// store's `recipients` column).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +165,11 @@ pub struct Delivery {
 impl Delivery {
     pub fn new(to: Recipients) -> Delivery {
         Delivery { to, delivered: vec![], failed: vec![] }
+    }
+
+    /// The store's `recipients` column read back; `None` for messages of other channels.
+    pub fn parse(column: Option<&str>) -> Option<Delivery> {
+        column.and_then(|c| serde_json::from_str(c).ok())
     }
 
     pub fn to_json(&self) -> String {
