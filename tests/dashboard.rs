@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::mock_dingtalk::{Limits, MockDingTalk, RobotSpec};
+use common::mock_dingtalk_app::{AppSpec, MockDingTalkApp};
 use common::{BinaryBridge, FIRING, group, post, wait_for};
 use serde_json::{Value, json};
 
@@ -55,13 +56,25 @@ fn has_data(v: &Value) -> bool {
 async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let robot = RobotSpec { token: "tok-dash".into(), secret: None, keywords: vec!["Alert".into()] };
     let mock = MockDingTalk::start(vec![robot], Limits::default()).await;
+    // A DingTalk app too: one user it does not know, one it flow-controls, and later a spent quota.
+    let app = MockDingTalkApp::start(AppSpec {
+        client_id: "dash-client".into(),
+        client_secret: "dash-secret".into(),
+        robot_code: "dash-robot".into(),
+        token_ttl: Duration::from_secs(7200),
+        invalid: vec!["gone".into()],
+        flow_controlled_once: vec!["busy".into()],
+        conversations: vec!["cidDash==".into()],
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bridge.yaml");
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:0\nstorage: {{path: o.sqlite3}}\ndelivery:\n  rate_limit: {{messages: 4, per: 2s}}\n  digest_after: 500ms\n  throttle_penalty: 300ms\n  backoff_initial: 50ms\n  backoff_max: 100ms\ntargets:\n  ops:\n    url: \"{}\"\n    keyword: Alert\n",
-            mock.url("tok-dash")
+            "listen: 127.0.0.1:0\nstorage: {{path: o.sqlite3}}\ndelivery:\n  rate_limit: {{messages: 4, per: 2s}}\n  digest_after: 500ms\n  throttle_penalty: 300ms\n  backoff_initial: 50ms\n  backoff_max: 100ms\ntargets:\n  ops:\n    url: \"{}\"\n    keyword: Alert\n  oncall-direct:\n    type: dingtalk_app\n    app: corp\n    users: [alice, gone, busy]\n  ops-app-group:\n    type: dingtalk_app\n    app: corp\n    conversations: [\"cidDash==\"]\ndingtalk_apps:\n  corp: {{client_id: dash-client, client_secret: dash-secret, robot_code: dash-robot, api_base: \"{}\"}}\n",
+            mock.url("tok-dash"),
+            app.api_base()
         ),
     )
     .unwrap();
@@ -110,10 +123,15 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         .collect();
     big["groupKey"] = json!("big");
     assert_eq!(post(&send, "application/json", big.to_string()).await.0, 200);
+    assert_eq!(post(&bridge.url("/dingtalk/oncall-direct/send"), "application/json", FIRING).await.0, 200);
+    wait_for("alice and busy", || async { app.count_for("alice") == 1 && app.count_for("busy") == 1 }).await;
+    app.spend_quota();
+    assert_eq!(post(&bridge.url("/dingtalk/ops-app-group/send"), "application/json", FIRING).await.0, 200);
     wait_for("the queue to drain", || async {
         let m = reqwest::get(bridge.url("/metrics")).await.unwrap().text().await.unwrap();
         common::metric(&m, "dingtalk_bridge_queue_depth", &[("target", "ops")]) == 0.0
             && common::metric(&m, "dingtalk_bridge_digests_total", &[("target", "ops")]) >= 1.0
+            && common::metric(&m, "dingtalk_bridge_queue_depth", &[("target", "ops-app-group")]) == 0.0
     })
     .await;
     // A few more scrapes, so every rate() has its samples.
@@ -141,5 +159,31 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         }
     }
     assert!(checked >= 50, "{checked}");
+    // The app panels show what happened, not only the zeros other targets get.
+    let outcomes =
+        prom.query("sum by (outcome, reason) (dingtalk_bridge_recipients_total{target=\"oncall-direct\"})").await;
+    let mut seen: Vec<String> = outcomes["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}{} {}",
+                r["metric"]["outcome"].as_str().unwrap(),
+                r["metric"]["reason"].as_str().map(|x| format!("/{x}")).unwrap_or_default(),
+                r["value"][1].as_str().unwrap()
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["deferred 1", "delivered 2", "failed/app_invalid_user 1"]);
+    let quota = dashboard["panels"].as_array().unwrap().iter().find(|p| p["id"] == 24).unwrap();
+    let expr = quota["targets"][0]["expr"].as_str().unwrap().replace("$target", ".*");
+    let refused = prom.query(&expr).await;
+    assert_eq!(
+        refused["data"]["result"][0]["value"][1].as_str().map(|v| v.parse::<f64>().unwrap() > 0.0),
+        Some(true),
+        "{refused}"
+    );
     drop(bridge);
 }
