@@ -421,3 +421,97 @@ targets:
     assert!(wecom.codes().iter().all(|&c| c == 0), "{:?}", wecom.codes());
     drop(bridge);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs /usr/bin/prometheus-alertmanager (Debian package prometheus-alertmanager); .ci/run runs it"]
+async fn one_alert_group_reaches_45_people_through_the_dingtalk_app_robot() {
+    use common::mock_dingtalk_app::{AppSpec, MockDingTalkApp};
+    let users: Vec<String> = (0..45).map(|i| format!("user{i:02}")).collect();
+    let (invalid, flow) = (["user07", "user33"], ["user01", "user21", "user44"]);
+    let app = MockDingTalkApp::start(AppSpec {
+        client_id: "dingclient-e2e".into(),
+        client_secret: "e2e-client-secret-3f9a".into(),
+        robot_code: "dingrobot-e2e".into(),
+        token_ttl: Duration::from_secs(7200),
+        invalid: invalid.map(String::from).to_vec(),
+        flow_controlled_once: flow.map(String::from).to_vec(),
+        conversations: vec![],
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dt-client-secret"), "e2e-client-secret-3f9a\n").unwrap();
+    let config = dir.path().join("bridge.yaml");
+    let list: Vec<String> = users.iter().map(|u| format!("\"{u}\"")).collect();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+listen: "127.0.0.1:0"
+storage: {{path: outbox.sqlite3}}
+timezone: Asia/Shanghai
+delivery: {{backoff_initial: 1s, backoff_max: 2s}}
+dingtalk_apps:
+  corp:
+    client_id: dingclient-e2e
+    client_secret_file: dt-client-secret
+    robot_code: dingrobot-e2e
+    api_base: "{}"
+targets:
+  oncall-direct:
+    type: dingtalk_app
+    app: corp
+    users: [{}]
+"#,
+            app.api_base(),
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+    let bridge = BinaryBridge::start(&config);
+    let url = format!("http://{}", bridge.addr);
+    let yaml = format!(
+        "route:\n  receiver: oncall\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n- name: oncall\n  webhook_configs:\n  - url: {url}/dingtalk/oncall-direct/send\n    send_resolved: true\n"
+    );
+    let am = Alertmanager::start_config(dir.path(), &yaml, &[]);
+    ready(&am).await;
+
+    am.post_alert(None).await;
+    let reachable: Vec<&String> = users.iter().filter(|u| !invalid.contains(&u.as_str())).collect();
+    wait_for("the firing message to 43 people", || async { reachable.iter().all(|u| app.count_for(u) == 1) }).await;
+    let firing = app.received();
+    assert_eq!(firing.len(), 43);
+    // 40 at once (three calls), then the 3 flow-controlled ones after the retry.
+    let (first, retried) = firing.split_at(40);
+    assert!(first.iter().all(|r| !flow.contains(&r.to.as_str())), "the first 40 are the others");
+    let mut late: Vec<&str> = retried.iter().map(|r| r.to.as_str()).collect();
+    late.sort();
+    assert_eq!(late, flow);
+    assert!(firing[0].param["title"].as_str().unwrap().contains("NodeDiskFull"), "{:?}", firing[0].param);
+
+    // The token dies before the resolved notification: fetched again, nothing lost.
+    app.revoke_tokens();
+    am.post_alert(Some(chrono::Utc::now())).await;
+    wait_for("the resolved message to 43 people", || async { reachable.iter().all(|u| app.count_for(u) == 2) }).await;
+    assert_eq!((app.count_for("user07"), app.count_for("user33")), (0, 0));
+    assert!(app.codes().iter().any(|c| c == "InvalidAuthentication"), "{:?}", app.codes());
+    assert_eq!(app.token_fetches(), 2);
+
+    let m = reqwest::get(bridge.url("/metrics")).await.unwrap().text().await.unwrap();
+    let (status, logs) = bridge.terminate();
+    assert!(status.success());
+    let given_up: Vec<&String> = logs.iter().filter(|l| l.contains("recipients given up")).collect();
+    // Each call names its own unknown users (user07 is in the first call of 20, user33 in the second).
+    assert_eq!(given_up.len(), 4, "per call, per notification: {given_up:?}");
+    for user in invalid {
+        assert_eq!(given_up.iter().filter(|l| l.contains(&format!("[\\\"{user}\\\"]"))).count(), 2, "{user}");
+    }
+    for line in given_up {
+        assert!(line.contains("app_invalid_user") && line.contains("userIds, not names or mobiles"), "{line}");
+    }
+    let token_seen = |t: &str| t.contains("app-token-") || t.contains("e2e-client-secret-3f9a");
+    assert!(!logs.iter().any(|l| token_seen(l)), "no token or secret in the logs");
+    assert!(!token_seen(&m), "nor in the metrics");
+    let failed = [("target", "oncall-direct"), ("outcome", "failed"), ("reason", "app_invalid_user")];
+    assert_eq!(metric(&m, "dingtalk_bridge_recipients_total", &failed), 4.0);
+    drop(am);
+}
