@@ -311,7 +311,11 @@ fn render(path: &Path, name: &str, payload: Option<&Path>, pretty: bool, at: Opt
     }
     for m in &rendered.messages {
         // As it would be sent now (durations are computed at send time, Feishu's signature fields added).
-        let body = target.channel.as_sent(&crate::render::send_time::resolve(&m.body, now_ms), now_ms);
+        let resolved = crate::render::send_time::resolve(&m.body, now_ms);
+        let body = target.channel.as_sent(&resolved, now_ms, m.recipients.as_deref());
+        if let Some(d) = crate::channel::dingtalk_app::Delivery::parse(m.recipients.as_deref()) {
+            eprintln!("# {}", d.to.describe());
+        }
         if pretty {
             let v: serde_json::Value = serde_json::from_str(&body).expect("rendered bodies are JSON");
             println!("{}", serde_json::to_string_pretty(&v).expect("JSON value prints"));
@@ -394,7 +398,12 @@ fn preview(
         let messages = rendered
             .messages
             .iter()
-            .filter_map(|m| preview::Shown::of(&crate::render::send_time::resolve(&m.body, at.timestamp_millis())))
+            .filter_map(|m| {
+                let mut shown = preview::Shown::of(&crate::render::send_time::resolve(&m.body, at.timestamp_millis()))?;
+                shown.to =
+                    crate::channel::dingtalk_app::Delivery::parse(m.recipients.as_deref()).map(|d| d.to.describe());
+                Some(shown)
+            })
             .collect();
         sections.push(preview::Section { name: label, messages, notes });
     }

@@ -221,6 +221,52 @@ fn render_shows_the_exact_feishu_card_and_wecom_sizes_without_a_credential() {
 }
 
 #[test]
+fn render_and_preview_show_each_app_robot_call_and_whom_it_reaches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        r#"dingtalk_apps:
+  corp: {client_id: dingclient-abc, client_secret: "app-secret-xyz", robot_code: dingrobot}
+targets:
+  oncall-direct:
+    type: dingtalk_app
+    app: corp
+    users: [u1, u2, u3]
+    conversations: ["cidGroup=="]
+    batch_size: 2
+"#,
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let out = cli(&["render", "--config", config, "--target", "oncall-direct"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    let calls: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(calls.len(), 3, "two calls of at most 2 users, one to the group");
+    assert_eq!(calls[0]["userIds"], serde_json::json!(["u1", "u2"]));
+    assert_eq!(calls[1]["userIds"], serde_json::json!(["u3"]));
+    assert_eq!(calls[2]["openConversationId"], "cidGroup==");
+    for c in &calls {
+        assert_eq!(c["robotCode"], "dingrobot");
+        assert_eq!(c["msgKey"], "sampleMarkdown");
+        let param: Value = serde_json::from_str(c["msgParam"].as_str().unwrap()).unwrap();
+        assert!(param["title"].as_str().unwrap().contains("NodeDiskFull"));
+    }
+    assert!(stderr.contains("# to 2 users (u1, u2) by POST /v1.0/robot/oToMessages/batchSend"), "{stderr}");
+    assert!(stderr.contains("# to the group cidGroup== by POST /v1.0/robot/groupMessages/send"), "{stderr}");
+    assert!(!stdout.contains("app-secret-xyz") && !stderr.contains("app-secret-xyz"));
+
+    let page = dir.path().join("p.html");
+    let out = cli(&["preview", "--config", config, "--target", "oncall-direct", "-o", page.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("to 1 user (u3) by POST"), "whom each message reaches");
+    assert!(html.contains("class=\"bubble\"><h4>"), "the messages are drawn, markdown and all");
+    assert!(!html.contains("app-secret-xyz"));
+}
+
+#[test]
 fn version_and_bad_config_exit_codes() {
     let out = cli(&["--version"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("dingtalk-bridge {}", env!("CARGO_PKG_VERSION")));

@@ -222,9 +222,14 @@ impl Channel {
 
     /// `body` as the request would carry it at `now_ms`, for `render`: a signing Feishu bot's `timestamp`
     /// and `sign` added, the sign itself shown as `<redacted>` (with its timestamp it posts anything for
-    /// an hour). DingTalk signs in the URL, which `render` does not show.
-    pub fn as_sent(&self, body: &str, now_ms: i64) -> String {
+    /// an hour). DingTalk signs in the URL, which `render` does not show. An app robot's message becomes
+    /// its call, with the robot code and its `recipients` (the token goes in a header, not shown).
+    pub fn as_sent(&self, body: &str, now_ms: i64, recipients: Option<&str>) -> String {
         match self {
+            Channel::DingTalkApp(t) => match dingtalk_app::Delivery::parse(recipients) {
+                Some(d) => t.request(body, &d.to).1,
+                None => body.to_string(),
+            },
             Channel::Feishu(bot) if bot.secret.is_some() => {
                 let signed = feishu::sign::signed_body(body, Some(""), now_ms.div_euclid(1000));
                 let mut v: serde_json::Value = serde_json::from_str(&signed).unwrap_or_default();

@@ -23,6 +23,9 @@ pub struct Shown {
     /// Whether the tool keeps the text's line breaks (text everywhere; Feishu and WeCom always) rather
     /// than joining single newlines as DingTalk's markdown does.
     pub keeps_lines: bool,
+    /// Whom an app robot's message goes to (`to 20 users (…)`); `None` for webhook bots, which post to
+    /// their group.
+    pub to: Option<String>,
 }
 
 impl Shown {
@@ -31,6 +34,9 @@ impl Shown {
         let v: Value = serde_json::from_str(body).ok()?;
         if v.get("msg_type").is_some() {
             return Shown::feishu(&v, body);
+        }
+        if let Some(key) = v.get("msgKey").and_then(Value::as_str) {
+            return Shown::dingtalk_app(key, v.get("msgParam")?.as_str()?, body);
         }
         let msgtype = v.get("msgtype")?.as_str()?.to_string();
         if let Some(content) = v.pointer(&format!("/{msgtype}/content")).and_then(Value::as_str)
@@ -74,6 +80,39 @@ impl Shown {
             body: body.to_string(),
             msgtype,
             keeps_lines,
+            to: None,
+        })
+    }
+
+    /// A DingTalk app robot's message: `msgKey` and its `msgParam` (a JSON string), drawn as the robot's
+    /// markdown, text or action card.
+    fn dingtalk_app(key: &str, param: &str, body: &str) -> Option<Shown> {
+        let p: Value = serde_json::from_str(param).ok()?;
+        let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let (msgtype, text) = match key {
+            "sampleText" => ("text", s("content")),
+            "sampleMarkdown" => ("markdown", s("text")),
+            _ => ("actionCard", s("text")),
+        };
+        let mut buttons = vec![];
+        if key == "sampleActionCard" {
+            buttons.push((s("singleTitle"), s("singleURL")));
+        }
+        for i in 1..=5 {
+            if p.get(format!("actionTitle{i}")).is_some() {
+                buttons.push((s(&format!("actionTitle{i}")), s(&format!("actionURL{i}"))));
+            }
+        }
+        Some(Shown {
+            msgtype: msgtype.to_string(),
+            title: s("title"),
+            text,
+            mentions: vec![],
+            buttons,
+            bytes: param.len(),
+            body: body.to_string(),
+            keeps_lines: msgtype == "text",
+            to: None,
         })
     }
 
@@ -153,6 +192,7 @@ impl Shown {
             bytes: body.len(),
             body: body.to_string(),
             keeps_lines: true,
+            to: None,
         })
     }
 
@@ -174,6 +214,7 @@ impl Shown {
             bytes: content.len(),
             body: body.to_string(),
             keeps_lines: true,
+            to: None,
         }
     }
 
@@ -313,7 +354,9 @@ pub fn page(service: &str, target: &str, sections: &[Section], max_bytes: usize,
                 Some(k) => format!(" · <span class=\"bad\">keyword “{}” missing</span>", escape(k)),
                 None => String::new(),
             };
-            let rings = if m.mentions.is_empty() {
+            let rings = if let Some(to) = &m.to {
+                format!(" · {}", escape(to))
+            } else if m.mentions.is_empty() {
                 " · rings no one".to_string()
             } else {
                 let unwritten: Vec<&String> =

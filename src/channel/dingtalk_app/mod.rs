@@ -133,6 +133,17 @@ pub enum Recipients {
 }
 
 impl Recipients {
+    /// Who, for people: `to 2 users (a, b) by POST /v1.0/robot/oToMessages/batchSend`.
+    pub fn describe(&self) -> String {
+        match self {
+            Recipients::Users(u) => {
+                let n = if u.len() == 1 { "1 user".to_string() } else { format!("{} users", u.len()) };
+                format!("to {n} ({}) by POST /v1.0/robot/oToMessages/batchSend", u.join(", "))
+            }
+            Recipients::Conversation(c) => format!("to the group {c} by POST /v1.0/robot/groupMessages/send"),
+        }
+    }
+
     /// How many recipients: users, or the one group.
     pub fn count(&self) -> usize {
         match self {
@@ -226,9 +237,9 @@ impl AppTarget {
             .unwrap_or(body.len())
     }
 
-    /// Sends `body` to `to`: with the app's token, fetched again and resent once if DingTalk says it
-    /// expired.
-    pub async fn send(&self, client: &reqwest::Client, body: &str, to: &Recipients) -> Outcome {
+    /// The URL and body of the call that sends a stored `body` (msgKey and msgParam) to `to` (the
+    /// access token goes in a header).
+    pub fn request(&self, body: &str, to: &Recipients) -> (String, String) {
         let stored: Value = serde_json::from_str(body).unwrap_or_default();
         let (path, request) = match to {
             Recipients::Users(users) => (
@@ -240,7 +251,13 @@ impl AppTarget {
                 json!({"robotCode": self.app.robot_code, "openConversationId": id, "msgKey": stored["msgKey"], "msgParam": stored["msgParam"]}),
             ),
         };
-        let (url, request) = (format!("{}{path}", self.app.api_base), request.to_string());
+        (format!("{}{path}", self.app.api_base), request.to_string())
+    }
+
+    /// Sends `body` to `to`: with the app's token, fetched again and resent once if DingTalk says it
+    /// expired.
+    pub async fn send(&self, client: &reqwest::Client, body: &str, to: &Recipients) -> Outcome {
+        let (url, request) = self.request(body, to);
         let mut expired = None;
         for _ in 0..2 {
             let token = match self.app.token(client).await {
