@@ -314,7 +314,7 @@ async fn a_retry_holds_back_only_the_same_users_and_keeps_their_order() {
     let users: Vec<String> = reachable().into_iter().filter(|u| u.starts_with("user")).collect();
     wait_for("both messages to everyone", || async { users.iter().all(|u| mock.count_for(u) == 2) }).await;
     let r = mock.received();
-    let titles = |u: &str| r.iter().filter(|m| m.to == u).map(|m| m.param["title"].to_string()).collect::<Vec<_>>();
+    let titles = |u: &str| r.iter().filter(|m| m.to == u).map(|m| m.param["title"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     let (firing, resolved) = (titles("user00")[0].clone(), titles("user00")[1].clone());
     assert_ne!(firing, resolved);
     for u in &users {
@@ -322,7 +322,7 @@ async fn a_retry_holds_back_only_the_same_users_and_keeps_their_order() {
     }
     // The second call (users 20..39) went while user01 of the first waited for the retry; the first
     // call's resolved message (users 0..19, user01 among them) waited for it.
-    let at = |u: &str, t: &str| r.iter().position(|m| m.to == u && m.param["title"].to_string() == t).unwrap();
+    let at = |u: &str, t: &str| r.iter().position(|m| m.to == u && m.param["title"].as_str() == Some(t)).unwrap();
     assert!(at("user20", &firing) < at("user01", &firing), "other users' messages overtook the retry");
     assert!(at("user01", &firing) < at("user00", &resolved), "the same users' next message waited for it");
     bridge.stop().await;
