@@ -61,7 +61,7 @@ impl Reason {
                 "DingTalk refused a freshly fetched access token: check the app in the developer console"
             }
             Reason::QuotaSpent => {
-                "the organisation's monthly DingTalk API quota is spent (standard edition: 5000 calls a month): nothing reaches people through the app until the month turns or the edition is upgraded; a custom group robot still works"
+                "the organisation's monthly DingTalk API quota is spent (standard edition: 5000 calls a month): nothing reaches people through the app until the month turns or the edition is upgraded; a custom group robot posts through its own webhook and is the fallback"
             }
             Reason::PermissionDenied => {
                 "the app lacks the permission qyapi_robot_sendmsg: grant it in the developer console (Permissions) and publish the app"
