@@ -314,7 +314,9 @@ async fn a_retry_holds_back_only_the_same_users_and_keeps_their_order() {
     let users: Vec<String> = reachable().into_iter().filter(|u| u.starts_with("user")).collect();
     wait_for("both messages to everyone", || async { users.iter().all(|u| mock.count_for(u) == 2) }).await;
     let r = mock.received();
-    let titles = |u: &str| r.iter().filter(|m| m.to == u).map(|m| m.param["title"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let titles = |u: &str| {
+        r.iter().filter(|m| m.to == u).map(|m| m.param["title"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
     let (firing, resolved) = (titles("user00")[0].clone(), titles("user00")[1].clone());
     assert_ne!(firing, resolved);
     for u in &users {
