@@ -92,6 +92,39 @@ impl Decoded {
     /// What makes two notifications "the same" for duplicate suppression: the group, its status and each
     /// alert's identity and state. Not `externalURL` or `receiver`, which differ between the peers of an HA
     /// Alertmanager cluster sending the same notification, nor `endsAt` of firing alerts, which moves.
+    /// The same notification with only the alerts `keep` selects (in both views): firing if any kept alert
+    /// fires, its common labels and annotations those every kept alert shares. `None` if none is kept.
+    pub fn subset(&self, keep: impl Fn(&Alert) -> bool) -> Option<Decoded> {
+        let n = &self.notification;
+        let kept: Vec<usize> = (0..n.alerts.len()).filter(|&i| keep(&n.alerts[i])).collect();
+        if kept.is_empty() {
+            return None;
+        }
+        if kept.len() == n.alerts.len() {
+            return Some(self.clone());
+        }
+        let mut typed = n.clone();
+        typed.alerts = kept.iter().map(|&i| n.alerts[i].clone()).collect();
+        typed.status =
+            if typed.alerts.iter().any(|a| a.status == Status::Firing) { Status::Firing } else { Status::Resolved };
+        let shared = |of: fn(&Alert) -> &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            let mut common = of(&typed.alerts[0]).clone();
+            common.retain(|k, v| typed.alerts.iter().all(|a| of(a).get(k) == Some(v)));
+            common
+        };
+        typed.common_labels = shared(|a| &a.labels);
+        typed.common_annotations = shared(|a| &a.annotations);
+        let mut raw = self.raw.clone();
+        if let Some(all) = raw.get("alerts").and_then(Value::as_array) {
+            let alerts: Vec<Value> = kept.iter().filter_map(|&i| all.get(i).cloned()).collect();
+            raw["alerts"] = Value::Array(alerts);
+        }
+        raw["status"] = Value::String(typed.status.as_str().into());
+        raw["commonLabels"] = serde_json::to_value(&typed.common_labels).unwrap_or_default();
+        raw["commonAnnotations"] = serde_json::to_value(&typed.common_annotations).unwrap_or_default();
+        Some(Decoded { notification: typed, raw })
+    }
+
     pub fn identity(&self) -> String {
         use sha2::{Digest, Sha256};
         let n = &self.notification;

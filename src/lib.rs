@@ -16,6 +16,7 @@ pub mod decode;
 pub mod deliver;
 pub mod http;
 pub mod metrics;
+pub mod people;
 pub mod render;
 pub mod run;
 pub mod secret;

@@ -64,6 +64,8 @@ pub struct Metrics {
     rate_limited: IntCounterVec,
     digests: IntCounterVec,
     suppressed: IntCounterVec,
+    skipped: IntCounterVec,
+    mentions: IntCounterVec,
     alerts_truncated: IntCounterVec,
     corrupt_records: IntCounterVec,
     ready: IntGauge,
@@ -215,6 +217,18 @@ impl Metrics {
                 "Digest messages made because a robot's backlog could not drain within its budget.",
                 &["target"],
             ),
+            skipped: counter(
+                r,
+                "dingtalk_bridge_notifications_skipped_total",
+                "Notifications acknowledged without a message, by reason: send_on (the target takes none of its alerts), no_route (a router has no target for them).",
+                &["target", "reason"],
+            ),
+            mentions: counter(
+                r,
+                "dingtalk_bridge_mentions_total",
+                "People a notification's messages rang or could not: rung, all (@all), unknown (a name from an alert not in the people directory), no_identifier (no identifier for the target's tool), capped (past the tool's limit).",
+                &["target", "outcome"],
+            ),
             suppressed: counter(
                 r,
                 "dingtalk_bridge_notifications_suppressed_total",
@@ -304,6 +318,24 @@ impl Metrics {
         }
         if resolved > 0 {
             self.alerts_received.with_label_values(&[target, "resolved"]).inc_by(resolved as u64);
+        }
+    }
+
+    pub fn skipped(&self, target: &str, reason: &str) {
+        self.skipped.with_label_values(&[target, reason]).inc();
+    }
+
+    /// Whom one notification's messages rang, and whom they could not.
+    pub fn mentions(&self, target: &str, m: &crate::render::Mentioned) {
+        let counts = [
+            ("rung", m.rung),
+            ("all", usize::from(m.all)),
+            ("unknown", m.unknown.len()),
+            ("no_identifier", m.no_identifier.len()),
+            ("capped", m.capped.len()),
+        ];
+        for (outcome, n) in counts.into_iter().filter(|(_, n)| *n > 0) {
+            self.mentions.with_label_values(&[target, outcome]).inc_by(n as u64);
         }
     }
 

@@ -30,6 +30,31 @@ pub enum Channel {
     WeCom(wecom::Robot),
 }
 
+/// Whom one message rings, in its chat tool's own identifiers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ring {
+    pub all: bool,
+    pub mobiles: Vec<String>,
+    pub user_ids: Vec<String>,
+}
+
+impl Ring {
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.mobiles.is_empty() && self.user_ids.is_empty()
+    }
+
+    /// People rung (`@all` aside).
+    pub fn people(&self) -> usize {
+        self.mobiles.len() + self.user_ids.len()
+    }
+}
+
+/// How a person is named to a chat tool.
+enum Ident<'a> {
+    Mobile(&'a str),
+    UserId(&'a str),
+}
+
 /// A rendered message, before any protocol has turned it into a request body.
 #[derive(Debug, Clone, Copy)]
 pub struct Content<'a> {
@@ -37,8 +62,9 @@ pub struct Content<'a> {
     pub text: &'a str,
     /// Whether any alert in it is firing (resolved-only messages need not ring anyone).
     pub firing: bool,
-    /// Whether it may mention anyone at all (later parts of a split group do not ring again).
-    pub mentions: bool,
+    /// Whom it rings, in this tool's identifiers (empty for later parts of a split group, and for
+    /// messages that ring nobody).
+    pub ring: &'a Ring,
     /// Buttons a card shows: title and http(s) URL (Alertmanager, Silence, Runbook).
     pub buttons: &'a [(&'a str, &'a str)],
     /// How bad the worst firing alert is (a card's colour).
@@ -141,14 +167,73 @@ impl Channel {
         }
     }
 
-    /// Mentions that must be written into the text for the protocol to ring them.
-    pub fn mention_tokens(&self, firing: bool) -> Vec<String> {
+    /// The mentions configured on the target (`mention:`), for a message about firing alerts (or only
+    /// resolved ones, which ring nobody unless `on_resolved`).
+    pub fn fixed_ring(&self, firing: bool) -> Ring {
         match self {
-            Channel::DingTalk(robot) => robot.format.mention_tokens(firing),
-            Channel::DryRun(dry) => dry.format.mention_tokens(firing),
-            Channel::Feishu(bot) => bot.format.mention_tokens(firing),
-            Channel::WeCom(robot) => robot.format.mention_tokens(firing),
+            Channel::DingTalk(robot) => robot.format.fixed(firing),
+            Channel::DryRun(dry) => dry.format.fixed(firing),
+            Channel::Feishu(bot) => bot.format.fixed(firing),
+            Channel::WeCom(robot) => robot.format.fixed(firing),
             // A direct message rings its reader; the app's group messages carry no mentions.
+            Channel::DingTalkApp(_) => Ring::default(),
+        }
+    }
+
+    /// Adds a person of the directory to `ring` by this tool's identifier for them; false if the
+    /// directory has none for this tool (or the message type cannot mention).
+    pub fn add_person(&self, ring: &mut Ring, p: &crate::people::Person) -> bool {
+        let id = match self {
+            Channel::DingTalk(_) | Channel::DryRun(_) => {
+                p.dingtalk_mobile.as_deref().map(Ident::Mobile).or(p.dingtalk_user_id.as_deref().map(Ident::UserId))
+            }
+            Channel::Feishu(bot) => match bot.service {
+                feishu::Service::Feishu => p.feishu_user_id.as_deref().map(Ident::UserId),
+                feishu::Service::Lark => p.lark_user_id.as_deref().map(Ident::UserId),
+            },
+            Channel::WeCom(robot) => match robot.format.msgtype {
+                wecom::MsgType::Markdown => p.wecom_user_id.as_deref().map(Ident::UserId),
+                wecom::MsgType::Text => {
+                    p.wecom_user_id.as_deref().map(Ident::UserId).or(p.wecom_mobile.as_deref().map(Ident::Mobile))
+                }
+                wecom::MsgType::MarkdownV2 => None,
+            },
+            Channel::DingTalkApp(_) => None,
+        };
+        let (list, id) = match id {
+            Some(Ident::Mobile(m)) => (&mut ring.mobiles, m),
+            Some(Ident::UserId(u)) => (&mut ring.user_ids, u),
+            None => return false,
+        };
+        if !list.iter().any(|x| x == id) {
+            list.push(id.to_string());
+        }
+        true
+    }
+
+    /// Whether a message can ring everyone (`@all`).
+    pub fn can_ring_all(&self) -> bool {
+        match self {
+            Channel::DingTalk(_) | Channel::DryRun(_) | Channel::Feishu(_) => true,
+            Channel::WeCom(robot) => robot.format.msgtype == wecom::MsgType::Text,
+            Channel::DingTalkApp(_) => false,
+        }
+    }
+
+    /// The most people one message may mention, where the protocol sets a limit.
+    pub fn max_mentions(&self) -> Option<usize> {
+        match self {
+            Channel::DingTalk(_) | Channel::DryRun(_) => Some(dingtalk::MAX_MENTIONS),
+            _ => None,
+        }
+    }
+
+    /// Mentions that must be written into the text for the protocol to ring them.
+    pub fn mention_tokens(&self, ring: &Ring) -> Vec<String> {
+        match self {
+            Channel::DingTalk(_) | Channel::DryRun(_) => dingtalk::Format::mention_tokens(ring),
+            Channel::Feishu(bot) => bot.format.mention_tokens(ring),
+            Channel::WeCom(robot) => robot.format.mention_tokens(ring),
             Channel::DingTalkApp(_) => vec![],
         }
     }

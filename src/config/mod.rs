@@ -3,6 +3,7 @@
 //! name the file, the key and what is wrong, never the value: a token pasted into the wrong key must not
 //! reach a log or the `/-/reload` answer.
 
+mod people;
 mod raw;
 mod targets;
 mod validate;
@@ -60,6 +61,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub delivery: DeliveryConfig,
     pub targets: BTreeMap<String, Target>,
+    /// Targets that only forward to other targets by label (`route:`), by name.
+    pub routes: BTreeMap<String, Route>,
     /// Things that work but are probably not meant (plain http, ...), for `check-config` and start-up logs.
     pub warnings: Vec<Problem>,
 }
@@ -135,6 +138,54 @@ pub struct DeliveryConfig {
     pub dedup_window: Duration,
 }
 
+/// A router target (`targets.<name>.route`): each alert goes to the target its label's value names, else
+/// to `default`, else nowhere (counted and logged). Only configured targets can be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub by_label: String,
+    pub targets: BTreeMap<String, String>,
+    pub default: Option<String>,
+}
+
+impl Route {
+    /// The target an alert with these labels goes to.
+    pub fn destination(&self, labels: &BTreeMap<String, String>) -> Option<&str> {
+        labels.get(&self.by_label).and_then(|v| self.targets.get(v)).or(self.default.as_ref()).map(String::as_str)
+    }
+}
+
+/// Which alerts a target receives (`send_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendOn {
+    pub firing: bool,
+    pub resolved: bool,
+}
+
+impl Default for SendOn {
+    fn default() -> Self {
+        SendOn { firing: true, resolved: true }
+    }
+}
+
+impl SendOn {
+    pub fn takes(&self, status: crate::decode::Status) -> bool {
+        match status {
+            crate::decode::Status::Firing => self.firing,
+            crate::decode::Status::Resolved => self.resolved,
+        }
+    }
+}
+
+/// How a notification becomes messages (`split`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Split {
+    /// One message per alert group (split further only for size).
+    #[default]
+    PerGroup,
+    /// One message per alert, each with its own mentions.
+    PerAlert,
+}
+
 /// `labels: {hide: [...], show: [...]}` on a target: labels the built-in layout hides although they would
 /// identify an alert, or shows although it takes them for noise (`prometheus`, `endpoint`, ...).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,6 +205,10 @@ pub struct Target {
     pub labels: LabelFilter,
     /// The receiving end's send budget (targets that share one share the budget, so they must agree).
     pub rate_limit: RateLimit,
+    /// Whom messages ring besides the fixed `mention`, from the alerts (`mention.rules`).
+    pub mention_rules: crate::people::Rules,
+    pub send_on: SendOn,
+    pub split: Split,
 }
 
 impl Target {
@@ -195,6 +250,7 @@ impl Config {
             problems: vec![],
             warnings: vec![],
             apps: BTreeMap::new(),
+            people: Default::default(),
         };
         let config = v.config(raw);
         match config {

@@ -18,8 +18,57 @@ pub(super) struct RawConfig {
     pub(super) delivery: RawDelivery,
     #[serde(default)]
     pub(super) dingtalk_apps: BTreeMap<String, RawApp>,
+    /// The people directory: each person's identifier in each chat tool.
+    #[serde(default)]
+    pub(super) people: BTreeMap<String, RawPerson>,
+    /// Named groups of people.
+    #[serde(default)]
+    pub(super) groups: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub(super) targets: BTreeMap<String, RawTarget>,
+}
+
+/// `people.<name>`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPerson {
+    pub(super) dingtalk_mobile: Option<String>,
+    pub(super) dingtalk_user_id: Option<String>,
+    pub(super) feishu_user_id: Option<String>,
+    pub(super) lark_user_id: Option<String>,
+    pub(super) wecom_user_id: Option<String>,
+    pub(super) wecom_mobile: Option<String>,
+}
+
+/// `targets.<name>.route`: forward each alert to the target its label's value names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub(super) by_label: String,
+    #[serde(default)]
+    pub(super) targets: BTreeMap<String, String>,
+    pub(super) default: Option<String>,
+}
+
+/// One `mention.rules` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    /// Label equality, as Alertmanager's `match`.
+    #[serde(default, rename = "match")]
+    pub(super) match_eq: BTreeMap<String, String>,
+    /// Anchored regexes, as Alertmanager's `match_re`.
+    #[serde(default)]
+    pub(super) match_re: BTreeMap<String, String>,
+    /// Alertmanager's matcher strings: `severity=~"critical|page"`, `team!=infra`.
+    #[serde(default)]
+    pub(super) matchers: Vec<String>,
+    #[serde(default)]
+    pub(super) people: Vec<String>,
+    #[serde(default)]
+    pub(super) all: bool,
+    pub(super) from_label: Option<String>,
+    pub(super) from_annotation: Option<String>,
 }
 
 /// A DingTalk enterprise app (`dingtalk_apps.<name>`).
@@ -145,6 +194,12 @@ pub(super) struct RawTarget {
     #[serde(default)]
     pub(super) conversations: Vec<String>,
     pub(super) batch_size: Option<usize>,
+    /// `firing`, `resolved`: which alerts the target receives.
+    pub(super) send_on: Option<Vec<String>>,
+    /// `per_group` (the default) or `per_alert`.
+    pub(super) split: Option<String>,
+    /// A router: forwards to other targets by label.
+    pub(super) route: Option<RawRoute>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,4 +222,6 @@ pub(super) struct RawMention {
     pub(super) user_ids: Vec<String>,
     #[serde(default)]
     pub(super) on_resolved: bool,
+    #[serde(default)]
+    pub(super) rules: Vec<RawRule>,
 }

@@ -11,7 +11,7 @@ use crate::channel::{dingtalk_app, feishu, wecom};
 use crate::secret::Secret;
 
 impl Validator<'_> {
-    pub(super) fn target(&mut self, name: &str, t: RawTarget, default_rate: RateLimit) -> Option<Target> {
+    pub(super) fn target(&mut self, name: &str, mut t: RawTarget, default_rate: RateLimit) -> Option<Target> {
         let key = format!("targets.{name}");
         if !valid_target_name(name) {
             self.problem(&key, "target names must match [A-Za-z][A-Za-z0-9_-]* (they appear in URLs and metrics)");
@@ -53,6 +53,7 @@ impl Validator<'_> {
                 }
             }
         }
+        let routing = super::people::Routing::take(&mut t);
         let channel = match kind.as_str() {
             "dingtalk" => {
                 self.warn_if_other_tool(&key, t.url.as_deref(), "dingtalk");
@@ -70,7 +71,18 @@ impl Validator<'_> {
                 return None;
             }
         };
-        Some(Target { name: name.to_string(), channel, keyword, template, labels, rate_limit })
+        let (mention_rules, send_on, split) = self.routing(&key, routing, &channel);
+        Some(Target {
+            name: name.to_string(),
+            channel,
+            keyword,
+            template,
+            labels,
+            rate_limit,
+            mention_rules,
+            send_on,
+            split,
+        })
     }
 
     /// A DingTalk robot (url, secret, msgtype, mention), or a dry run in DingTalk's format.

@@ -20,6 +20,8 @@ pub(super) struct Validator<'a> {
     pub(super) warnings: Vec<Problem>,
     /// `dingtalk_apps`, read before the targets that name them.
     pub(super) apps: BTreeMap<String, std::sync::Arc<crate::channel::dingtalk_app::App>>,
+    /// `people` and `groups`, read before the targets whose rules name them.
+    pub(super) people: std::sync::Arc<crate::people::Directory>,
 }
 
 impl Validator<'_> {
@@ -93,7 +95,8 @@ impl Validator<'_> {
         let server = self.server(raw.server);
         let delivery = self.delivery(&raw.delivery);
         self.apps(raw.dingtalk_apps);
-        let targets = self.targets(raw.targets, delivery.rate_limit);
+        self.directory(raw.people, raw.groups);
+        let (targets, routes) = self.targets(raw.targets, delivery.rate_limit);
         Some(Config {
             source: PathBuf::from(&self.file),
             listen,
@@ -103,6 +106,7 @@ impl Validator<'_> {
             server,
             delivery,
             targets,
+            routes,
             warnings: vec![],
         })
     }
@@ -242,12 +246,29 @@ impl Validator<'_> {
     }
 
     /// Every target, and the check that targets sharing a robot agree on its budget.
-    fn targets(&mut self, raw: BTreeMap<String, RawTarget>, rate_limit: RateLimit) -> BTreeMap<String, Target> {
+    fn targets(
+        &mut self,
+        raw: BTreeMap<String, RawTarget>,
+        rate_limit: RateLimit,
+    ) -> (BTreeMap<String, Target>, BTreeMap<String, Route>) {
         if raw.is_empty() {
             self.problem("targets", "no targets configured; add at least one under targets:");
         }
         let mut targets: BTreeMap<String, Target> = BTreeMap::new();
+        let mut routes: BTreeMap<String, Route> = BTreeMap::new();
         for (name, t) in raw {
+            if t.route.is_some() {
+                if !valid_target_name(&name) {
+                    self.problem(
+                        &format!("targets.{name}"),
+                        "target names must match [A-Za-z][A-Za-z0-9_-]* (they appear in URLs and metrics)",
+                    );
+                }
+                if let Some(route) = self.route(&format!("targets.{name}"), t) {
+                    routes.insert(name, route);
+                }
+                continue;
+            }
             if let Some(target) = self.target(&name, t, rate_limit) {
                 targets.insert(name, target);
             }
@@ -269,7 +290,8 @@ impl Validator<'_> {
                 ),
             );
         }
-        targets
+        self.check_routes(&routes, &targets);
+        (targets, routes)
     }
 
     fn auth(&mut self, raw: Option<RawAuth>) -> Auth {

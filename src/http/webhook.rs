@@ -34,10 +34,12 @@ pub async fn webhook(
     if req.method() != Method::POST {
         return Err(HttpError::MethodNotAllowed(req.method().clone()));
     }
-    let target = live.config.targets.get(name).ok_or_else(|| HttpError::UnknownTarget {
-        name: name.to_string(),
-        configured: live.config.targets.keys().cloned().collect(),
-    })?;
+    if !live.config.targets.contains_key(name) && !live.config.routes.contains_key(name) {
+        return Err(HttpError::UnknownTarget {
+            name: name.to_string(),
+            configured: live.config.targets.keys().chain(live.config.routes.keys()).cloned().collect(),
+        });
+    }
     let server = &live.config.server;
     let body = read_json_body(req, server, conns, conn).await?;
     // Limits first, from the bytes alone: what decoding would cost is known before paying it.
@@ -60,25 +62,97 @@ pub async fn webhook(
     // Decoding and rendering a large notification takes a while of CPU: off the async workers, so that
     // probes and other requests are answered meanwhile.
     let work = {
-        let (live, target, limits) = (live.clone(), target.clone(), server.limits);
+        let (live, name, limits) = (live.clone(), name.to_string(), server.limits);
         tokio::task::spawn_blocking(move || {
             let decoded = decode::decode(&body).map_err(HttpError::Decode)?;
             drop(body);
             decode::check(&decoded.notification, &limits).map_err(HttpError::Limit)?;
-            let rendered = live.renderer().render(&target, &decoded);
-            Ok::<_, HttpError>((decoded, rendered, held))
+            let shares = shares(&live, &name, decoded);
+            Ok::<_, HttpError>((shares, held))
         })
     };
-    let (decoded, rendered, held) = work.await.map_err(|e| HttpError::Internal(e.to_string()))??;
+    let (shares, held) = work.await.map_err(|e| HttpError::Internal(e.to_string()))??;
     // Committing and waking the sender must not be cut short: hyper drops this future when the caller
     // hangs up, and a message committed without its wake-up would wait for the next notification.
-    let accepting = accept(app.clone(), live.clone(), name.to_string(), decoded, rendered);
+    let routed = live.config.routes.contains_key(name);
+    let accepting = {
+        let (app, live) = (app.clone(), live.clone());
+        async move {
+            let mut answers = vec![];
+            for share in shares {
+                answers.push(accept(&app, &live, share).await?);
+            }
+            Ok::<_, HttpError>(answers)
+        }
+    };
     let accept = tokio::spawn(async move {
         let answer = accepting.await;
         drop(held);
         answer
     });
-    accept.await.unwrap_or_else(|e| Err(HttpError::Internal(e.to_string())))
+    let answers = accept.await.unwrap_or_else(|e| Err(HttpError::Internal(e.to_string())))?;
+    let body = match answers.as_slice() {
+        [one] if !routed => one.clone(),
+        _ => json!({"status": "routed", "targets": answers}),
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// One target's share of a notification: the alerts it takes and the messages they rendered to, or why it
+/// takes none.
+struct Share {
+    target: String,
+    decoded: Decoded,
+    outcome: Result<Rendered, &'static str>,
+}
+
+/// Who gets what of a notification. A target takes the alerts its `send_on` lets through (`split:
+/// per_alert` renders each alone). A router hands each alert to the target its label names; alerts it has
+/// no target for are its own share, skipped as `no_route`.
+fn shares(live: &Live, name: &str, decoded: Decoded) -> Vec<Share> {
+    let Some(route) = live.config.routes.get(name) else { return vec![share(live, name, decoded)] };
+    let n = &decoded.notification;
+    let mut by_target: Vec<(&str, Vec<usize>)> = vec![];
+    let mut nowhere = vec![];
+    for (i, a) in n.alerts.iter().enumerate() {
+        match route.destination(&a.labels) {
+            Some(t) => match by_target.iter_mut().find(|(name, _)| *name == t) {
+                Some((_, list)) => list.push(i),
+                None => by_target.push((t, vec![i])),
+            },
+            None => nowhere.push(i),
+        }
+    }
+    let pick = |list: &[usize]| {
+        let picked = |a: &decode::Alert| list.iter().any(|&i| std::ptr::eq(a, &n.alerts[i]));
+        decoded.subset(picked).expect("each list holds an alert")
+    };
+    let mut out: Vec<Share> = by_target.iter().map(|(t, list)| share(live, t, pick(list))).collect();
+    if !nowhere.is_empty() {
+        out.push(Share { target: name.to_string(), decoded: pick(&nowhere), outcome: Err("no_route") });
+    }
+    out
+}
+
+/// What target `name` makes of `decoded`.
+fn share(live: &Live, name: &str, decoded: Decoded) -> Share {
+    let target = &live.config.targets[name];
+    let Some(taken) = decoded.subset(|a| target.send_on.takes(a.status)) else {
+        return Share { target: name.to_string(), decoded, outcome: Err("send_on") };
+    };
+    let rendered = match target.split {
+        crate::config::Split::PerGroup => live.renderer().render(target, &taken),
+        crate::config::Split::PerAlert => {
+            let n = &taken.notification;
+            let mut all = Rendered { summary: crate::render::summarize(&taken), ..Rendered::default() };
+            for one in &n.alerts {
+                let alone = taken.subset(|a| std::ptr::eq(a, one)).expect("one alert");
+                all.add(live.renderer().render(target, &alone));
+            }
+            all
+        }
+    };
+    Share { target: name.to_string(), decoded: taken, outcome: Ok(rendered) }
 }
 
 /// The body of a JSON request, within `server.max_request_bytes`, in by the connection's deadline, each
@@ -129,38 +203,54 @@ async fn read_json_body(
     Ok(buf)
 }
 
-/// Store -> wake the sender -> count: runs to the end even if the caller is gone.
-async fn accept(
-    app: Arc<App>,
-    live: Arc<Live>,
-    name: String,
-    decoded: Decoded,
-    rendered: Rendered,
-) -> Result<Resp, HttpError> {
+/// Store -> wake the sender -> count, for one target's share: runs to the end even if the caller is gone.
+/// Returns the answer's part for this target.
+async fn accept(app: &Arc<App>, live: &Arc<Live>, share: Share) -> Result<serde_json::Value, HttpError> {
+    let Share { target: name, decoded, outcome } = share;
     let name = name.as_str();
     let n = &decoded.notification;
     let now = now_ms();
     let window = live.config.delivery.dedup_window;
     let identity = (!window.is_zero()).then(|| decoded.identity());
+    let no_summary;
+    let (messages, summary, skipped) = match &outcome {
+        Ok(r) => (r.messages.as_slice(), &r.summary, None),
+        Err(reason) => {
+            no_summary = crate::render::summarize(&decoded);
+            (&[][..], &no_summary, Some(*reason))
+        }
+    };
     let new = NewNotification {
         target: name,
         group_key: &n.group_key,
         status: n.status.as_str(),
         alerts: n.alerts.len(),
         dedup: identity.as_deref().map(|key| (key, now - window.as_millis() as i64)),
-        summary: &rendered.summary,
+        summary,
+        skipped,
     };
     let m = &app.metrics;
-    let id = match app.store.enqueue(new, &rendered.messages, now).await? {
+    let id = match app.store.enqueue(new, messages, now).await? {
         Enqueued::Accepted(id) => id,
         Enqueued::Duplicate(original) => {
             // Alertmanager retrying after a timeout, or the other peer of an HA pair: acknowledge, don't resend.
             m.suppressed(name, Suppressed::Duplicate);
             info!(target = name, group_key = %n.group_key, status = n.status.as_str(), original, "duplicate notification suppressed");
-            return Ok(json_response(
-                StatusCode::OK,
-                &json!({"status": "duplicate", "notification": original, "messages": []}),
-            ));
+            return Ok(json!({"target": name, "status": "duplicate", "notification": original, "messages": []}));
+        }
+    };
+    let rendered = match outcome {
+        Ok(rendered) => rendered,
+        Err(reason) => {
+            m.skipped(name, reason);
+            let why = match reason {
+                "send_on" => "the target's send_on takes none of its alerts",
+                _ => "the route has no target for its alerts' label, and no default",
+            };
+            info!(target = name, notification = id, group_key = %n.group_key, status = n.status.as_str(), alerts = n.alerts.len(), reason, "notification skipped: {why}");
+            return Ok(
+                json!({"target": name, "status": "skipped", "reason": reason, "notification": id, "messages": []}),
+            );
         }
     };
     app.wake(name);
@@ -182,6 +272,18 @@ async fn accept(
     if n.truncated_alerts > 0 {
         m.alerts_truncated(name, n.truncated_alerts);
     }
+    let heard = &rendered.mentioned;
+    m.mentions(name, heard);
+    if !heard.unknown.is_empty() {
+        warn!(target = name, group_key = %n.group_key, names = ?heard.unknown, "alerts name people the people directory does not have; they were not rung");
+    }
+    if !heard.no_identifier.is_empty() {
+        let service = live.config.targets.get(name).map_or("", |t| t.channel.service());
+        warn!(target = name, group_key = %n.group_key, people = ?heard.no_identifier, "the people directory has no {service} identifier for these people; they were not rung");
+    }
+    if !heard.capped.is_empty() {
+        warn!(target = name, group_key = %n.group_key, people = ?heard.capped, "more people than one message may mention; these were not rung");
+    }
     let uuids: Vec<&str> = rendered.messages.iter().map(|m| m.msg_uuid.as_str()).collect();
     info!(
         target = name,
@@ -190,7 +292,8 @@ async fn accept(
         status = n.status.as_str(),
         alerts = n.alerts.len(),
         messages = uuids.len(),
+        rings = heard.rung,
         "notification accepted"
     );
-    Ok(json_response(StatusCode::OK, &json!({"status": "accepted", "notification": id, "messages": uuids})))
+    Ok(json!({"target": name, "status": "accepted", "notification": id, "messages": uuids}))
 }

@@ -173,8 +173,10 @@ impl Renderer {
             });
         }
         let firing = firing > 0;
+        // A digest rings the target's fixed mentions; its notifications' own rules rang when they came.
+        let ring = target.channel.fixed_ring(firing);
         let mentions: Vec<String> =
-            target.channel.mention_tokens(firing).into_iter().filter(|t| !contains_token(&text, t)).collect();
+            target.channel.mention_tokens(&ring).into_iter().filter(|t| !contains_token(&text, t)).collect();
         let footer: Vec<&str> = mentions.iter().map(String::as_str).chain(target.keyword.as_deref()).collect();
         if !footer.is_empty() {
             text.push_str("\n\n");
@@ -187,7 +189,7 @@ impl Renderer {
             .map(|e| layout::Level::of(&e.severity))
             .max()
             .unwrap_or(layout::Level::None);
-        let content = Content { title: &title, text: &text, firing, mentions: true, buttons: &buttons, level };
+        let content = Content { title: &title, text: &text, firing, ring: &ring, buttons: &buttons, level };
         target.channel.body(&content, uuid)
     }
 }
@@ -216,6 +218,9 @@ mod tests {
             template: "default".into(),
             labels: crate::config::LabelFilter::default(),
             rate_limit: crate::config::RateLimit { messages: 20, per: std::time::Duration::from_secs(60) },
+            mention_rules: Default::default(),
+            send_on: Default::default(),
+            split: Default::default(),
         }
     }
 

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use handlebars::Handlebars;
 use serde_json::{Map, Value, json};
 
-use crate::channel::Content;
+use crate::channel::{Content, Ring};
 use crate::config::Target;
 use crate::decode::{Decoded, Status};
 
@@ -86,6 +86,75 @@ pub struct Rendered {
     pub truncated: usize,
     /// The notification in one line, for storm digests.
     pub summary: Summary,
+    /// Whom its messages ring, and whom they could not.
+    pub mentioned: Mentioned,
+}
+
+/// Whom a notification's messages ring (its first message: later parts of a split group do not ring
+/// again), and whom the mention rules named but could not ring.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Mentioned {
+    /// People rung, `@all` aside.
+    pub rung: usize,
+    pub all: bool,
+    /// Names taken from alerts that the people directory does not have.
+    pub unknown: Vec<String>,
+    /// People of the directory with no identifier for this tool (or `@all` where it cannot be rung).
+    pub no_identifier: Vec<String>,
+    /// People left out past the tool's limit on mentions.
+    pub capped: Vec<String>,
+}
+
+impl Mentioned {
+    fn add(&mut self, other: Mentioned) {
+        self.rung += other.rung;
+        self.all |= other.all;
+        for (mine, theirs) in [
+            (&mut self.unknown, other.unknown),
+            (&mut self.no_identifier, other.no_identifier),
+            (&mut self.capped, other.capped),
+        ] {
+            for name in theirs {
+                if !mine.contains(&name) {
+                    mine.push(name);
+                }
+            }
+        }
+    }
+}
+
+/// The ring of a notification's first message: the target's fixed mentions, and the people its mention
+/// rules name for the notification's alerts (all of them: later parts of a split group ring nobody), each
+/// by this tool's identifier, within the tool's limit.
+fn ring_of(target: &Target, d: &Decoded) -> (Ring, Mentioned) {
+    let n = &d.notification;
+    let mut ring = target.channel.fixed_ring(n.status == Status::Firing);
+    let mut heard = Mentioned::default();
+    if !target.mention_rules.is_empty() {
+        let alerts: Vec<&crate::decode::Alert> = n.alerts.iter().collect();
+        let chosen = target.mention_rules.choose(&alerts);
+        heard.unknown = chosen.unknown;
+        if chosen.all {
+            if target.channel.can_ring_all() {
+                ring.all = true;
+            } else {
+                heard.no_identifier.push("@all".into());
+            }
+        }
+        let cap = target.channel.max_mentions();
+        for p in chosen.people {
+            let before = ring.clone();
+            if !target.channel.add_person(&mut ring, p) {
+                heard.no_identifier.push(p.name.clone());
+            } else if cap.is_some_and(|c| ring.people() > c) {
+                ring = before;
+                heard.capped.push(p.name.clone());
+            }
+        }
+    }
+    heard.rung = ring.people();
+    heard.all = ring.all;
+    (ring, heard)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,8 +258,9 @@ impl Renderer {
         }
         let facts = Facts::of(d, &target.labels);
         let env = Envelope::of(d, &facts);
-        let g = Group { d, facts: &facts, now: self.now.unwrap_or_else(Utc::now), position };
-        let mut out = Rendered { summary: summarize(d), ..Rendered::default() };
+        let (ring, mentioned) = ring_of(target, d);
+        let g = Group { d, facts: &facts, now: self.now.unwrap_or_else(Utc::now), position, ring };
+        let mut out = Rendered { summary: summarize(d), mentioned, ..Rendered::default() };
         let uuid = new_uuid();
         let size = |draft: &Draft| self.body_len(draft, target, &env, &uuid);
         let total = order.len();
@@ -310,9 +380,9 @@ impl Renderer {
         part: Option<(usize, usize)>,
     ) -> Result<Draft, RenderError> {
         let d = g.d;
-        let ring = part.is_none_or(|(i, n)| i == 1 || (i, n) == PART_PLACEHOLDER);
-        let mentions =
-            if ring { target.channel.mention_tokens(d.notification.status == Status::Firing) } else { vec![] };
+        let first = part.is_none_or(|(i, n)| i == 1 || (i, n) == PART_PLACEHOLDER);
+        let ring = if first { g.ring.clone() } else { Ring::default() };
+        let mentions = target.channel.mention_tokens(&ring);
         let (title, text) = match src {
             Source::Plain => plain(d, alerts, part),
             Source::Set(_) | Source::Builtin => {
@@ -425,8 +495,8 @@ struct Draft {
     title: String,
     text: String,
     keyword_inserted: bool,
-    /// Whether this message may mention anyone: not a later part of a split group.
-    ring: bool,
+    /// Whom this message rings: nobody on later parts of a split group.
+    ring: Ring,
     /// `@...` tokens this message rings (none on later parts, none on resolved unless configured).
     mentions: Vec<String>,
 }
@@ -436,6 +506,8 @@ struct Group<'a> {
     d: &'a Decoded,
     facts: &'a Facts,
     now: DateTime<Utc>,
+    /// Whom its first message rings.
+    ring: Ring,
     /// Each alert's place in the order messages list them.
     position: Vec<usize>,
 }
@@ -454,6 +526,15 @@ struct Finished {
 }
 
 impl Rendered {
+    /// Appends another rendering of the same notification (one alert of a `split: per_alert` target).
+    pub fn add(&mut self, other: Rendered) {
+        self.messages.extend(other.messages);
+        self.template_error = self.template_error.take().or(other.template_error);
+        self.keyword_inserted += other.keyword_inserted;
+        self.truncated += other.truncated;
+        self.mentioned.add(other.mentioned);
+    }
+
     fn push(&mut self, f: Finished) {
         self.keyword_inserted += usize::from(f.keyword_inserted);
         self.truncated += usize::from(f.truncated);
@@ -535,7 +616,7 @@ impl Envelope {
             title: &draft.title,
             text,
             firing: self.firing,
-            mentions: draft.ring,
+            ring: &draft.ring,
             buttons: &buttons,
             level: self.level,
         };

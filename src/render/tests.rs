@@ -32,6 +32,9 @@ pub(super) fn target_with(msgtype: MsgType, keyword: &str) -> Target {
         template: DEFAULT_SET.into(),
         labels: crate::config::LabelFilter::default(),
         rate_limit: crate::config::RateLimit { messages: 20, per: std::time::Duration::from_secs(60) },
+        mention_rules: Default::default(),
+        send_on: Default::default(),
+        split: Default::default(),
     }
 }
 

@@ -52,6 +52,8 @@ pub struct NewNotification<'a> {
     /// Duplicate suppression: the notification's identity and how far back to look for it.
     pub dedup: Option<(&'a str, i64)>,
     pub summary: &'a Summary,
+    /// Why it was acknowledged without messages (`send_on`, `no_route`).
+    pub skipped: Option<&'a str>,
 }
 
 /// What `enqueue` did.
@@ -145,6 +147,18 @@ pub struct Record {
     pub attempts: i64,
     pub reason: Option<String>,
     pub last_error: Option<String>,
+}
+
+/// A notification acknowledged without a message (`send_on`, `no_route`), kept for `storage.retention`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub id: i64,
+    pub target: String,
+    pub group_key: String,
+    pub status: String,
+    pub alerts: i64,
+    pub reason: String,
+    pub received_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

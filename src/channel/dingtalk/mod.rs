@@ -11,7 +11,7 @@ use serde_json::json;
 
 pub use answer::Reason;
 
-use super::{Content, Outcome, RateLimit};
+use super::{Content, Outcome, RateLimit, Ring};
 use crate::secret::{Secret, redact_url, scrub};
 
 /// DingTalk rejects a body over this many bytes (errcode 460101).
@@ -65,25 +65,23 @@ impl Format {
         !self.mention.is_empty() && (firing || self.mention.on_resolved)
     }
 
-    /// `@mobile` / `@userId` tokens: DingTalk only highlights a mention that is also written in the text.
-    pub fn mention_tokens(&self, firing: bool) -> Vec<String> {
+    /// The configured mentions, if a message about firing (or only resolved) alerts rings them.
+    pub fn fixed(&self, firing: bool) -> Ring {
         if !self.rings(firing) {
-            return vec![];
+            return Ring::default();
         }
-        self.mention.mobiles.iter().chain(&self.mention.user_ids).map(|m| format!("@{m}")).collect()
+        let m = &self.mention;
+        Ring { all: m.all, mobiles: m.mobiles.clone(), user_ids: m.user_ids.clone() }
+    }
+
+    /// `@mobile` / `@userId` tokens: DingTalk only highlights a mention that is also written in the text.
+    pub fn mention_tokens(ring: &Ring) -> Vec<String> {
+        ring.mobiles.iter().chain(&ring.user_ids).map(|m| format!("@{m}")).collect()
     }
 
     /// The JSON body DingTalk receives.
     pub fn body(&self, c: &Content, uuid: &str) -> String {
-        let ring = c.mentions && self.rings(c.firing);
-        let at = || {
-            let m = &self.mention;
-            json!({
-                "atMobiles": if ring { m.mobiles.clone() } else { vec![] },
-                "atUserIds": if ring { m.user_ids.clone() } else { vec![] },
-                "isAtAll": ring && m.all,
-            })
-        };
+        let at = || json!({"atMobiles": c.ring.mobiles, "atUserIds": c.ring.user_ids, "isAtAll": c.ring.all});
         let markdown = || json!({"msgtype": "markdown", "markdown": {"title": c.title, "text": c.text}, "at": at(), "msgUuid": uuid});
         let value = match self.msgtype {
             MsgType::Text => json!({"msgtype": "text", "text": {"content": c.text}, "at": at(), "msgUuid": uuid}),

@@ -317,7 +317,7 @@ mod tests {
             title: "🔴 FIRING 1 · X",
             text: "**x**",
             firing: true,
-            mentions: true,
+            ring: Box::leak(Box::default()),
             buttons,
             level: Level::Critical,
         }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 pub use answer::Reason;
 
-use super::{Content, Level, Outcome, RateLimit};
+use super::{Content, Level, Outcome, RateLimit, Ring};
 use crate::secret::{Secret, scrub};
 
 /// Feishu's documented body limit (a FAQ says 30 KB; the guide's 20 KB is the safe side).
@@ -78,13 +78,18 @@ impl Format {
         (self.mention.all || !self.mention.user_ids.is_empty()) && (firing || self.mention.on_resolved)
     }
 
+    /// The configured mentions, if a message about firing (or only resolved) alerts rings them.
+    pub fn fixed(&self, firing: bool) -> Ring {
+        if !self.rings(firing) {
+            return Ring::default();
+        }
+        Ring { all: self.mention.all, mobiles: vec![], user_ids: self.mention.user_ids.clone() }
+    }
+
     /// The mention forms written into the text: a card's markdown takes `<at id=...></at>`, text takes
     /// `<at user_id="..."></at>`; a post carries its mentions as elements of its own instead.
-    pub fn mention_tokens(&self, firing: bool) -> Vec<String> {
-        if !self.rings(firing) {
-            return vec![];
-        }
-        let ids = self.mention.user_ids.iter().map(String::as_str).chain(self.mention.all.then_some("all"));
+    pub fn mention_tokens(&self, ring: &Ring) -> Vec<String> {
+        let ids = ring.user_ids.iter().map(String::as_str).chain(ring.all.then_some("all"));
         match self.msgtype {
             MsgType::Interactive => ids.map(|id| format!("<at id={id}></at>")).collect(),
             MsgType::Text => ids.map(|id| format!("<at user_id=\"{id}\"></at>")).collect(),
@@ -99,7 +104,7 @@ impl Format {
             MsgType::Post => {
                 // The same markdown as a card's, drawn with a post's own elements: a post shows `**` as is.
                 let mut lines: Vec<Value> = c.text.split('\n').map(|l| Value::Array(post_paragraph(l))).collect();
-                if c.mentions && self.rings(c.firing) {
+                if !c.ring.is_empty() {
                     // On the last line (the keyword's, in the built-in layout), as a card has them.
                     // A mention the template wrote (`<at id=...>`) is not repeated.
                     let written: Vec<Value> = lines
@@ -107,7 +112,7 @@ impl Format {
                         .flat_map(|l| l.as_array().into_iter().flatten())
                         .map(|e| e["user_id"].clone())
                         .collect();
-                    let ids = self.mention.user_ids.iter().map(String::as_str).chain(self.mention.all.then_some("all"));
+                    let ids = c.ring.user_ids.iter().map(String::as_str).chain(c.ring.all.then_some("all"));
                     let mut ats: Vec<Value> = ids
                         .filter(|id| !written.iter().any(|w| w == id))
                         .map(|id| json!({"tag": "at", "user_id": id}))
@@ -307,7 +312,7 @@ mod tests {
             title: "🔴 FIRING 1 · X · Alert",
             text: "**x**\n<at id=ou_1></at> Alert",
             firing,
-            mentions: true,
+            ring: Box::leak(Box::new(format(MsgType::Interactive).fixed(firing))),
             buttons,
             level,
         }
@@ -344,11 +349,11 @@ mod tests {
 
     #[test]
     fn mentions_take_each_message_types_form() {
-        let f = |t| format(t).mention_tokens(true);
+        let f = |t| format(t).mention_tokens(&format(t).fixed(true));
         assert_eq!(f(MsgType::Interactive), ["<at id=ou_1></at>"]);
         assert_eq!(f(MsgType::Text), ["<at user_id=\"ou_1\"></at>"]);
         assert!(f(MsgType::Post).is_empty(), "a post mentions through its own elements");
-        assert!(format(MsgType::Interactive).mention_tokens(false).is_empty(), "resolved rings nobody by default");
+        assert!(format(MsgType::Interactive).fixed(false).is_empty(), "resolved rings nobody by default");
         let post: Value =
             serde_json::from_str(&format(MsgType::Post).body(&content(true, Level::Warning, &[]))).unwrap();
         let lines = post["content"]["post"]["zh_cn"]["content"].as_array().unwrap();

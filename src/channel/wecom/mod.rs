@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 pub use answer::Reason;
 
-use super::{Content, Outcome, RateLimit};
+use super::{Content, Outcome, RateLimit, Ring};
 use crate::secret::{Secret, redact_url, scrub};
 
 /// WeCom's documented budget per webhook.
@@ -64,13 +64,22 @@ impl Format {
         (m.all || !m.user_ids.is_empty() || !m.mobiles.is_empty()) && (firing || m.on_resolved)
     }
 
+    /// The configured mentions, if a message about firing (or only resolved) alerts rings them.
+    pub fn fixed(&self, firing: bool) -> Ring {
+        if self.msgtype == MsgType::MarkdownV2 || !self.rings(firing) {
+            return Ring::default();
+        }
+        let m = &self.mention;
+        Ring { all: m.all, mobiles: m.mobiles.clone(), user_ids: m.user_ids.clone() }
+    }
+
     /// Markdown mentions are `<@userid>` in the content (by user id only); text mentions go in the body's
     /// lists; markdown_v2 cannot mention.
-    pub fn mention_tokens(&self, firing: bool) -> Vec<String> {
-        if self.msgtype != MsgType::Markdown || !self.rings(firing) {
+    pub fn mention_tokens(&self, ring: &Ring) -> Vec<String> {
+        if self.msgtype != MsgType::Markdown {
             return vec![];
         }
-        self.mention.user_ids.iter().map(|id| format!("<@{id}>")).collect()
+        ring.user_ids.iter().map(|id| format!("<@{id}>")).collect()
     }
 
     /// The JSON body WeCom receives. WeCom has no field like DingTalk's msgUuid.
@@ -79,13 +88,11 @@ impl Format {
             MsgType::Markdown => json!({"msgtype": "markdown", "markdown": {"content": c.text}}),
             MsgType::MarkdownV2 => json!({"msgtype": "markdown_v2", "markdown_v2": {"content": c.text}}),
             MsgType::Text => {
-                let ring = c.mentions && self.rings(c.firing);
-                let m = &self.mention;
-                let mut users: Vec<String> = if ring { m.user_ids.clone() } else { vec![] };
-                if ring && m.all {
+                let mut users: Vec<String> = c.ring.user_ids.clone();
+                if c.ring.all {
                     users.push("@all".into());
                 }
-                let mobiles: Vec<String> = if ring { m.mobiles.clone() } else { vec![] };
+                let mobiles = &c.ring.mobiles;
                 json!({"msgtype": "text", "text": {"content": c.text, "mentioned_list": users, "mentioned_mobile_list": mobiles}})
             }
         };
@@ -149,14 +156,16 @@ mod tests {
     }
 
     fn content(firing: bool) -> Content<'static> {
-        Content { title: "t", text: "磁盘 <@zhangsan>", firing, mentions: true, buttons: &[], level: Level::Warning }
+        let ring = Box::leak(Box::new(format(MsgType::Text).fixed(firing)));
+        Content { title: "t", text: "磁盘 <@zhangsan>", firing, ring, buttons: &[], level: Level::Warning }
     }
 
     #[test]
     fn each_message_type_mentions_its_own_way_and_is_measured_by_its_content() {
-        assert_eq!(format(MsgType::Markdown).mention_tokens(true), ["<@zhangsan>"]);
-        assert!(format(MsgType::MarkdownV2).mention_tokens(true).is_empty(), "markdown_v2 cannot mention");
-        assert!(format(MsgType::Text).mention_tokens(true).is_empty(), "text mentions go in lists");
+        let tokens = |t: MsgType| format(t).mention_tokens(&format(t).fixed(true));
+        assert_eq!(tokens(MsgType::Markdown), ["<@zhangsan>"]);
+        assert!(tokens(MsgType::MarkdownV2).is_empty(), "markdown_v2 cannot mention");
+        assert!(tokens(MsgType::Text).is_empty(), "text mentions go in lists");
         let text: Value = serde_json::from_str(&format(MsgType::Text).body(&content(true))).unwrap();
         assert_eq!(text["text"]["mentioned_list"], json!(["zhangsan", "@all"]));
         assert_eq!(text["text"]["mentioned_mobile_list"], json!(["13800000000"]));

@@ -118,6 +118,7 @@ impl Store {
             (n.target.to_string(), n.group_key.to_string(), n.status.to_string(), n.alerts as i64);
         let dedup = n.dedup.map(|(key, since)| (key.to_string(), since));
         let summary = serde_json::to_string(n.summary).expect("a summary serializes");
+        let skipped = n.skipped.map(str::to_string);
         let messages = messages.to_vec();
         self.call(move |conn| {
             let tx = conn;
@@ -134,8 +135,8 @@ impl Store {
                 }
             }
             tx.prepare_cached(
-                "INSERT INTO notifications (target, group_key, status, alerts, received_at_ms, dedup_key, summary)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO notifications (target, group_key, status, alerts, received_at_ms, dedup_key, summary, skipped)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 target,
@@ -144,7 +145,8 @@ impl Store {
                 alerts,
                 now_ms,
                 dedup.as_ref().map(|d| &d.0),
-                summary
+                summary,
+                skipped
             ])?;
             let id = tx.last_insert_rowid();
             {
@@ -538,6 +540,30 @@ impl Store {
         .await
     }
 
+    /// Notifications of `target` acknowledged without a message, oldest first.
+    pub async fn skipped(&self, target: &str) -> Result<Vec<super::Skipped>, StoreError> {
+        let target = target.to_string();
+        self.call_one(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, target, group_key, status, alerts, skipped, received_at_ms
+                 FROM notifications WHERE target = ?1 AND skipped IS NOT NULL ORDER BY id",
+            )?;
+            let rows = stmt.query_map([target], |r| {
+                Ok(super::Skipped {
+                    id: r.get(0)?,
+                    target: r.get(1)?,
+                    group_key: r.get(2)?,
+                    status: r.get(3)?,
+                    alerts: r.get(4)?,
+                    reason: r.get(5)?,
+                    received_at_ms: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
     /// Deletes finished messages (and notifications left without messages) finished before `before_ms`,
     /// and send times too old for any rate budget.
     pub async fn prune(&self, before_ms: i64) -> Result<usize, StoreError> {
@@ -605,6 +631,7 @@ mod tests {
             alerts: 1,
             dedup: None,
             summary: &NO_SUMMARY,
+            skipped: None,
         }
     }
 

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// Migration `i` takes a database from version `i` to `i + 1`. Append only: never edit one that shipped.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     // 1: notifications, messages, robot budgets. Written with IF NOT EXISTS because databases made before
     // migrations existed already have these tables at version 1.
     "
@@ -75,6 +75,10 @@ CREATE TABLE health_probe (
     // or group still to reach, the users reached, the users that failed for good); NULL for webhooks.
     "
 ALTER TABLE messages ADD COLUMN recipients TEXT;
+",
+    // 4: why a notification was acknowledged without messages (`send_on`, `no_route`); NULL when sent.
+    "
+ALTER TABLE notifications ADD COLUMN skipped TEXT;
 ",
 ];
 
