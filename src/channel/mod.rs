@@ -578,3 +578,57 @@ impl RateLimit {
         self.messages == u32::MAX
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::people::Person;
+    use crate::secret::Secret;
+
+    fn alice() -> Person {
+        Person {
+            name: "alice".into(),
+            dingtalk_mobile: Some("13800000001".into()),
+            dingtalk_user_id: Some("manager01".into()),
+            feishu_user_id: Some("ou_alice".into()),
+            lark_user_id: Some("ou_lark_alice".into()),
+            wecom_user_id: None,
+            wecom_mobile: Some("13800000001".into()),
+        }
+    }
+
+    fn wecom(msgtype: wecom::MsgType) -> Channel {
+        let format = wecom::Format { msgtype, mention: wecom::Mention::default() };
+        Channel::WeCom(wecom::Robot { url: Secret::new("https://qyapi.weixin.qq.com/x?key=k"), format })
+    }
+
+    fn feishu(service: feishu::Service) -> Channel {
+        let format = feishu::Format { msgtype: feishu::MsgType::Interactive, mention: feishu::Mention::default() };
+        Channel::Feishu(feishu::Bot { service, url: Secret::new("https://x/hook/h"), secret: None, format })
+    }
+
+    #[test]
+    fn a_person_is_rung_by_each_tools_own_identifier_or_not_at_all() {
+        let dingtalk = Channel::DryRun(dry_run::DryRun {
+            format: dingtalk::Format { msgtype: dingtalk::MsgType::Markdown, mention: dingtalk::Mention::default() },
+        });
+        let ring = |c: &Channel| {
+            let mut r = Ring::default();
+            c.add_person(&mut r, &alice()).then(|| (r.clone(), c.mention_tokens(&r)))
+        };
+        let (r, tokens) = ring(&dingtalk).unwrap();
+        assert_eq!((r.mobiles, tokens), (vec!["13800000001".to_string()], vec!["@13800000001".to_string()]));
+        assert_eq!(ring(&feishu(feishu::Service::Feishu)).unwrap().1, ["<at id=ou_alice></at>"]);
+        assert_eq!(ring(&feishu(feishu::Service::Lark)).unwrap().1, ["<at id=ou_lark_alice></at>"]);
+        // WeCom markdown mentions by user id only: Alice has none there; text takes her mobile in its list.
+        assert!(ring(&wecom(wecom::MsgType::Markdown)).is_none());
+        let (r, tokens) = ring(&wecom(wecom::MsgType::Text)).unwrap();
+        assert_eq!((r.mobiles, tokens.len()), (vec!["13800000001".to_string()], 0));
+        assert!(ring(&wecom(wecom::MsgType::MarkdownV2)).is_none(), "markdown_v2 cannot mention");
+        assert!(!wecom(wecom::MsgType::Markdown).can_ring_all() && wecom(wecom::MsgType::Text).can_ring_all());
+        // Twice the same person is one mention.
+        let mut r = Ring::default();
+        assert!(dingtalk.add_person(&mut r, &alice()) && dingtalk.add_person(&mut r, &alice()));
+        assert_eq!(r.people(), 1);
+    }
+}

@@ -268,3 +268,137 @@ impl Validator<'_> {
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || "._-".contains(c))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml(text, "test.yaml", Path::new("/etc/bridge"), &|_| None)
+    }
+
+    const BASE: &str = r#"
+people:
+  alice: {dingtalk_mobile: "13800000001", feishu_user_id: ou_alice, wecom_user_id: alice}
+  bob: {dingtalk_mobile: "13800000002"}
+groups:
+  payments-oncall: [alice, bob]
+targets:
+  ops:
+    url: "https://oapi.dingtalk.com/robot/send?access_token=t"
+    mention:
+      rules:
+      - match: {severity: critical}
+        match_re: {service: "pay.*"}
+        matchers: ['team!="infra"']
+        people: [payments-oncall]
+        all: true
+      - from_label: owner
+    send_on: [firing]
+    split: per_alert
+  ops-feishu:
+    type: feishu
+    url: "https://open.feishu.cn/open-apis/bot/v2/hook/h"
+    mention: {rules: [{people: [bob]}]}
+  by-team:
+    route: {by_label: team, targets: {payments: ops}, default: ops-feishu}
+"#;
+
+    fn problems(text: &str) -> Vec<String> {
+        match load(text) {
+            Ok(_) => vec![],
+            Err(ConfigError::Invalid { problems }) => {
+                problems.iter().map(|p| format!("{}: {}", p.key, p.message)).collect()
+            }
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn the_directory_rules_filters_and_routes_load() {
+        let c = load(BASE).unwrap();
+        let ops = &c.targets["ops"];
+        assert_eq!(ops.mention_rules.rules.len(), 2);
+        assert_eq!(ops.mention_rules.rules[0].matchers.len(), 3);
+        assert_eq!(ops.send_on, SendOn { firing: true, resolved: false });
+        assert_eq!(ops.split, Split::PerAlert);
+        assert_eq!(c.routes["by-team"].targets["payments"], "ops");
+        assert!(!c.targets.contains_key("by-team"), "a router has no sender of its own");
+        // Feishu has no id for bob: said once, when the configuration loads.
+        let w: Vec<String> = c.warnings.iter().map(|w| format!("{}: {}", w.key, w.message)).collect();
+        assert!(
+            w.iter()
+                .any(|w| w.starts_with("targets.ops-feishu.mention.rules: Feishu has no identifier")
+                    && w.ends_with(": bob")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn each_mistake_is_named_by_its_key() {
+        for (from, to, want) in [
+            (
+                "people: [payments-oncall]",
+                "people: [carol]",
+                "targets.ops.mention.rules[0].people[0]: \"carol\" is neither",
+            ),
+            ("service: \"pay.*\"", "service: \"pay(\"", "targets.ops.mention.rules[0].match_re.service: not a regex"),
+            ("'team!=\"infra\"'", "'team'", "targets.ops.mention.rules[0].matchers[0]: \"team\": expected"),
+            ("- from_label: owner", "- {}", "targets.ops.mention.rules[1]: rings nobody"),
+            ("send_on: [firing]", "send_on: [fired]", "targets.ops.send_on[0]: expected firing or resolved"),
+            ("split: per_alert", "split: alert", "targets.ops.split: expected per_group"),
+            (
+                "payments-oncall: [alice, bob]",
+                "payments-oncall: [alice, dave]",
+                "groups.payments-oncall[1]: \"dave\" is not under people",
+            ),
+            ("bob: {dingtalk_mobile: \"13800000002\"}", "bob: {}", "people.bob: no identifier"),
+            (
+                "bob: {dingtalk_mobile: \"13800000002\"}",
+                "bob: {dingtalk_mobile: \"call me\"}",
+                "people.bob.dingtalk_mobile: empty, or holds a space",
+            ),
+            (
+                "targets: {payments: ops}",
+                "targets: {payments: opz}",
+                "targets.by-team.route.targets.payments: no target \"opz\"",
+            ),
+            (
+                "default: ops-feishu",
+                "default: by-team",
+                "targets.by-team.route.default: \"by-team\" is a router itself",
+            ),
+            (
+                "route: {by_label",
+                "keyword: x\n    route: {by_label",
+                "targets.by-team: a target with route only forwards",
+            ),
+        ] {
+            assert!(BASE.contains(from), "{from}");
+            let got = problems(&BASE.replace(from, to));
+            assert!(got.iter().any(|p| p.starts_with(want)), "{to}: {got:#?}");
+        }
+    }
+
+    #[test]
+    fn an_app_target_takes_no_mention_rules() {
+        let text = r#"
+dingtalk_apps:
+  corp: {client_id: c, client_secret: s, robot_code: r}
+people:
+  alice: {dingtalk_user_id: a1}
+targets:
+  direct:
+    type: dingtalk_app
+    app: corp
+    users: [a1]
+    mention: {rules: [{people: [alice]}]}
+"#;
+        let got = problems(text);
+        assert!(
+            got.iter().any(|p| p.starts_with("targets.direct.mention.rules: not a key of a dingtalk_app")),
+            "{got:?}"
+        );
+    }
+}

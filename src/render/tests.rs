@@ -394,3 +394,64 @@ fn no_annotation_or_label_can_inject_a_link_or_a_heading() {
         }
     }
 }
+
+/// A target whose rules ring everyone of a 60-person group, and the owner label.
+fn ringing_everyone() -> Target {
+    use crate::people::{Directory, Person, Rule, Rules};
+    let mut d = Directory::default();
+    for i in 0..60 {
+        let name = format!("p{i:02}");
+        let p = Person { name: name.clone(), dingtalk_mobile: Some(format!("139000000{i:02}")), ..Person::default() };
+        d.people.insert(name, p);
+    }
+    let feishu_only = Person { name: "feishu-only".into(), feishu_user_id: Some("ou_x".into()), ..Person::default() };
+    d.people.insert("feishu-only".into(), feishu_only);
+    d.groups.insert("everyone".into(), (0..60).map(|i| format!("p{i:02}")).collect());
+    let rules = vec![
+        Rule { people: vec!["everyone".into()], ..Rule::default() },
+        Rule { from_label: Some("owner".into()), ..Rule::default() },
+    ];
+    Target {
+        mention_rules: Rules { rules, directory: std::sync::Arc::new(d), on_resolved: false },
+        ..target(MsgType::Markdown)
+    }
+}
+
+#[test]
+fn rules_ring_within_dingtalks_50_and_say_whom_they_left_out() {
+    let mut v: Value = serde_json::from_str(FIRING).unwrap();
+    v["alerts"][0]["labels"]["owner"] = json!("feishu-only");
+    v["alerts"][1]["labels"]["owner"] = json!("@stranger");
+    let d = decode(v.to_string().as_bytes()).unwrap();
+    let r = renderer().render(&ringing_everyone(), &d);
+    let b = body(&r.messages[0]);
+    let rung = b["at"]["atMobiles"].as_array().unwrap().len() + b["at"]["atUserIds"].as_array().unwrap().len();
+    assert_eq!(rung, 50, "DingTalk mentions at most 50 people a message");
+    let text = b["markdown"]["text"].as_str().unwrap();
+    for m in b["at"]["atMobiles"].as_array().unwrap() {
+        assert!(text.contains(&format!("@{}", m.as_str().unwrap())), "{m} written in the text, so it rings");
+    }
+    let m = &r.mentioned;
+    assert_eq!((m.rung, m.capped.len()), (50, 12), "the fixed two first, then 48 of the group");
+    assert_eq!(m.no_identifier, ["feishu-only"], "no DingTalk identifier");
+    assert_eq!(m.unknown, ["stranger"]);
+}
+
+#[test]
+fn a_split_group_rings_its_owners_once_in_the_first_part() {
+    let payload = group_of(300, |i, a| {
+        a["labels"]["detail"] = json!(format!("{i}-{}", "x".repeat(200)));
+        if i >= 250 {
+            a["labels"]["owner"] = json!("p07");
+        }
+    });
+    let d = decode(payload.as_bytes()).unwrap();
+    let r = renderer().render(&ringing_everyone(), &d);
+    assert!(r.messages.len() > 1);
+    let rings = |m: &Message| {
+        let at = &body(m)["at"];
+        at["atMobiles"].as_array().unwrap().len() + at["atUserIds"].as_array().unwrap().len()
+    };
+    assert_eq!(rings(&r.messages[0]), 50, "the first part rings for the whole group");
+    assert!(r.messages[1..].iter().all(|m| rings(m) == 0), "later parts ring nobody");
+}
