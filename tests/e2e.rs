@@ -81,12 +81,20 @@ receivers:
     }
 
     async fn post_named(&self, name: &str, ends_at: Option<chrono::DateTime<chrono::Utc>>) {
+        self.post_labelled(name, &[("severity", "critical")], ends_at).await
+    }
+
+    /// An alert named `name` on node1 with these labels (besides alertname and instance).
+    async fn post_labelled(&self, name: &str, labels: &[(&str, &str)], ends_at: Option<chrono::DateTime<chrono::Utc>>) {
         let mut alert = json!({
-            "labels": {"alertname": name, "instance": "node1:9100", "severity": "critical"},
+            "labels": {"alertname": name, "instance": "node1:9100"},
             "annotations": {"summary": "Disk almost full on node1", "runbook_url": "https://runbooks.example.com/NodeDiskFull"},
             "startsAt": (chrono::Utc::now() - chrono::Duration::minutes(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "generatorURL": "http://prometheus.example.com:9090/graph",
         });
+        for (k, v) in labels {
+            alert["labels"][*k] = json!(v);
+        }
         if let Some(end) = ends_at {
             alert["endsAt"] = json!(end.to_rfc3339());
         }
@@ -513,5 +521,134 @@ targets:
     assert!(!token_seen(&m), "nor in the metrics");
     let failed = [("target", "oncall-direct"), ("outcome", "failed"), ("reason", "app_invalid_user")];
     assert_eq!(metric(&m, "dingtalk_bridge_recipients_total", &failed), 4.0);
+    drop(am);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs /usr/bin/prometheus-alertmanager (Debian package prometheus-alertmanager); .ci/run runs it"]
+async fn the_alerts_own_labels_ring_their_owner_and_route_their_team() {
+    use common::mock_feishu::{BotSpec, MockFeishu};
+    let tokens = ["tok-ops", "tok-firing", "tok-pay"];
+    let dingtalk = MockDingTalk::start(
+        tokens
+            .iter()
+            .map(|t| RobotSpec { token: t.to_string(), secret: None, keywords: vec!["Alert".into()] })
+            .collect(),
+        Limits::default(),
+    )
+    .await;
+    let feishu = MockFeishu::start(vec![BotSpec { token: "hook-fs".into(), secret: None, keywords: vec![] }]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bridge.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+listen: "127.0.0.1:0"
+storage: {{path: outbox.sqlite3}}
+people:
+  alice: {{dingtalk_mobile: "13800000001", feishu_user_id: ou_alice}}
+  bob: {{dingtalk_mobile: "13800000002"}}
+targets:
+  ops:
+    url: "{ops}"
+    keyword: Alert
+    mention:
+      rules:
+      - match: {{severity: critical}}
+        all: true
+      - from_label: owner
+  ops-feishu:
+    type: feishu
+    url: "{fs}"
+    mention: {{rules: [{{from_label: owner}}]}}
+  firing-only:
+    url: "{firing}"
+    keyword: Alert
+    send_on: [firing]
+  pay:
+    url: "{pay}"
+    keyword: Alert
+  by-team:
+    route: {{by_label: team, targets: {{payments: pay}}}}
+"#,
+            ops = dingtalk.url("tok-ops"),
+            fs = feishu.url("hook-fs"),
+            firing = dingtalk.url("tok-firing"),
+            pay = dingtalk.url("tok-pay"),
+        ),
+    )
+    .unwrap();
+    let bridge = BinaryBridge::start(&config);
+    let url = format!("http://{}", bridge.addr);
+    // One receiver posting to each target, the router among them.
+    let hooks: String = ["ops", "ops-feishu", "firing-only", "by-team"]
+        .iter()
+        .map(|t| format!("  - url: {url}/dingtalk/{t}/send\n    send_resolved: true\n"))
+        .collect();
+    let yaml = format!(
+        "route:\n  receiver: bridge\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n- name: bridge\n  webhook_configs:\n{hooks}"
+    );
+    let am = Alertmanager::start_config(dir.path(), &yaml, &[]);
+    ready(&am).await;
+    let to = |token: &str| dingtalk.posted().into_iter().filter(|p| p.token == token).collect::<Vec<_>>();
+    let titled = |token: &str, name: &str| {
+        to(token)
+            .into_iter()
+            .filter(|p| p.body["markdown"]["title"].as_str().unwrap_or("").contains(name))
+            .collect::<Vec<_>>()
+    };
+
+    let critical = [("severity", "critical"), ("owner", "alice"), ("team", "payments")];
+    am.post_labelled("PaymentsDown", &critical, None).await;
+    wait_for("the critical alert everywhere", || async {
+        to("tok-ops").len() == 1
+            && feishu.posted().len() == 1
+            && to("tok-firing").len() == 1
+            && to("tok-pay").len() == 1
+    })
+    .await;
+    let ops = &to("tok-ops")[0];
+    assert_eq!(
+        (ops.highlighted.as_slice(), &ops.body["at"]["isAtAll"]),
+        (&["13800000001".to_string()][..], &json!(true))
+    );
+    assert_eq!(feishu.posted()[0].rings, ["ou_alice"], "Alice in Feishu");
+
+    am.post_labelled("PaymentsSlow", &[("severity", "warning"), ("owner", "alice")], None).await;
+    wait_for("the warning", || async { titled("tok-ops", "PaymentsSlow").len() == 1 }).await;
+    let warning = &titled("tok-ops", "PaymentsSlow")[0];
+    assert_eq!(
+        (warning.highlighted.as_slice(), &warning.body["at"]["isAtAll"]),
+        (&["13800000001".to_string()][..], &json!(false))
+    );
+
+    am.post_labelled("PaymentsDown", &critical, Some(chrono::Utc::now())).await;
+    wait_for("the resolved one", || async { titled("tok-ops", "PaymentsDown").len() == 2 }).await;
+    let resolved = &titled("tok-ops", "PaymentsDown")[1];
+    assert!(resolved.body["markdown"]["title"].as_str().unwrap().contains("RESOLVED"));
+    assert!(resolved.highlighted.is_empty() && resolved.body["at"]["isAtAll"] == false, "rings nobody");
+
+    am.post_labelled("Unowned", &[("severity", "warning"), ("owner", "13999999999")], None).await;
+    wait_for("the stranger's alert", || async { titled("tok-ops", "Unowned").len() == 1 }).await;
+    assert!(titled("tok-ops", "Unowned")[0].highlighted.is_empty(), "an alert cannot ring a number");
+    // Resolved and the rest have arrived; the firing-only group has only firing messages, the payments
+    // group only the payments alert.
+    wait_for("the pay group's resolved", || async { to("tok-pay").len() == 2 }).await;
+    let firing_only: Vec<String> = to("tok-firing").iter().map(common::visible).collect();
+    assert_eq!(firing_only.len(), 3, "{firing_only:#?}");
+    assert!(firing_only.iter().all(|t| !t.contains("RESOLVED")), "{firing_only:#?}");
+    assert!(to("tok-pay").iter().all(|p| common::visible(p).contains("PaymentsDown")));
+
+    let (status, logs) = bridge.terminate();
+    assert!(status.success());
+    let strangers: Vec<&String> = logs.iter().filter(|l| l.contains("people directory does not have")).collect();
+    assert_eq!(strangers.len(), 2, "once per target that reads the label: {strangers:#?}");
+    assert!(strangers.iter().all(|l| l.contains("13999999999") && l.contains("Unowned")), "{strangers:#?}");
+    assert!(
+        logs.iter().any(|l| l.contains("notification skipped") && l.contains("send_on")),
+        "the resolved one skipped"
+    );
+    assert!(logs.iter().any(|l| l.contains("notification skipped") && l.contains("no_route")), "no team, no route");
     drop(am);
 }
