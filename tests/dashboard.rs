@@ -72,7 +72,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:0\nstorage: {{path: o.sqlite3}}\ndelivery:\n  rate_limit: {{messages: 4, per: 2s}}\n  digest_after: 500ms\n  throttle_penalty: 300ms\n  backoff_initial: 50ms\n  backoff_max: 100ms\ntargets:\n  ops:\n    url: \"{}\"\n    keyword: Alert\n  oncall-direct:\n    type: dingtalk_app\n    app: corp\n    users: [alice, gone, busy]\n  ops-app-group:\n    type: dingtalk_app\n    app: corp\n    conversations: [\"cidDash==\"]\ndingtalk_apps:\n  corp: {{client_id: dash-client, client_secret: dash-secret, robot_code: dash-robot, api_base: \"{}\"}}\n",
+            "listen: 127.0.0.1:0\nstorage: {{path: o.sqlite3}}\ndelivery:\n  rate_limit: {{messages: 4, per: 2s}}\n  digest_after: 500ms\n  throttle_penalty: 300ms\n  backoff_initial: 50ms\n  backoff_max: 100ms\ntargets:\n  ops:\n    url: \"{}\"\n    keyword: Alert\n    mention: {{rules: [{{from_label: owner}}]}}\n  oncall-direct:\n    type: dingtalk_app\n    app: corp\n    users: [alice, gone, busy]\n  ops-app-group:\n    type: dingtalk_app\n    app: corp\n    conversations: [\"cidDash==\"]\npeople:\n  alice: {{dingtalk_mobile: \"13800000001\"}}\ndingtalk_apps:\n  corp: {{client_id: dash-client, client_secret: dash-secret, robot_code: dash-robot, api_base: \"{}\"}}\n",
             mock.url("tok-dash"),
             app.api_base()
         ),
@@ -108,7 +108,10 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     mock.script(400102, "机器人已停用");
     let send = bridge.url("/dingtalk/ops/send");
     for i in 0..12 {
-        assert_eq!(post(&send, "application/json", group(i)).await.0, 200);
+        // Owned by Alice, or by someone the people directory does not have.
+        let mut g: Value = serde_json::from_str(&group(i)).unwrap();
+        g["alerts"][0]["labels"]["owner"] = json!(if i % 2 == 0 { "alice" } else { "mallory" });
+        assert_eq!(post(&send, "application/json", g.to_string()).await.0, 200);
     }
     assert_eq!(post(&send, "application/json", group(0)).await.1["status"], "duplicate");
     let mut big: Value = serde_json::from_str(FIRING).unwrap();
@@ -177,6 +180,14 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         .collect();
     seen.sort();
     assert_eq!(seen, ["deferred 1", "delivered 2", "failed/app_invalid_user 1"]);
+    let mentions = prom.query("sum by (outcome) (dingtalk_bridge_mentions_total{target=\"ops\"})").await;
+    let outcomes: Vec<&str> = mentions["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["metric"]["outcome"].as_str().unwrap())
+        .collect();
+    assert!(outcomes.contains(&"rung") && outcomes.contains(&"unknown"), "{mentions}");
     let quota = dashboard["panels"].as_array().unwrap().iter().find(|p| p["id"] == 24).unwrap();
     let expr = quota["targets"][0]["expr"].as_str().unwrap().replace("$target", ".*");
     let refused = prom.query(&expr).await;
