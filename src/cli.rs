@@ -241,11 +241,29 @@ fn check_config(path: &Path) -> ExitCode {
 
 /// The configuration, the named target and its renderer, or the reason why not (already printed).
 fn load_target(path: &Path, name: &str) -> Result<(Config, crate::render::Renderer), ExitCode> {
+    load(path, name, false)
+}
+
+/// The configuration and templates, and the check that `name` is a target (or, `routers`, a router).
+fn load(path: &Path, name: &str, routers: bool) -> Result<(Config, crate::render::Renderer), ExitCode> {
     let config = Config::load(path).map_err(|e| {
         eprintln!("{e}");
         ExitCode::FAILURE
     })?;
-    if !config.targets.contains_key(name) {
+    if let Some(route) = config.routes.get(name).filter(|_| !routers) {
+        let mut to: Vec<&str> = route.targets.values().chain(&route.default).map(String::as_str).collect();
+        to.sort();
+        to.dedup();
+        eprintln!(
+            "{}: {name:?} is a router (by label {}): it sends nothing itself; render one of its targets: {}",
+            config.source.display(),
+            route.by_label,
+            to.join(", ")
+        );
+        return Err(ExitCode::FAILURE);
+    }
+    let known = config.targets.contains_key(name) || (routers && config.routes.contains_key(name));
+    if !known {
         eprintln!(
             "{}: no target {name:?}; configured: {}",
             config.source.display(),
@@ -261,11 +279,10 @@ fn load_target(path: &Path, name: &str) -> Result<(Config, crate::render::Render
 }
 
 fn render(path: &Path, name: &str, payload: Option<&Path>, pretty: bool, at: Option<DateTime<Utc>>) -> ExitCode {
-    let (config, renderer) = match load_target(path, name) {
+    let (config, renderer) = match load(path, name, true) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let target = &config.targets[name];
     let renderer = match at {
         Some(t) => renderer.at(t),
         None => renderer,
@@ -296,7 +313,28 @@ fn render(path: &Path, name: &str, payload: Option<&Path>, pretty: bool, at: Opt
             return ExitCode::FAILURE;
         }
     };
-    let rendered = renderer.render(target, &decoded);
+    let routed = config.routes.contains_key(name);
+    for share in crate::route::shares(&config, &renderer, name, decoded) {
+        let rendered = match share.outcome {
+            Ok(rendered) => rendered,
+            Err(reason) => {
+                let alerts = share.decoded.notification.alerts.len();
+                eprintln!("# {}: skipped ({reason}): {alerts} alert(s), no message", share.target);
+                continue;
+            }
+        };
+        if routed {
+            eprintln!("# routed to {} ({} alert(s))", share.target, share.decoded.notification.alerts.len());
+        }
+        let target = &config.targets[&share.target];
+        print_rendered(target, rendered, now_ms, pretty);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Prints one target's request bodies, each with its size and whom it reaches or rings, and what the
+/// rendering had to do.
+fn print_rendered(target: &crate::config::Target, rendered: crate::render::Rendered, now_ms: i64, pretty: bool) {
     if let Some(e) = &rendered.template_error {
         eprintln!(
             "warning: template set {:?} failed, the built-in template rendered these instead: {e}",
@@ -331,7 +369,24 @@ fn render(path: &Path, name: &str, payload: Option<&Path>, pretty: bool, at: Opt
             None => eprintln!("# {} bytes, msgUuid {}", body.len(), m.msg_uuid),
         }
     }
-    ExitCode::SUCCESS
+    let heard = &rendered.mentioned;
+    if heard.rung > 0 || heard.all {
+        eprintln!(
+            "# rings {} {}{}",
+            heard.rung,
+            if heard.rung == 1 { "person" } else { "people" },
+            if heard.all { " and @all" } else { "" }
+        );
+    }
+    for (what, names) in [
+        ("named in the alerts but not in the people directory", &heard.unknown),
+        (&*format!("without a {} identifier in the people directory", target.channel.service()), &heard.no_identifier),
+        ("past the tool's limit on mentions", &heard.capped),
+    ] {
+        if !names.is_empty() {
+            eprintln!("# not rung, {what}: {}", names.join(", "));
+        }
+    }
 }
 
 fn preview(

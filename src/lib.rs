@@ -18,6 +18,7 @@ pub mod http;
 pub mod metrics;
 pub mod people;
 pub mod render;
+pub mod route;
 pub mod run;
 pub mod secret;
 pub mod store;

@@ -267,6 +267,58 @@ targets:
 }
 
 #[test]
+fn render_shows_whom_the_rules_ring_and_where_a_router_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        r#"people:
+  alice: {dingtalk_mobile: "13800000001"}
+  bob: {wecom_user_id: bob}
+targets:
+  ops:
+    dry_run: true
+    mention: {rules: [{from_label: owner}, {people: [bob]}]}
+  firing-only: {dry_run: true, send_on: [firing]}
+  by-team:
+    route: {by_label: team, targets: {payments: ops}}
+"#,
+    )
+    .unwrap();
+    let payload = dir.path().join("p.json");
+    let mut v: Value = serde_json::from_str(include_str!("fixtures/alertmanager-0.25-firing.json")).unwrap();
+    v["alerts"][0]["labels"]["team"] = serde_json::json!("payments");
+    v["alerts"][0]["labels"]["owner"] = serde_json::json!("alice");
+    v["alerts"][1]["labels"]["owner"] = serde_json::json!("mallory");
+    std::fs::write(&payload, v.to_string()).unwrap();
+    let (config, payload) = (path.to_str().unwrap(), payload.to_str().unwrap());
+
+    let out = cli(&["render", "--config", config, "--target", "ops", payload]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    let body: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(body["at"]["atMobiles"], serde_json::json!(["13800000001"]));
+    assert!(stderr.contains("# rings 1 person"), "{stderr}");
+    assert!(stderr.contains("# not rung, named in the alerts but not in the people directory: mallory"), "{stderr}");
+    assert!(stderr.contains("# not rung, without a DingTalk identifier in the people directory: bob"), "{stderr}");
+
+    // A router renders what each of its targets would get, and what it has no target for.
+    let out = cli(&["render", "--config", config, "--target", "by-team", payload]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    assert_eq!(stdout.lines().count(), 1, "one message for ops");
+    assert!(stderr.contains("# routed to ops (1 alert(s))"), "{stderr}");
+    assert!(stderr.contains("# by-team: skipped (no_route): 2 alert(s), no message"), "{stderr}");
+
+    let resolved = dir.path().join("r.json");
+    std::fs::write(&resolved, include_str!("fixtures/alertmanager-0.25-resolved.json")).unwrap();
+    let out = cli(&["render", "--config", config, "--target", "firing-only", resolved.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("# firing-only: skipped (send_on)"));
+}
+
+#[test]
 fn version_and_bad_config_exit_codes() {
     let out = cli(&["--version"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("dingtalk-bridge {}", env!("CARGO_PKG_VERSION")));

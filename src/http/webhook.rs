@@ -17,9 +17,9 @@ use super::conns::{Conn, Conns, Pool};
 use crate::app::{App, Live};
 use crate::clock::now_ms;
 use crate::config::ServerConfig;
-use crate::decode::{self, Decoded};
+use crate::decode;
 use crate::metrics::Suppressed;
-use crate::render::Rendered;
+use crate::route::Share;
 use crate::store::{Enqueued, NewNotification};
 
 /// `POST /dingtalk/<target>/send`. `conn` is the connection it came on and the registry that bounds what
@@ -67,7 +67,7 @@ pub async fn webhook(
             let decoded = decode::decode(&body).map_err(HttpError::Decode)?;
             drop(body);
             decode::check(&decoded.notification, &limits).map_err(HttpError::Limit)?;
-            let shares = shares(&live, &name, decoded);
+            let shares = crate::route::shares(&live.config, live.renderer(), &name, decoded);
             Ok::<_, HttpError>((shares, held))
         })
     };
@@ -96,63 +96,6 @@ pub async fn webhook(
         _ => json!({"status": "routed", "targets": answers}),
     };
     Ok(json_response(StatusCode::OK, &body))
-}
-
-/// One target's share of a notification: the alerts it takes and the messages they rendered to, or why it
-/// takes none.
-struct Share {
-    target: String,
-    decoded: Decoded,
-    outcome: Result<Rendered, &'static str>,
-}
-
-/// Who gets what of a notification. A target takes the alerts its `send_on` lets through (`split:
-/// per_alert` renders each alone). A router hands each alert to the target its label names; alerts it has
-/// no target for are its own share, skipped as `no_route`.
-fn shares(live: &Live, name: &str, decoded: Decoded) -> Vec<Share> {
-    let Some(route) = live.config.routes.get(name) else { return vec![share(live, name, decoded)] };
-    let n = &decoded.notification;
-    let mut by_target: Vec<(&str, Vec<usize>)> = vec![];
-    let mut nowhere = vec![];
-    for (i, a) in n.alerts.iter().enumerate() {
-        match route.destination(&a.labels) {
-            Some(t) => match by_target.iter_mut().find(|(name, _)| *name == t) {
-                Some((_, list)) => list.push(i),
-                None => by_target.push((t, vec![i])),
-            },
-            None => nowhere.push(i),
-        }
-    }
-    let pick = |list: &[usize]| {
-        let picked = |a: &decode::Alert| list.iter().any(|&i| std::ptr::eq(a, &n.alerts[i]));
-        decoded.subset(picked).expect("each list holds an alert")
-    };
-    let mut out: Vec<Share> = by_target.iter().map(|(t, list)| share(live, t, pick(list))).collect();
-    if !nowhere.is_empty() {
-        out.push(Share { target: name.to_string(), decoded: pick(&nowhere), outcome: Err("no_route") });
-    }
-    out
-}
-
-/// What target `name` makes of `decoded`.
-fn share(live: &Live, name: &str, decoded: Decoded) -> Share {
-    let target = &live.config.targets[name];
-    let Some(taken) = decoded.subset(|a| target.send_on.takes(a.status)) else {
-        return Share { target: name.to_string(), decoded, outcome: Err("send_on") };
-    };
-    let rendered = match target.split {
-        crate::config::Split::PerGroup => live.renderer().render(target, &taken),
-        crate::config::Split::PerAlert => {
-            let n = &taken.notification;
-            let mut all = Rendered { summary: crate::render::summarize(&taken), ..Rendered::default() };
-            for one in &n.alerts {
-                let alone = taken.subset(|a| std::ptr::eq(a, one)).expect("one alert");
-                all.add(live.renderer().render(target, &alone));
-            }
-            all
-        }
-    };
-    Share { target: name.to_string(), decoded: taken, outcome: Ok(rendered) }
 }
 
 /// The body of a JSON request, within `server.max_request_bytes`, in by the connection's deadline, each

@@ -1,0 +1,65 @@
+//! Who gets what of a notification: a router's alerts divided by label among its targets, each target's
+//! `send_on`, and `split: per_alert`. The intake and `render` both go through here, so what `render` prints
+//! is what the intake stores.
+
+use crate::config::{Config, Split};
+use crate::decode::{Alert, Decoded};
+use crate::render::{Rendered, Renderer, summarize};
+
+/// One target's share of a notification: the alerts it takes and the messages they rendered to, or why it
+/// takes none.
+pub struct Share {
+    pub target: String,
+    pub decoded: Decoded,
+    /// The messages, or why there are none (`send_on`, `no_route`).
+    pub outcome: Result<Rendered, &'static str>,
+}
+
+/// Who gets what of a notification. A target takes the alerts its `send_on` lets through (`split:
+/// per_alert` renders each alone). A router hands each alert to the target its label names; alerts it has
+/// no target for are its own share, skipped as `no_route`.
+pub fn shares(config: &Config, renderer: &Renderer, name: &str, decoded: Decoded) -> Vec<Share> {
+    let Some(route) = config.routes.get(name) else { return vec![share(config, renderer, name, decoded)] };
+    let n = &decoded.notification;
+    let mut by_target: Vec<(&str, Vec<usize>)> = vec![];
+    let mut nowhere = vec![];
+    for (i, a) in n.alerts.iter().enumerate() {
+        match route.destination(&a.labels) {
+            Some(t) => match by_target.iter_mut().find(|(name, _)| *name == t) {
+                Some((_, list)) => list.push(i),
+                None => by_target.push((t, vec![i])),
+            },
+            None => nowhere.push(i),
+        }
+    }
+    let pick = |list: &[usize]| {
+        let picked = |a: &Alert| list.iter().any(|&i| std::ptr::eq(a, &n.alerts[i]));
+        decoded.subset(picked).expect("each list holds an alert")
+    };
+    let mut out: Vec<Share> = by_target.iter().map(|(t, list)| share(config, renderer, t, pick(list))).collect();
+    if !nowhere.is_empty() {
+        out.push(Share { target: name.to_string(), decoded: pick(&nowhere), outcome: Err("no_route") });
+    }
+    out
+}
+
+/// What target `name` makes of `decoded`.
+fn share(config: &Config, renderer: &Renderer, name: &str, decoded: Decoded) -> Share {
+    let target = &config.targets[name];
+    let Some(taken) = decoded.subset(|a| target.send_on.takes(a.status)) else {
+        return Share { target: name.to_string(), decoded, outcome: Err("send_on") };
+    };
+    let rendered = match target.split {
+        Split::PerGroup => renderer.render(target, &taken),
+        Split::PerAlert => {
+            let n = &taken.notification;
+            let mut all = Rendered { summary: summarize(&taken), ..Rendered::default() };
+            for one in &n.alerts {
+                let alone = taken.subset(|a| std::ptr::eq(a, one)).expect("one alert");
+                all.add(renderer.render(target, &alone));
+            }
+            all
+        }
+    };
+    Share { target: name.to_string(), decoded: taken, outcome: Ok(rendered) }
+}
