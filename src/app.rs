@@ -74,6 +74,8 @@ pub struct App {
     senders: tokio::sync::Mutex<HashMap<String, Running>>,
     /// One reload (or shutdown of senders) at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// Signs the console's CSRF tokens; random per process.
+    console_key: [u8; 32],
 }
 
 impl App {
@@ -88,7 +90,16 @@ impl App {
             budgets: Mutex::new(HashMap::new()),
             senders: tokio::sync::Mutex::new(HashMap::new()),
             reloading: tokio::sync::Mutex::new(()),
+            // From the OS's random source (uuid v4 uses getrandom): a token must not be guessable.
+            console_key: {
+                let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+                std::array::from_fn(|i| if i < 16 { a.as_bytes()[i] } else { b.as_bytes()[i - 16] })
+            },
         }
+    }
+
+    pub fn console_key(&self) -> &[u8] {
+        &self.console_key
     }
 
     /// One reload, or the shutdown of senders, at a time.
@@ -118,6 +129,11 @@ impl App {
             shutdown_grace: config.server.shutdown_grace,
         });
         Ok(Live { config, delivery })
+    }
+
+    /// The budget of a target's receiving end, if its sender has made it.
+    pub fn budget_of(&self, target: &Target) -> Option<Arc<Budget>> {
+        self.budgets.lock().unwrap_or_else(|e| e.into_inner()).get(&target.budget_key()).cloned()
     }
 
     /// The budget of a target's receiving end, shared by every target that posts there. It survives

@@ -65,6 +65,7 @@ pub struct Metrics {
     digests: IntCounterVec,
     suppressed: IntCounterVec,
     skipped: IntCounterVec,
+    target_enabled: IntGaugeVec,
     mentions: IntCounterVec,
     alerts_truncated: IntCounterVec,
     corrupt_records: IntCounterVec,
@@ -217,10 +218,16 @@ impl Metrics {
                 "Digest messages made because a robot's backlog could not drain within its budget.",
                 &["target"],
             ),
+            target_enabled: gauge(
+                r,
+                "dingtalk_bridge_target_enabled",
+                "1 while the target sends, 0 while it is disabled (its configuration's enabled, or the console's switch).",
+                &["target"],
+            ),
             skipped: counter(
                 r,
                 "dingtalk_bridge_notifications_skipped_total",
-                "Notifications acknowledged without a message, by reason: send_on (the target takes none of its alerts), no_route (a router has no target for them).",
+                "Notifications acknowledged without a message, by reason: send_on (the target takes none of its alerts), no_route (a router has no target for them), disabled (the target is switched off).",
                 &["target", "reason"],
             ),
             mentions: counter(
@@ -319,6 +326,10 @@ impl Metrics {
         if resolved > 0 {
             self.alerts_received.with_label_values(&[target, "resolved"]).inc_by(resolved as u64);
         }
+    }
+
+    pub fn target_enabled(&self, target: &str, enabled: bool) {
+        self.target_enabled.with_label_values(&[target]).set(i64::from(enabled));
     }
 
     pub fn skipped(&self, target: &str, reason: &str) {

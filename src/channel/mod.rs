@@ -473,6 +473,19 @@ impl Reason {
     }
 
     /// What a user should do about a permanent failure; shown in logs.
+    /// The reason a stored label names, if any.
+    pub fn parse(label: &str) -> Option<Reason> {
+        use Reason::*;
+        let common = [Connect, Network, Timeout, Http5xx, Http429, HttpStatus, Redirect, BadResponse, Throttled];
+        common
+            .into_iter()
+            .chain(dingtalk::Reason::ALL.into_iter().map(DingTalk))
+            .chain(dingtalk_app::Reason::ALL.into_iter().map(DingTalkApp))
+            .chain(feishu::Reason::ALL.into_iter().map(Feishu))
+            .chain(wecom::Reason::ALL.into_iter().map(WeCom))
+            .find(|r| r.as_str() == label)
+    }
+
     pub fn hint(self) -> &'static str {
         match self {
             Reason::HttpStatus => "the URL answered with an HTTP client error: check targets.<name>.url",

@@ -63,6 +63,8 @@ pub struct Config {
     pub targets: BTreeMap<String, Target>,
     /// Targets that only forward to other targets by label (`route:`), by name.
     pub routes: BTreeMap<String, Route>,
+    /// Who may use the console and its API; empty: both are off.
+    pub console: Vec<ConsoleUser>,
     /// Things that work but are probably not meant (plain http, ...), for `check-config` and start-up logs.
     pub warnings: Vec<Problem>,
 }
@@ -138,6 +140,15 @@ pub struct DeliveryConfig {
     pub dedup_window: Duration,
 }
 
+/// Someone who may use the console and its API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleUser {
+    pub name: String,
+    pub password: Secret,
+    /// May switch targets on and off and send test messages; otherwise read only.
+    pub admin: bool,
+}
+
 /// A router target (`targets.<name>.route`): each alert goes to the target its label's value names, else
 /// to `default`, else nowhere (counted and logged). Only configured targets can be reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +220,8 @@ pub struct Target {
     pub mention_rules: crate::people::Rules,
     pub send_on: SendOn,
     pub split: Split,
+    /// Whether it sends, as configured (`enabled`); the console's switch overrides it until cleared.
+    pub enabled: bool,
 }
 
 impl Target {

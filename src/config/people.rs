@@ -229,6 +229,7 @@ impl Validator<'_> {
             || t.template.is_some()
             || t.send_on.is_some()
             || t.split.is_some()
+            || t.enabled.is_some()
             || !t.mention.rules.is_empty()
             || t.mention.all
             || !t.mention.mobiles.is_empty()

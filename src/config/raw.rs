@@ -26,6 +26,25 @@ pub(super) struct RawConfig {
     pub(super) groups: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub(super) targets: BTreeMap<String, RawTarget>,
+    /// The operations console and its API: who may use them.
+    pub(super) console: Option<RawConsole>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConsole {
+    #[serde(default)]
+    pub(super) users: Vec<RawConsoleUser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConsoleUser {
+    pub(super) name: String,
+    pub(super) password: Option<String>,
+    pub(super) password_file: Option<String>,
+    /// `admin` (may switch targets and send tests) or `read` (the default).
+    pub(super) role: Option<String>,
 }
 
 /// `people.<name>`.
@@ -200,6 +219,8 @@ pub(super) struct RawTarget {
     pub(super) split: Option<String>,
     /// A router: forwards to other targets by label.
     pub(super) route: Option<RawRoute>,
+    /// Whether it sends (the console may override this until cleared).
+    pub(super) enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -54,6 +54,7 @@ impl Validator<'_> {
             }
         }
         let routing = super::people::Routing::take(&mut t);
+        let enabled = t.enabled.unwrap_or(true);
         let channel = match kind.as_str() {
             "dingtalk" => {
                 self.warn_if_other_tool(&key, t.url.as_deref(), "dingtalk");
@@ -82,6 +83,7 @@ impl Validator<'_> {
             mention_rules,
             send_on,
             split,
+            enabled,
         })
     }
 

@@ -107,8 +107,47 @@ impl Validator<'_> {
             delivery,
             targets,
             routes,
+            console: self.console(raw.console),
             warnings: vec![],
         })
+    }
+
+    /// `console.users`: names, passwords (inline or from a file) and roles.
+    fn console(&mut self, raw: Option<RawConsole>) -> Vec<ConsoleUser> {
+        let Some(raw) = raw else { return vec![] };
+        if raw.users.is_empty() {
+            self.problem("console.users", "no users: add one, or remove console (the console is off without it)");
+        }
+        let mut users: Vec<ConsoleUser> = vec![];
+        for (i, u) in raw.users.into_iter().enumerate() {
+            let key = format!("console.users[{i}]");
+            if u.name.is_empty() || u.name.contains(':') || u.name.chars().any(char::is_control) {
+                self.problem(&format!("{key}.name"), "a user name, without ':'");
+            }
+            if users.iter().any(|x| x.name == u.name) {
+                self.problem(&format!("{key}.name"), format!("{:?} is listed twice", u.name));
+            }
+            let password =
+                self.inline_or_file(&format!("{key}.password"), u.password.as_deref(), u.password_file.as_deref());
+            if password.is_none() && u.password.is_none() && u.password_file.is_none() {
+                self.problem(&format!("{key}.password"), "missing: set password_file (or password)");
+            }
+            if password.as_ref().is_some_and(|p| p.len() < 12) {
+                self.problem(&format!("{key}.password"), "shorter than 12 characters");
+            }
+            let admin = match u.role.as_deref() {
+                None | Some("read") => false,
+                Some("admin") => true,
+                Some(_) => {
+                    self.problem(&format!("{key}.role"), "expected admin or read");
+                    false
+                }
+            };
+            if let Some(p) = password {
+                users.push(ConsoleUser { name: u.name, password: Secret::new(p), admin });
+            }
+        }
+        users
     }
 
     fn listen(&mut self, raw: Option<&str>) -> SocketAddr {

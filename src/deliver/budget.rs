@@ -146,6 +146,12 @@ impl Budget {
             .fold(configured, usize::min)
     }
 
+    /// How long the receiver's throttle pause has still to run, if it is paused.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.lock().paused_until.filter(|u| *u > now).map(|u| u - now)
+    }
+
     /// How long until the budget allows a send (zero: now).
     pub fn wait_time(&self) -> Duration {
         self.lock().wait(Instant::now())

@@ -33,6 +33,13 @@ pub enum GiveUp {
     Channel(crate::channel::Reason),
     /// Not delivered within `delivery.max_age`.
     Expired,
+    /// The target is disabled (by its configuration, or in the console).
+    Disabled,
+}
+
+/// Whether `target` sends now: the console's switch if it has one, else its configuration.
+pub fn enabled(store: &crate::store::Store, target: &crate::config::Target) -> bool {
+    store.switch(&target.name).map_or(target.enabled, |s| s.enabled)
 }
 
 impl GiveUp {
@@ -40,6 +47,7 @@ impl GiveUp {
         match self {
             GiveUp::Channel(r) => r.as_str(),
             GiveUp::Expired => "expired",
+            GiveUp::Disabled => "disabled",
         }
     }
 
@@ -47,6 +55,9 @@ impl GiveUp {
         match self {
             GiveUp::Channel(r) => r.hint(),
             GiveUp::Expired => "the message could not be delivered within delivery.max_age",
+            GiveUp::Disabled => {
+                "the target is disabled (enabled: false in the configuration, or switched off in the console): its messages are not sent"
+            }
         }
     }
 }

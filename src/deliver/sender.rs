@@ -100,6 +100,11 @@ pub async fn run_sender(
             Step::NotYet(wait) if s.target.channel.orders_by_recipient() => s.pause_or_wake(wait).await,
             Step::NotYet(wait) => s.pause(wait).await,
             Step::Budget(msg, wait) => s.wait_for_budget(&msg, wait).await,
+            // Disabled after the message was queued (by a reload): given up, never sent late.
+            Step::Send(msg) if !super::enabled(&s.d.store, &s.target) => {
+                let detail = "the target was disabled before it was sent";
+                s.give_up(&msg, msg.attempts, GiveUp::Disabled, detail).await;
+            }
             Step::Send(msg) => match s.send(msg).await {
                 Some(finished) => ahead = finished,
                 None => break,

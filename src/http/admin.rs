@@ -16,8 +16,9 @@ pub async fn metrics(app: &App) -> Resp {
     match app.store.queue_stats().await {
         Ok(stats) => {
             let now = now_ms();
-            for name in app.live().config.targets.keys() {
+            for (name, target) in &app.live().config.targets {
                 app.metrics.queue(name, 0, 0);
+                app.metrics.target_enabled(name, crate::deliver::enabled(&app.store, target));
             }
             // Targets removed from the config still show their queued messages.
             for s in stats {

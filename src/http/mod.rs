@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod conns;
+pub mod console;
 pub mod error;
 pub mod webhook;
 
@@ -143,6 +144,8 @@ enum Route {
     Reload,
     /// `/dingtalk/<target>/send`.
     Webhook(String),
+    /// `/console...` and `/api/v1/...`: the console's own users, not the receiver's credentials.
+    Console,
     Unknown,
 }
 
@@ -153,6 +156,8 @@ impl Route {
             "/-/healthy" => Route::Healthy,
             "/-/ready" => Route::Ready,
             "/-/reload" => Route::Reload,
+            "/console" => Route::Console,
+            p if p.starts_with("/console/") || p.starts_with("/api/v1/") => Route::Console,
             _ => match path.strip_prefix("/dingtalk/").and_then(|r| r.strip_suffix("/send")) {
                 Some(target) if !target.contains('/') => Route::Webhook(target.to_string()),
                 _ => Route::Unknown,
@@ -164,6 +169,7 @@ impl Route {
         match self {
             Route::Metrics => Access::Metrics,
             Route::Healthy | Route::Ready => Access::Health,
+            Route::Console => Access::Console,
             _ => Access::Protected,
         }
     }
@@ -201,6 +207,7 @@ async fn route(app: &Arc<App>, conns: &Arc<Conns>, conn: &Conn, req: Request<Inc
             Route::Reload if req.method() == Method::POST => admin::reload(app).await,
             Route::Reload => Err(HttpError::MethodNotAllowed(req.method().clone())),
             Route::Webhook(target) => webhook::webhook(app, &live, (conns, conn), target, req).await,
+            Route::Console => Ok(console::handle(app, &path, req).await),
             Route::Unknown => Err(HttpError::NoRoute(path)),
         }
     };

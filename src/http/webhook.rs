@@ -149,7 +149,11 @@ async fn read_json_body(
 /// Store -> wake the sender -> count, for one target's share: runs to the end even if the caller is gone.
 /// Returns the answer's part for this target.
 async fn accept(app: &Arc<App>, live: &Arc<Live>, share: Share) -> Result<serde_json::Value, HttpError> {
-    let Share { target: name, decoded, outcome } = share;
+    let Share { target: name, decoded, mut outcome } = share;
+    // A disabled target still acknowledges (Alertmanager must not retry) and records, but queues nothing.
+    if outcome.is_ok() && live.config.targets.get(&name).is_some_and(|t| !crate::deliver::enabled(&app.store, t)) {
+        outcome = Err("disabled");
+    }
     let name = name.as_str();
     let n = &decoded.notification;
     let now = now_ms();
@@ -188,6 +192,7 @@ async fn accept(app: &Arc<App>, live: &Arc<Live>, share: Share) -> Result<serde_
             m.skipped(name, reason);
             let why = match reason {
                 "send_on" => "the target's send_on takes none of its alerts",
+                "disabled" => "the target is disabled (its configuration, or the console)",
                 _ => "the route has no target for its alerts' label, and no default",
             };
             info!(target = name, notification = id, group_key = %n.group_key, status = n.status.as_str(), alerts = n.alerts.len(), reason, "notification skipped: {why}");

@@ -221,6 +221,7 @@ mod tests {
             mention_rules: Default::default(),
             send_on: Default::default(),
             split: Default::default(),
+            enabled: true,
         }
     }
 

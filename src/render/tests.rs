@@ -35,6 +35,7 @@ pub(super) fn target_with(msgtype: MsgType, keyword: &str) -> Target {
         mention_rules: Default::default(),
         send_on: Default::default(),
         split: Default::default(),
+        enabled: true,
     }
 }
 

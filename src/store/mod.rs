@@ -149,6 +149,23 @@ pub struct Record {
     pub last_error: Option<String>,
 }
 
+/// A target switched on or off in the console: it overrides the configuration's `enabled` until cleared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Switch {
+    pub enabled: bool,
+    /// Who switched it (the console user).
+    pub by: String,
+    pub at_ms: i64,
+}
+
+/// A target's last delivery and last failure, for the console.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LastOutcomes {
+    pub delivered_ms: Option<i64>,
+    /// When, why (the reason label) and what the tool answered.
+    pub failed: Option<(i64, String, String)>,
+}
+
 /// A notification acknowledged without a message (`send_on`, `no_route`), kept for `storage.retention`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {

@@ -25,6 +25,27 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, to read a stored label back.
+    pub const ALL: [Reason; 15] = [
+        Reason::Busy,
+        Reason::IpBanned,
+        Reason::Keyword,
+        Reason::Signature,
+        Reason::Timestamp,
+        Reason::IpNotAllowed,
+        Reason::SecurityCheck,
+        Reason::InvalidToken,
+        Reason::RobotNotFound,
+        Reason::RobotDisabled,
+        Reason::GroupDissolved,
+        Reason::TooLong,
+        Reason::Moderation,
+        Reason::BadRequest,
+        Reason::UnknownErrcode,
+    ];
+}
+
+impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Busy => "busy",

@@ -35,6 +35,24 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, to read a stored label back.
+    pub const ALL: [Reason; 12] = [
+        Reason::BadCredentials,
+        Reason::TokenRejected,
+        Reason::QuotaSpent,
+        Reason::PermissionDenied,
+        Reason::IpNotAllowed,
+        Reason::RobotCode,
+        Reason::InvalidUser,
+        Reason::Conversation,
+        Reason::BotStopped,
+        Reason::TooLong,
+        Reason::BadRequest,
+        Reason::UnknownCode,
+    ];
+}
+
+impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::BadCredentials => "app_bad_credentials",

@@ -18,6 +18,12 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, to read a stored label back.
+    pub const ALL: [Reason; 5] =
+        [Reason::SignatureOrClock, Reason::IpNotAllowed, Reason::Keyword, Reason::BadRequest, Reason::UnknownCode];
+}
+
+impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::SignatureOrClock => "feishu_signature_or_clock",

@@ -21,6 +21,19 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, to read a stored label back.
+    pub const ALL: [Reason; 7] = [
+        Reason::Busy,
+        Reason::InvalidUrl,
+        Reason::Disabled,
+        Reason::TooLong,
+        Reason::BadMsgtype,
+        Reason::EmptyContent,
+        Reason::UnknownErrcode,
+    ];
+}
+
+impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Busy => "wecom_busy",

@@ -28,6 +28,9 @@ pub struct Store {
     jobs: mpsc::Sender<Job>,
     health: Arc<Health>,
     file: Arc<FileId>,
+    /// The console's switches, read once at open and kept in step with every change: the webhook and the
+    /// senders ask on every notification and message.
+    switches: Arc<std::sync::RwLock<std::collections::HashMap<String, super::Switch>>>,
 }
 
 impl Store {
@@ -44,13 +47,25 @@ impl Store {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
+        let switches = {
+            let mut stmt = conn.prepare("SELECT target, enabled, changed_by, changed_at_ms FROM target_switches")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, super::Switch { enabled: r.get(1)?, by: r.get(2)?, at_ms: r.get(3)? }))
+            })?;
+            rows.collect::<Result<std::collections::HashMap<_, _>, _>>()?
+        };
         let file = FileId::of(path).map_err(|source| StoreError::File { path: path.display().to_string(), source })?;
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("storage".into())
             .spawn(move || worker(conn, rx))
             .map_err(|e| StoreError::Commit(format!("cannot start the storage thread: {e}")))?;
-        Ok(Store { jobs, health: Arc::new(Health::default()), file: Arc::new(file) })
+        Ok(Store {
+            jobs,
+            health: Arc::new(Health::default()),
+            file: Arc::new(file),
+            switches: Arc::new(std::sync::RwLock::new(switches)),
+        })
     }
 }
 
@@ -536,6 +551,72 @@ impl Store {
                 })
             })?;
             rows.collect()
+        })
+        .await
+    }
+
+    /// The console's switch for `target`, if it has one.
+    pub fn switch(&self, target: &str) -> Option<super::Switch> {
+        self.switches.read().unwrap_or_else(|e| e.into_inner()).get(target).cloned()
+    }
+
+    /// Switches `target` on or off (`Some`), or clears the switch so the configuration decides (`None`).
+    /// Switching off gives up the target's waiting messages as `disabled`, so switching on again does not
+    /// flood its group with old notifications. Returns how many were given up.
+    pub async fn set_switch(&self, target: &str, switch: Option<super::Switch>) -> Result<usize, StoreError> {
+        let (name, s) = (target.to_string(), switch.clone());
+        let dropped = self
+            .call(move |conn| {
+                let Some(s) = s else {
+                    conn.execute("DELETE FROM target_switches WHERE target = ?1", [&name])?;
+                    return Ok(0);
+                };
+                conn.execute(
+                    "INSERT INTO target_switches (target, enabled, changed_by, changed_at_ms) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (target) DO UPDATE SET enabled = ?2, changed_by = ?3, changed_at_ms = ?4",
+                    params![name, s.enabled, s.by, s.at_ms],
+                )?;
+                if s.enabled {
+                    return Ok(0);
+                }
+                conn.execute(
+                    "UPDATE messages SET state = 'failed', reason = 'disabled', finished_at_ms = ?2,
+                     last_error = 'the target was disabled in the console before it was sent'
+                     WHERE target = ?1 AND state = 'pending'",
+                    params![name, s.at_ms],
+                )
+            })
+            .await?;
+        let mut map = self.switches.write().unwrap_or_else(|e| e.into_inner());
+        match switch {
+            Some(s) => map.insert(target.to_string(), s),
+            None => map.remove(target),
+        };
+        Ok(dropped)
+    }
+
+    /// Each target's last delivery and last failure.
+    pub async fn last_outcomes(&self) -> Result<std::collections::HashMap<String, super::LastOutcomes>, StoreError> {
+        self.call_one(|conn| {
+            let mut out: std::collections::HashMap<String, super::LastOutcomes> = Default::default();
+            let mut stmt = conn.prepare_cached(
+                "SELECT target, MAX(finished_at_ms) FROM messages WHERE state = 'delivered' GROUP BY target",
+            )?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)))? {
+                let (t, at) = row?;
+                out.entry(t).or_default().delivered_ms = at;
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT m.target, m.finished_at_ms, COALESCE(m.reason, ''), COALESCE(m.last_error, '') FROM messages m
+                 WHERE m.state = 'failed' AND m.id = (SELECT MAX(id) FROM messages f WHERE f.target = m.target AND f.state = 'failed')",
+            )?;
+            for row in stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            })? {
+                let (t, at, reason, detail) = row?;
+                out.entry(t).or_default().failed = Some((at.unwrap_or(0), reason, detail));
+            }
+            Ok(out)
         })
         .await
     }

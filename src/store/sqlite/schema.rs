@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// Migration `i` takes a database from version `i` to `i + 1`. Append only: never edit one that shipped.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     // 1: notifications, messages, robot budgets. Written with IF NOT EXISTS because databases made before
     // migrations existed already have these tables at version 1.
     "
@@ -79,6 +79,15 @@ ALTER TABLE messages ADD COLUMN recipients TEXT;
     // 4: why a notification was acknowledged without messages (`send_on`, `no_route`); NULL when sent.
     "
 ALTER TABLE notifications ADD COLUMN skipped TEXT;
+",
+    // 5: targets switched on or off in the console, overriding the configuration until cleared.
+    "
+CREATE TABLE target_switches (
+    target        TEXT PRIMARY KEY,
+    enabled       INTEGER NOT NULL,
+    changed_by    TEXT NOT NULL,
+    changed_at_ms INTEGER NOT NULL
+);
 ",
 ];
 

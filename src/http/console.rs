@@ -1,0 +1,344 @@
+//! The operations console (`/console`, server-rendered HTML without script) and its JSON API
+//! (`/api/v1/`). Both need a console user (basic auth, `console.users`); changes need the admin role and a
+//! CSRF token, and are logged with who made them. No page or answer shows a credential: targets are
+//! described by their redacted `describe()`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue, LOCATION};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tracing::info;
+
+use super::error::{Resp, json_response};
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::config::ConsoleUser;
+use crate::store::Switch;
+
+const CSS: &str = include_str!("console.css");
+/// A form or JSON body the console takes is small.
+const MAX_BODY: usize = 16 * 1024;
+
+/// What the console answers with: a page, JSON, or a redirect back to a page.
+fn secured(mut resp: Resp) -> Resp {
+    let h = resp.headers_mut();
+    let set = |h: &mut hyper::HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "cache-control", "no-store");
+    resp
+}
+
+fn html(status: StatusCode, body: String) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    secured(resp)
+}
+
+fn json(status: StatusCode, body: &Value) -> Resp {
+    secured(json_response(status, body))
+}
+
+fn error(status: StatusCode, message: &str) -> Resp {
+    json(status, &json!({"error": message}))
+}
+
+fn unauthorized() -> Resp {
+    let mut resp = error(StatusCode::UNAUTHORIZED, "log in with a console user (console.users)");
+    resp.headers_mut().insert(
+        "www-authenticate",
+        HeaderValue::from_static("Basic realm=\"dingtalk-bridge console\", charset=\"UTF-8\""),
+    );
+    resp
+}
+
+/// The console user the request's basic credentials name, checked against every user in constant time.
+fn user<'a>(users: &'a [ConsoleUser], req: &Request<Incoming>) -> Option<&'a ConsoleUser> {
+    use base64::Engine;
+    let header = req.headers().get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, value) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(value.trim()).ok()?;
+    let mut found = None;
+    for u in users {
+        let expected = format!("{}:{}", u.name, u.password.expose());
+        if super::auth::constant_time_eq(&decoded, expected.as_bytes()) {
+            found = Some(u);
+        }
+    }
+    found
+}
+
+/// The CSRF token of a user: an HMAC of their name under the process's random key, so it needs no state
+/// and dies with the process.
+fn csrf_token(app: &App, user: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(app.console_key()).expect("any key length");
+    mac.update(user.as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `/console...` and `/api/v1/...`.
+pub async fn handle(app: &Arc<App>, path: &str, req: Request<Incoming>) -> Resp {
+    let live = app.live();
+    let users = &live.config.console;
+    if users.is_empty() {
+        return error(StatusCode::NOT_FOUND, "the console is off: configure console.users to turn it on");
+    }
+    if path == "/console/style.css" {
+        let mut resp = Response::new(Full::new(Bytes::from_static(CSS.as_bytes())));
+        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+        return secured(resp);
+    }
+    let Some(who) = user(users, &req).cloned() else { return unauthorized() };
+    let method = req.method().clone();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match (method, segments.as_slice()) {
+        (Method::GET, ["api", "v1", "session"]) => json(
+            StatusCode::OK,
+            &json!({"user": who.name, "role": if who.admin { "admin" } else { "read" }, "csrf": csrf_token(app, &who.name)}),
+        ),
+        (Method::GET, ["api", "v1", "targets"]) => match targets(app).await {
+            Ok(list) => json(StatusCode::OK, &json!({"targets": list})),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+        },
+        (Method::POST, ["api", "v1", "targets", name, action]) => {
+            let (name, action) = (name.to_string(), action.to_string());
+            match change(app, &who, req, &name, &action, false).await {
+                Ok(message) => json(StatusCode::OK, &json!({"target": name, "action": action, "result": message})),
+                Err((status, message)) => error(status, &message),
+            }
+        }
+        (Method::GET, ["console"]) => match targets(app).await {
+            Ok(list) => html(StatusCode::OK, targets_page(&who, &csrf_token(app, &who.name), &list)),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+        },
+        (Method::POST, ["console", "targets", name, action]) => {
+            let (name, action) = (name.to_string(), action.to_string());
+            match change(app, &who, req, &name, &action, true).await {
+                Ok(_) => {
+                    let mut resp = html(StatusCode::SEE_OTHER, String::new());
+                    resp.headers_mut().insert(LOCATION, HeaderValue::from_static("/console"));
+                    resp
+                }
+                Err((status, message)) => html(
+                    status,
+                    page(
+                        "Not done",
+                        &format!("<p class=\"bad\">{}</p><p><a href=\"/console\">Back</a></p>", esc(&message)),
+                    ),
+                ),
+            }
+        }
+        (m, _) if m != Method::GET && m != Method::POST => error(StatusCode::METHOD_NOT_ALLOWED, "GET or POST"),
+        _ => error(StatusCode::NOT_FOUND, "no such page; the console is at /console, the API under /api/v1/"),
+    }
+}
+
+/// Switches a target: `enable`, `disable`, or `clear` (its configuration decides again). Admins only,
+/// with the user's CSRF token (a form field `csrf` from a page, or the header `x-csrf-token`), and from
+/// this origin if the browser names one.
+async fn change(
+    app: &App,
+    who: &ConsoleUser,
+    req: Request<Incoming>,
+    name: &str,
+    action: &str,
+    form: bool,
+) -> Result<String, (StatusCode, String)> {
+    let forbidden = |m: &str| (StatusCode::FORBIDDEN, m.to_string());
+    let host = req.headers().get(hyper::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    if let Some(origin) = req.headers().get(hyper::header::ORIGIN).and_then(|v| v.to_str().ok())
+        && origin.split_once("://").map(|(_, h)| h) != Some(host.as_str())
+    {
+        return Err(forbidden("cross-origin request refused"));
+    }
+    let header_token = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, format!("a console request holds at most {MAX_BODY} bytes")))?
+        .to_bytes();
+    let form_token = form
+        .then(|| String::from_utf8_lossy(&body).split('&').find_map(|kv| kv.strip_prefix("csrf=").map(str::to_string)))
+        .flatten();
+    let expected = csrf_token(app, &who.name);
+    let given = header_token.or(form_token).unwrap_or_default();
+    if !super::auth::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return Err(forbidden("missing or wrong CSRF token (x-csrf-token, from GET /api/v1/session)"));
+    }
+    if !who.admin {
+        return Err(forbidden("read-only user: switching targets needs role admin"));
+    }
+    let live = app.live();
+    if !live.config.targets.contains_key(name) {
+        return Err((StatusCode::NOT_FOUND, format!("no target {name:?}")));
+    }
+    let switch = match action {
+        "enable" | "disable" => Some(Switch { enabled: action == "enable", by: who.name.clone(), at_ms: now_ms() }),
+        "clear" => None,
+        _ => return Err((StatusCode::NOT_FOUND, "actions: enable, disable, clear".into())),
+    };
+    let dropped = app
+        .store
+        .set_switch(name, switch)
+        .await
+        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, format!("cannot record the switch: {e}")))?;
+    info!(user = %who.name, target = name, action, dropped_waiting = dropped, "console: target switched");
+    app.wake(name);
+    Ok(match action {
+        "disable" => format!("disabled; {dropped} waiting message(s) given up as disabled"),
+        "enable" => "enabled".into(),
+        _ => "switch cleared: the configuration decides".into(),
+    })
+}
+
+/// Every target as the console and the API show it.
+async fn targets(app: &App) -> Result<Vec<Value>, String> {
+    let live = app.live();
+    let queues = app.store.queue_stats().await.map_err(|e| e.to_string())?;
+    let last = app.store.last_outcomes().await.map_err(|e| e.to_string())?;
+    let now = now_ms();
+    Ok(live
+        .config
+        .targets
+        .values()
+        .map(|t| {
+            let q = queues.iter().find(|q| q.target == t.name);
+            let l = last.get(&t.name).cloned().unwrap_or_default();
+            let switch = app.store.switch(&t.name);
+            let budget = app.budget_of(t);
+            let remaining = budget.as_ref().map(|b| b.available_within(std::time::Duration::ZERO));
+            json!({
+                "name": t.name,
+                "type": t.channel.name(),
+                "describe": t.channel.describe(),
+                "enabled": crate::deliver::enabled(&app.store, t),
+                "configured_enabled": t.enabled,
+                "switch": switch.map(|s| json!({"enabled": s.enabled, "by": s.by, "at_ms": s.at_ms})),
+                "queue_depth": q.map_or(0, |q| q.depth),
+                "oldest_waiting_s": q.map(|q| (now - q.oldest_created_ms).max(0) / 1000),
+                "last_delivered_ms": l.delivered_ms,
+                "last_failure": l.failed.map(|(at, reason, detail)| json!({"at_ms": at, "reason": reason, "detail": detail, "hint": hint(&reason)})),
+                "rate_limit": if t.rate_limit.is_unlimited() { Value::Null } else { json!({"messages": t.rate_limit.messages, "per_s": t.rate_limit.per.as_secs_f64()}) },
+                "budget_remaining": remaining.filter(|r| *r != usize::MAX),
+                "paused_for_s": budget.and_then(|b| b.paused_for()).map(|d| d.as_secs()),
+            })
+        })
+        .collect())
+}
+
+/// The hint for a stored reason label.
+fn hint(reason: &str) -> &'static str {
+    crate::channel::Reason::parse(reason).map_or_else(
+        || match reason {
+            "expired" => crate::deliver::GiveUp::Expired.hint(),
+            "disabled" => crate::deliver::GiveUp::Disabled.hint(),
+            _ => "",
+        },
+        |r| r.hint(),
+    )
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} · dingtalk-bridge</title><link rel=\"stylesheet\" href=\"/console/style.css\"></head><body><header><a href=\"/console\">dingtalk-bridge</a></header><main><h1>{}</h1>{body}</main></body></html>",
+        esc(title),
+        esc(title)
+    )
+}
+
+fn when(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(|| "never".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+fn targets_page(who: &ConsoleUser, csrf: &str, list: &[Value]) -> String {
+    let mut rows = String::new();
+    for t in list {
+        let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+        let name = s("name");
+        let enabled = t["enabled"].as_bool().unwrap_or(true);
+        let state = match &t["switch"] {
+            Value::Null if enabled => "on".to_string(),
+            Value::Null => "off (configuration)".to_string(),
+            sw => format!(
+                "{} (console, by {})",
+                if enabled { "on" } else { "off" },
+                esc(sw["by"].as_str().unwrap_or_default())
+            ),
+        };
+        let form = |action: &str, label: &str| {
+            format!(
+                "<form method=\"post\" action=\"/console/targets/{}/{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button>{label}</button></form>",
+                esc(&name)
+            )
+        };
+        let actions = if !who.admin {
+            String::new()
+        } else {
+            let toggle = if enabled { form("disable", "Disable") } else { form("enable", "Enable") };
+            let clear = if t["switch"].is_null() { String::new() } else { form("clear", "Use configuration") };
+            format!("{toggle}{clear}")
+        };
+        let failure = match &t["last_failure"] {
+            Value::Null => "none".to_string(),
+            f => format!(
+                "{} <b>{}</b>: {}<br><small>{}</small>",
+                when(f["at_ms"].as_i64()),
+                esc(f["reason"].as_str().unwrap_or_default()),
+                esc(f["detail"].as_str().unwrap_or_default()),
+                esc(f["hint"].as_str().unwrap_or_default())
+            ),
+        };
+        let budget = match (&t["rate_limit"], t["budget_remaining"].as_u64()) {
+            (Value::Null, _) => "off".to_string(),
+            (r, left) => format!(
+                "{} of {} per {}s free",
+                left.map_or("?".to_string(), |l| l.to_string()),
+                r["messages"],
+                r["per_s"]
+            ),
+        };
+        let paused =
+            t["paused_for_s"].as_u64().map_or(String::new(), |p| format!("<br><b class=\"bad\">paused {p}s</b>"));
+        rows.push_str(&format!(
+            "<tr class=\"{}\"><th>{}<br><small>{}</small></th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{paused}</td><td>{actions}</td></tr>",
+            if enabled { "on" } else { "off" },
+            esc(&name),
+            esc(&s("describe")),
+            esc(&state),
+            t["queue_depth"],
+            when(t["last_delivered_ms"].as_i64()),
+            failure,
+            budget,
+        ));
+    }
+    page(
+        "Targets",
+        &format!(
+            "<p>Logged in as {} ({}).</p><div class=\"scroll\"><table><thead><tr><th>target</th><th>state</th><th>waiting</th><th>last delivery</th><th>last failure</th><th>budget</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>",
+            esc(&who.name),
+            if who.admin { "admin" } else { "read only" }
+        ),
+    )
+}

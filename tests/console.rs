@@ -1,0 +1,233 @@
+//! The operations console and its API over loopback: who may see and change what, the CSRF token, target
+//! switches that survive a restart and skip (never queue) notifications, security headers, and no
+//! credential anywhere in an answer.
+
+mod common;
+
+use common::mock_dingtalk::{Limits, MockDingTalk, RobotSpec};
+use common::{Bridge, FIRING, RESOLVED, metric, post, wait_for};
+use serde_json::Value;
+
+const ADMIN: (&str, &str) = ("alice", "admin-password-1234");
+const VIEWER: (&str, &str) = ("viewer", "viewer-password-1234");
+
+fn config(mock: &MockDingTalk) -> String {
+    format!(
+        r#"storage: {{path: outbox.sqlite3}}
+delivery: {{backoff_initial: 1s, backoff_max: 2s}}
+console:
+  users:
+  - {{name: {}, password: "{}", role: admin}}
+  - {{name: {}, password: "{}"}}
+targets:
+  ops:
+    url: "{}"
+    secret: "SEC-console-signing-secret"
+    keyword: Alert
+  dead:
+    url: "http://127.0.0.1:1/robot/send?access_token=tok-dead-robot"
+"#,
+        ADMIN.0,
+        ADMIN.1,
+        VIEWER.0,
+        VIEWER.1,
+        mock.url("tok-console-robot")
+    )
+}
+
+async fn mock() -> MockDingTalk {
+    let robot = RobotSpec {
+        token: "tok-console-robot".into(),
+        secret: Some("SEC-console-signing-secret".into()),
+        keywords: vec!["Alert".into()],
+    };
+    MockDingTalk::start(vec![robot], Limits::default()).await
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn get(bridge: &Bridge, path: &str, who: Option<(&str, &str)>) -> reqwest::Response {
+    let mut req = client().get(bridge.url(path));
+    if let Some((u, p)) = who {
+        req = req.basic_auth(u, Some(p));
+    }
+    req.send().await.unwrap()
+}
+
+async fn csrf(bridge: &Bridge, who: (&str, &str)) -> String {
+    let v: Value =
+        serde_json::from_str(&get(bridge, "/api/v1/session", Some(who)).await.text().await.unwrap()).unwrap();
+    v["csrf"].as_str().unwrap().to_string()
+}
+
+async fn switch(bridge: &Bridge, who: (&str, &str), target: &str, action: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req =
+        client().post(bridge.url(&format!("/api/v1/targets/{target}/{action}"))).basic_auth(who.0, Some(who.1));
+    if let Some(t) = token {
+        req = req.header("x-csrf-token", t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null))
+}
+
+async fn targets(bridge: &Bridge) -> Value {
+    serde_json::from_str(&get(bridge, "/api/v1/targets", Some(VIEWER)).await.text().await.unwrap()).unwrap()
+}
+
+fn target<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list["targets"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_gets_anything_without_a_console_user() {
+    let mock = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &config(&mock)).await;
+    for path in ["/console", "/api/v1/targets", "/api/v1/session", "/console/nothing"] {
+        let resp = get(&bridge, path, None).await;
+        assert_eq!(resp.status(), 401, "{path}");
+        assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+        assert!(!resp.text().await.unwrap().contains("ops"), "{path} reveals nothing");
+        assert_eq!(get(&bridge, path, Some((ADMIN.0, "wrong-password-1234"))).await.status(), 401);
+    }
+    bridge.stop().await;
+    // Without console.users the console does not exist.
+    let plain = config(&mock).replace("console:\n  users:\n  - {name: alice, password: \"admin-password-1234\", role: admin}\n  - {name: viewer, password: \"viewer-password-1234\"}\n", "");
+    assert!(!plain.contains("console:"), "{plain}");
+    let bridge = Bridge::start(dir.path(), &plain).await;
+    assert_eq!(get(&bridge, "/console", Some(ADMIN)).await.status(), 404);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_disables_a_target_and_its_notifications_are_skipped_until_enabled_again() {
+    let mock = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &config(&mock)).await;
+    let send = bridge.url("/dingtalk/ops/send");
+
+    // A read-only user, a missing token, another origin: refused, and nothing changes.
+    let token = csrf(&bridge, ADMIN).await;
+    assert_eq!(switch(&bridge, VIEWER, "ops", "disable", Some(&csrf(&bridge, VIEWER).await)).await.0, 403);
+    assert_eq!(switch(&bridge, ADMIN, "ops", "disable", None).await.0, 403);
+    assert_eq!(switch(&bridge, ADMIN, "ops", "disable", Some("0".repeat(64).as_str())).await.0, 403);
+    let cross = client()
+        .post(bridge.url("/api/v1/targets/ops/disable"))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .header("x-csrf-token", &token)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert_eq!(target(&targets(&bridge).await, "ops")["enabled"], true);
+
+    let (status, answer) = switch(&bridge, ADMIN, "ops", "disable", Some(&token)).await;
+    assert_eq!(status, 200, "{answer}");
+    let ops = target(&targets(&bridge).await, "ops").clone();
+    assert_eq!((ops["enabled"].as_bool(), ops["switch"]["by"].as_str()), (Some(false), Some("alice")));
+    let (status, answer) = post(&send, "application/json", FIRING).await;
+    assert_eq!(
+        (status, answer["status"].as_str(), answer["reason"].as_str()),
+        (200, Some("skipped"), Some("disabled"))
+    );
+    let m = bridge.metrics().await;
+    assert_eq!(metric(&m, "dingtalk_bridge_target_enabled", &[("target", "ops")]), 0.0);
+    assert_eq!(
+        metric(&m, "dingtalk_bridge_notifications_skipped_total", &[("target", "ops"), ("reason", "disabled")]),
+        1.0
+    );
+    bridge.stop().await;
+
+    // The switch survives a restart.
+    let bridge = Bridge::start(dir.path(), &config(&mock)).await;
+    assert_eq!(target(&targets(&bridge).await, "ops")["enabled"], false);
+    let send = bridge.url("/dingtalk/ops/send");
+    assert_eq!(post(&send, "application/json", RESOLVED).await.1["status"], "skipped");
+    let token = csrf(&bridge, ADMIN).await;
+    assert_eq!(switch(&bridge, ADMIN, "ops", "enable", Some(&token)).await.0, 200);
+    // Enabled again: what it skipped is not sent; what comes next is.
+    let next = FIRING.replace("NodeDiskFull", "NodeDiskFullAgain");
+    assert_eq!(post(&send, "application/json", next).await.1["status"], "accepted");
+    wait_for("the next one", || async { !mock.posted().is_empty() }).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let posted = mock.posted();
+    assert_eq!(posted.len(), 1, "no flood of what was skipped");
+    assert!(common::visible(&posted[0]).contains("NodeDiskFullAgain"));
+    // Clearing hands the decision back to the configuration.
+    assert_eq!(switch(&bridge, ADMIN, "ops", "clear", Some(&token)).await.0, 200);
+    assert!(target(&targets(&bridge).await, "ops")["switch"].is_null());
+    bridge.stop().await;
+    let skipped = dingtalk_bridge::store::Store::open(
+        &dir.path().join("outbox.sqlite3"),
+        dingtalk_bridge::config::SyncMode::Normal,
+    )
+    .unwrap()
+    .skipped("ops")
+    .await
+    .unwrap();
+    assert_eq!(skipped.iter().filter(|s| s.reason == "disabled").count(), 2, "recorded as skipped: {skipped:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_gives_up_what_waits_so_enabling_floods_nothing() {
+    let mock = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &config(&mock)).await;
+    // The dead robot's messages wait for retries.
+    assert_eq!(post(&bridge.url("/dingtalk/dead/send"), "application/json", FIRING).await.0, 200);
+    wait_for("a failed attempt", || async {
+        metric(&bridge.metrics().await, "dingtalk_bridge_notification_requests_total", &[("target", "dead")]) >= 1.0
+    })
+    .await;
+    let token = csrf(&bridge, ADMIN).await;
+    let (status, answer) = switch(&bridge, ADMIN, "dead", "disable", Some(&token)).await;
+    assert_eq!(status, 200);
+    assert!(answer["result"].as_str().unwrap().contains("1 waiting message(s) given up"), "{answer}");
+    let dead = target(&targets(&bridge).await, "dead").clone();
+    assert_eq!(dead["queue_depth"], 0);
+    assert_eq!(dead["last_failure"]["reason"], "disabled");
+    assert!(dead["last_failure"]["hint"].as_str().unwrap().contains("switched off in the console"));
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_locked_down_and_show_no_credential() {
+    let mock = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &config(&mock)).await;
+    assert_eq!(post(&bridge.url("/dingtalk/ops/send"), "application/json", FIRING).await.0, 200);
+    wait_for("a delivery", || async { mock.posted().len() == 1 }).await;
+    let page = get(&bridge, "/console", Some(ADMIN)).await;
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "no script at all: {csp}");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<th>ops<br>") && html.contains("action=\"/console/targets/ops/disable\""), "{html}");
+    let api = get(&bridge, "/api/v1/targets", Some(VIEWER)).await.text().await.unwrap();
+    for secret in ["tok-console-robot", "SEC-console-signing-secret", "tok-dead-robot", ADMIN.1, VIEWER.1] {
+        assert!(!html.contains(secret) && !api.contains(secret), "{secret} shown");
+    }
+    // The page's form: its CSRF field is what makes it work.
+    let form = |csrf: &str| {
+        client()
+            .post(bridge.url("/console/targets/ops/disable"))
+            .basic_auth(ADMIN.0, Some(ADMIN.1))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}"))
+            .send()
+    };
+    assert_eq!(form("nope").await.unwrap().status(), 403);
+    let token = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let done = form(&token).await.unwrap();
+    assert_eq!((done.status().as_u16(), done.headers()["location"].to_str().unwrap()), (303, "/console"));
+    assert_eq!(target(&targets(&bridge).await, "ops")["enabled"], false);
+    // A viewer sees the page without the buttons.
+    let viewer = get(&bridge, "/console", Some(VIEWER)).await.text().await.unwrap();
+    assert!(viewer.contains("read only") && !viewer.contains("<form"));
+    bridge.stop().await;
+}
