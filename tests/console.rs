@@ -231,3 +231,88 @@ async fn pages_are_locked_down_and_show_no_credential() {
     assert!(viewer.contains("read only") && !viewer.contains("<form"));
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_finds_the_failed_message_with_dingtalks_answer_and_the_hint() {
+    let mock = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &config(&mock)).await;
+    let send = bridge.url("/dingtalk/ops/send");
+    // A morning of alerts: two delivered, one refused for good, one skipped.
+    assert_eq!(post(&send, "application/json", FIRING).await.0, 200);
+    wait_for("the first", || async { mock.posted().len() == 1 }).await;
+    mock.script(310000, "keywords not in content");
+    let refused = FIRING.replace("NodeDiskFull", "KubePodCrashLooping");
+    assert_eq!(post(&send, "application/json", refused).await.0, 200);
+    wait_for("the refusal", || async {
+        metric(
+            &bridge.metrics().await,
+            "dingtalk_bridge_notifications_failed_total",
+            &[("target", "ops"), ("reason", "keyword")],
+        ) == 1.0
+    })
+    .await;
+    assert_eq!(post(&send, "application/json", RESOLVED).await.0, 200);
+    wait_for("the resolved", || async { mock.posted().len() == 2 }).await;
+    let token = csrf(&bridge, ADMIN).await;
+    assert_eq!(switch(&bridge, ADMIN, "ops", "disable", Some(&token)).await.0, 200);
+    assert_eq!(post(&send, "application/json", FIRING.replace("NodeDiskFull", "Noisy")).await.1["status"], "skipped");
+
+    let page = |q: &str| {
+        let q = q.to_string();
+        let bridge = &bridge;
+        async move {
+            let text = get(bridge, &format!("/api/v1/records?{q}"), Some(VIEWER)).await.text().await.unwrap();
+            serde_json::from_str::<Value>(&text).unwrap()
+        }
+    };
+    let all = page("").await;
+    let states: Vec<&str> = all["records"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["skipped", "delivered", "failed", "delivered"], "newest first");
+    let failed = page("state=failed").await;
+    let failed = &failed["records"][0];
+    assert_eq!(
+        (failed["reason"].as_str(), failed["alertname"].as_str()),
+        (Some("keyword"), Some("KubePodCrashLooping"))
+    );
+    assert!(failed["title"].as_str().unwrap().contains("KubePodCrashLooping"), "{failed}");
+    assert_eq!(page("q=KubePod").await["records"].as_array().unwrap().len(), 1, "text in the content");
+    assert_eq!(page("alertname=Node&state=delivered").await["records"].as_array().unwrap().len(), 2, "firing and resolved");
+    assert_eq!(page("target=dead").await["records"].as_array().unwrap().len(), 0);
+    // Pages of one, following the cursor, see each record once.
+    let (mut seen, mut cursor) = (vec![], String::new());
+    loop {
+        let p = page(&format!("limit=1{cursor}")).await;
+        for r in p["records"].as_array().unwrap() {
+            seen.push(format!("{}{}", r["kind"], r["id"]));
+        }
+        match p["next"].as_str() {
+            Some(n) => cursor = format!("&before={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 4, "{seen:?}");
+
+    // The record: DingTalk's answer in each attempt, the hint, the exact body.
+    let id = failed["id"].as_i64().unwrap();
+    let r: Value =
+        serde_json::from_str(&get(&bridge, &format!("/api/v1/records/{id}"), Some(VIEWER)).await.text().await.unwrap())
+            .unwrap();
+    let attempt = &r["attempts"][0];
+    assert_eq!((attempt["outcome"].as_str(), attempt["reason"].as_str()), (Some("failed"), Some("keyword")));
+    assert!(attempt["detail"].as_str().unwrap().contains("310000"), "{attempt}");
+    assert!(r["hint"].as_str().unwrap().contains("keyword"), "{r}");
+    assert_eq!(r["body"]["msgtype"], "markdown");
+    let html = get(&bridge, &format!("/console/records/{id}"), Some(VIEWER)).await.text().await.unwrap();
+    assert!(
+        html.contains("310000") && html.contains("keywords not in content") && html.contains("&quot;msgtype&quot;"),
+        "{html}"
+    );
+    let list = get(&bridge, "/console/records?state=failed", Some(VIEWER)).await.text().await.unwrap();
+    assert!(list.contains(&format!("href=\"/console/records/{id}\"")), "{list}");
+    for secret in ["tok-console-robot", "SEC-console-signing-secret"] {
+        assert!(!html.contains(secret) && !list.contains(secret));
+    }
+    assert_eq!(get(&bridge, "/api/v1/records?state=lost", Some(VIEWER)).await.status(), 400);
+    bridge.stop().await;
+}

@@ -411,6 +411,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// For an attempt's record: what happened (`delivered`, `partial`, `retry`, `throttled`, `failed`),
+    /// its reason label, and what the receiver said.
+    pub fn summary(&self) -> (&'static str, Option<&'static str>, &str) {
+        match self {
+            Outcome::Delivered => ("delivered", None, ""),
+            Outcome::Partial { detail, .. } => ("partial", None, detail),
+            Outcome::Retry { reason, detail } => ("retry", Some(reason.as_str()), detail),
+            Outcome::Throttled { detail, .. } => ("throttled", Some(Reason::Throttled.as_str()), detail),
+            Outcome::Failed { reason, detail } => ("failed", Some(reason.as_str()), detail),
+        }
+    }
+
     /// The same outcome with its detail passed through `f` (to take out what must not be logged).
     pub fn map_detail(self, f: impl Fn(&str) -> String) -> Outcome {
         match self {

@@ -280,15 +280,27 @@ impl Sender {
         Some(self.record(&msg, outcome).await)
     }
 
-    /// The request, timed and counted.
+    /// The request, timed, counted and recorded.
     async fn attempt(&self, msg: &Pending) -> Outcome {
         let (channel, name) = (&self.target.channel, self.name());
         let started = Instant::now();
+        let at_ms = now_ms();
         // Durations in the text ("for 24m") are computed now, not when the notification arrived.
         let body = crate::render::send_time::resolve(&msg.body, now_ms());
         let outcome = channel.send(&self.d.client, name, &msg.msg_uuid, &body, msg.recipients.as_deref()).await;
         if channel.sends_requests() {
             self.d.metrics.request(name, started.elapsed());
+        }
+        if channel.sends_requests() {
+            let (what, reason, detail) = outcome.summary();
+            self.d.store.submit_attempt_log(crate::store::Attempt {
+                message_id: msg.id,
+                at_ms,
+                duration_ms: started.elapsed().as_millis() as i64,
+                outcome: what.into(),
+                reason: reason.map(str::to_string),
+                detail: detail.to_string(),
+            });
         }
         outcome
     }

@@ -124,6 +124,25 @@ pub async fn handle(app: &Arc<App>, path: &str, req: Request<Incoming>) -> Resp 
                 Err((status, message)) => error(status, &message),
             }
         }
+        (Method::GET, ["api", "v1", "records"]) => match records(app, req.uri().query()).await {
+            Ok((rows, next)) => json(StatusCode::OK, &json!({"records": rows, "next": next})),
+            Err((status, e)) => error(status, &e),
+        },
+        (Method::GET, ["api", "v1", "records", id]) => match record(app, id).await {
+            Ok(r) => json(StatusCode::OK, &r),
+            Err((status, e)) => error(status, &e),
+        },
+        (Method::GET, ["console", "records"]) => match records(app, req.uri().query()).await {
+            Ok((rows, next)) => {
+                let query = req.uri().query().unwrap_or("").to_string();
+                html(StatusCode::OK, records_page(&app.live(), &query, &rows, next.as_deref()))
+            }
+            Err((status, e)) => html(status, page("Push records", &format!("<p class=\"bad\">{}</p>", esc(&e)))),
+        },
+        (Method::GET, ["console", "records", id]) => match record(app, id).await {
+            Ok(r) => html(StatusCode::OK, record_page(&r)),
+            Err((status, e)) => html(status, page("Push record", &format!("<p class=\"bad\">{}</p>", esc(&e)))),
+        },
         (Method::GET, ["console"]) => match targets(app).await {
             Ok(list) => html(StatusCode::OK, targets_page(&who, &csrf_token(app, &who.name), &list)),
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
@@ -336,9 +355,231 @@ fn targets_page(who: &ConsoleUser, csrf: &str, list: &[Value]) -> String {
     page(
         "Targets",
         &format!(
-            "<p>Logged in as {} ({}).</p><div class=\"scroll\"><table><thead><tr><th>target</th><th>state</th><th>waiting</th><th>last delivery</th><th>last failure</th><th>budget</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>",
+            "<p>Logged in as {} ({}). <a href=\"/console/records\">Push records</a></p><div class=\"scroll\"><table><thead><tr><th>target</th><th>state</th><th>waiting</th><th>last delivery</th><th>last failure</th><th>budget</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>",
             esc(&who.name),
             if who.admin { "admin" } else { "read only" }
+        ),
+    )
+}
+
+type Failure = (StatusCode, String);
+
+/// `key=value` pairs of a query string, decoded.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    let url = reqwest::Url::parse(&format!("http://x/?{}", query.unwrap_or(""))).ok();
+    url.map(|u| u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()).unwrap_or_default()
+}
+
+/// A time given as an RFC 3339 timestamp or milliseconds since the epoch.
+fn time_ms(v: &str) -> Result<i64, Failure> {
+    v.parse::<i64>()
+        .ok()
+        .or_else(|| chrono::DateTime::parse_from_rfc3339(v).ok().map(|t| t.timestamp_millis()))
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M").ok().map(|t| t.and_utc().timestamp_millis())
+        })
+        .ok_or((StatusCode::BAD_REQUEST, format!("{v:?}: a time is RFC 3339 (2026-11-23T08:00:00Z) or milliseconds")))
+}
+
+/// What a reader sees first of a body: its title, or its first line.
+fn title_of(body: Option<&str>) -> String {
+    let Some(shown) = body.and_then(crate::render::preview::Shown::of) else { return String::new() };
+    if !shown.title.is_empty() {
+        return shown.title;
+    }
+    shown.text.lines().map(|l| l.trim_start_matches('#').trim()).find(|l| !l.is_empty()).unwrap_or("").to_string()
+}
+
+/// A page of push records for the query's filters, and the cursor of the next page.
+async fn records(app: &App, query: Option<&str>) -> Result<(Vec<Value>, Option<String>), Failure> {
+    let mut f = crate::store::RecordFilter { limit: 50, ..Default::default() };
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    for (k, v) in query_pairs(query) {
+        if v.is_empty() {
+            continue;
+        }
+        match k.as_str() {
+            "target" => f.target = Some(v),
+            "state" => {
+                if !["pending", "delivered", "failed", "merged", "skipped"].contains(&v.as_str()) {
+                    return Err(bad(format!("state {v:?}: pending, delivered, failed, merged or skipped")));
+                }
+                f.state = Some(v)
+            }
+            "since" => f.since_ms = Some(time_ms(&v)?),
+            "until" => f.until_ms = Some(time_ms(&v)?),
+            "alertname" => f.alertname = Some(v),
+            "q" => f.text = Some(v),
+            "limit" => f.limit = v.parse().map_err(|_| bad(format!("limit {v:?}: a number")))?,
+            "before" => {
+                let mut parts = v.splitn(3, ':');
+                let cursor =
+                    (|| Some((parts.next()?.parse().ok()?, parts.next()?.to_string(), parts.next()?.parse().ok()?)))();
+                f.before = Some(cursor.ok_or_else(|| bad("before: the next cursor of a previous page".into()))?);
+            }
+            _ => {
+                return Err(bad(format!(
+                    "unknown filter {k:?}: target, state, since, until, alertname, q, before, limit"
+                )));
+            }
+        }
+    }
+    let limit = f.limit.clamp(1, 500);
+    let rows = app.store.record_page(f).await.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let next = (rows.len() == limit).then(|| rows.last().map(|r| format!("{}:{}:{}", r.at_ms, r.kind, r.id))).flatten();
+    let values = rows
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["title"] = json!(title_of(r.body.as_deref()));
+            v
+        })
+        .collect();
+    Ok((values, next))
+}
+
+/// One message's record: the exact body, every attempt, its notification and its digest.
+async fn record(app: &App, id: &str) -> Result<Value, Failure> {
+    let id: i64 = id.parse().map_err(|_| (StatusCode::NOT_FOUND, format!("no record {id:?}")))?;
+    let found = app.store.record(id).await.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let Some((row, attempts, carried)) = found else {
+        return Err((StatusCode::NOT_FOUND, format!("no record {id} (records are kept for storage.retention)")));
+    };
+    let mut v = serde_json::to_value(&row).unwrap_or_default();
+    v["title"] = json!(title_of(row.body.as_deref()));
+    // Bodies hold no credential (DingTalk signs in the URL, Feishu at send time, the app's token is a
+    // header); they are shown as stored.
+    v["body"] = row.body.as_deref().map_or(Value::Null, |b| serde_json::from_str(b).unwrap_or(json!(b)));
+    v["attempts"] = serde_json::to_value(&attempts).unwrap_or_default();
+    v["carried"] = json!(carried);
+    v["hint"] = json!(row.reason.as_deref().map(hint).unwrap_or(""));
+    Ok(v)
+}
+
+fn records_page(live: &crate::app::Live, query: &str, rows: &[Value], next: Option<&str>) -> String {
+    let pairs = query_pairs(Some(query));
+    let val = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| esc(v)).unwrap_or_default();
+    let mut targets = String::from("<option value=\"\">every target</option>");
+    for name in live.config.targets.keys().chain(live.config.routes.keys()) {
+        let sel = if val("target") == esc(name) { " selected" } else { "" };
+        targets.push_str(&format!("<option{sel}>{}</option>", esc(name)));
+    }
+    let mut states = String::from("<option value=\"\">every state</option>");
+    for st in ["pending", "delivered", "failed", "merged", "skipped"] {
+        let sel = if val("state") == st { " selected" } else { "" };
+        states.push_str(&format!("<option{sel}>{st}</option>"));
+    }
+    let form = format!(
+        "<form method=\"get\" action=\"/console/records\" class=\"filters\"><select name=\"target\">{targets}</select><select name=\"state\">{states}</select><input name=\"alertname\" placeholder=\"alertname\" value=\"{}\"><input name=\"q\" placeholder=\"text in title or content\" value=\"{}\"><input name=\"since\" placeholder=\"since (2026-11-23T08:00:00Z)\" value=\"{}\"><input name=\"until\" placeholder=\"until\" value=\"{}\"><button>Filter</button></form>",
+        val("alertname"),
+        val("q"),
+        val("since"),
+        val("until")
+    );
+    let mut body = String::new();
+    for r in rows {
+        let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+        let link = if s("kind") == "message" {
+            format!(
+                "<a href=\"/console/records/{}\">{}</a>",
+                r["id"],
+                esc(&if s("title").is_empty() { "(no title)".into() } else { s("title") })
+            )
+        } else {
+            format!("<i>notification {}: no message</i>", r["id"])
+        };
+        let state = match (s("state").as_str(), r["reason"].as_str()) {
+            (st, Some(reason)) if st == "failed" || st == "skipped" => format!("{st} <small>({})</small>", esc(reason)),
+            (st, _) => st.to_string(),
+        };
+        body.push_str(&format!(
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{link}</td></tr>",
+            esc(&s("state")),
+            when(r["at_ms"].as_i64()),
+            esc(&s("target")),
+            esc(&s("alertname")),
+        ));
+    }
+    if rows.is_empty() {
+        body.push_str("<tr><td colspan=\"5\">No records match.</td></tr>");
+    }
+    let more = next.map_or(String::new(), |n| {
+        let kept: Vec<String> = pairs
+            .iter()
+            .filter(|(k, _)| k != "before")
+            .map(|(k, v)| format!("{}={}", esc(k), esc(&urlencode(v))))
+            .chain([format!("before={}", esc(&urlencode(n)))])
+            .collect();
+        format!("<p><a href=\"/console/records?{}\">Older records</a></p>", kept.join("&amp;"))
+    });
+    page(
+        "Push records",
+        &format!(
+            "<p><a href=\"/console\">Targets</a></p>{form}<div class=\"scroll\"><table><thead><tr><th>time</th><th>target</th><th>state</th><th>alertname</th><th>title</th></tr></thead><tbody>{body}</tbody></table></div>{more}"
+        ),
+    )
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn record_page(r: &Value) -> String {
+    let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+    let mut attempts = String::new();
+    for a in r["attempts"].as_array().into_iter().flatten() {
+        attempts.push_str(&format!(
+            "<tr><td>{}</td><td>{} ms</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            when(a["at_ms"].as_i64()),
+            a["duration_ms"],
+            esc(a["outcome"].as_str().unwrap_or_default()),
+            esc(a["reason"].as_str().unwrap_or_default()),
+            esc(a["detail"].as_str().unwrap_or_default()),
+        ));
+    }
+    if attempts.is_empty() {
+        attempts.push_str("<tr><td colspan=\"5\">No attempt yet.</td></tr>");
+    }
+    let digest = match r["carried_by"].as_i64() {
+        Some(d) => format!("<p>Merged into digest <a href=\"/console/records/{d}\">{d}</a>.</p>"),
+        None => String::new(),
+    };
+    let carried: Vec<String> = r["carried"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_i64)
+        .map(|id| format!("<a href=\"/console/records/{id}\">{id}</a>"))
+        .collect();
+    let carried =
+        if carried.is_empty() { String::new() } else { format!("<p>This digest carried: {}.</p>", carried.join(", ")) };
+    let failure = match r["reason"].as_str() {
+        Some(reason) => format!(
+            "<p class=\"bad\"><b>{}</b>: {}</p><p><small>{}</small></p>",
+            esc(reason),
+            esc(&s("last_error")),
+            esc(&s("hint"))
+        ),
+        None => String::new(),
+    };
+    let body = serde_json::to_string_pretty(&r["body"]).unwrap_or_default();
+    page(
+        &format!("Push record {}", r["id"]),
+        &format!(
+            "<p><a href=\"/console/records\">Push records</a></p><dl><dt>target</dt><dd>{}</dd><dt>state</dt><dd>{}</dd><dt>created</dt><dd>{}</dd><dt>title</dt><dd>{}</dd><dt>notification</dt><dd>{} · {} · group {}</dd></dl>{failure}{digest}{carried}<h2>Attempts</h2><div class=\"scroll\"><table><thead><tr><th>time</th><th>took</th><th>outcome</th><th>reason</th><th>answer</th></tr></thead><tbody>{attempts}</tbody></table></div><h2>Body sent</h2><pre>{}</pre>",
+            esc(&s("target")),
+            esc(&s("state")),
+            when(r["at_ms"].as_i64()),
+            esc(&s("title")),
+            esc(&s("alertname")),
+            esc(&s("status")),
+            esc(&s("group_key")),
+            esc(&body),
         ),
     )
 }

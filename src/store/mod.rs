@@ -158,6 +158,59 @@ pub struct Switch {
     pub at_ms: i64,
 }
 
+/// What the console's push records are filtered by. Empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    pub target: Option<String>,
+    /// `pending`, `delivered`, `failed`, `merged`, `skipped`.
+    pub state: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// The start of the group's alert name.
+    pub alertname: Option<String>,
+    /// Text anywhere in the message's body (its title and content).
+    pub text: Option<String>,
+    /// Keyset pagination: records older than this (time, kind, id).
+    pub before: Option<(i64, String, i64)>,
+    pub limit: usize,
+}
+
+/// One line of the push records: a message, or a notification acknowledged without one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecordRow {
+    /// `message` or `notification` (skipped).
+    pub kind: String,
+    pub id: i64,
+    pub target: String,
+    pub at_ms: i64,
+    pub state: String,
+    pub group_key: String,
+    pub alertname: String,
+    pub status: String,
+    pub reason: Option<String>,
+    /// The request body (messages only).
+    #[serde(skip)]
+    pub body: Option<String>,
+    pub attempts: i64,
+    pub notification_id: Option<i64>,
+    pub carried_by: Option<i64>,
+    pub message_kind: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// One attempt to send a message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Attempt {
+    pub message_id: i64,
+    pub at_ms: i64,
+    pub duration_ms: i64,
+    /// `delivered`, `partial`, `retry`, `throttled` or `failed`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    /// What the receiver answered (its code and message), credentials scrubbed.
+    pub detail: String,
+}
+
 /// A target's last delivery and last failure, for the console.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LastOutcomes {

@@ -447,6 +447,17 @@ impl Store {
         }
     }
 
+    /// Records one attempt (queued with the group commit, not waited for).
+    pub fn submit_attempt_log(&self, a: super::Attempt) {
+        self.submit("record an attempt's outcome", move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO attempts (message_id, at_ms, duration_ms, outcome, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![a.message_id, a.at_ms, a.duration_ms, a.outcome, a.reason, a.detail])
+            .map(drop)
+        });
+    }
+
     /// [`begin_attempt`](Self::begin_attempt) for a robot without a budget, queued (ahead of anything
     /// submitted later) without waiting for the commit.
     pub fn submit_attempt(&self, id: i64) {
@@ -617,6 +628,162 @@ impl Store {
                 out.entry(t).or_default().failed = Some((at.unwrap_or(0), reason, detail));
             }
             Ok(out)
+        })
+        .await
+    }
+
+    /// A page of push records, newest first.
+    pub async fn record_page(&self, f: super::RecordFilter) -> Result<Vec<super::RecordRow>, StoreError> {
+        self.call_one(move |conn| {
+            let limit = f.limit.clamp(1, 500) as i64;
+            let like = |s: &Option<String>| {
+                s.as_ref().map(|t| format!("%{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
+            };
+            let prefix = |s: &Option<String>| {
+                s.as_ref().map(|t| format!("{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
+            };
+            let (before_ms, before_kind, before_id) = f.before.clone().unwrap_or((i64::MAX, "~".into(), i64::MAX));
+            let want_messages = f.state.as_deref() != Some("skipped");
+            let want_skipped = f.state.is_none() || f.state.as_deref() == Some("skipped");
+            let mut rows: Vec<super::RecordRow> = vec![];
+            let text = like(&f.text);
+            let name = prefix(&f.alertname);
+            let (since, until) = (f.since_ms.unwrap_or(i64::MIN), f.until_ms.unwrap_or(i64::MAX));
+            if want_messages {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT m.id, m.target, m.created_at_ms, m.state, COALESCE(n.group_key, ''),
+                            COALESCE(json_extract(n.summary, '$.name'), ''), COALESCE(n.status, ''), m.reason, m.body,
+                            m.attempts, m.notification_id, m.carried_by, m.kind, m.last_error
+                     FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id
+                     WHERE (?1 IS NULL OR m.target = ?1) AND (?2 IS NULL OR m.state = ?2)
+                       AND m.created_at_ms >= ?3 AND m.created_at_ms <= ?4
+                       AND (m.created_at_ms < ?5 OR (m.created_at_ms = ?5 AND ('message' < ?6 OR ('message' = ?6 AND m.id < ?7))))
+                       AND (?8 IS NULL OR json_extract(n.summary, '$.name') LIKE ?8 ESCAPE '\\')
+                       AND (?9 IS NULL OR m.body LIKE ?9 ESCAPE '\\')
+                     ORDER BY m.created_at_ms DESC, m.id DESC LIMIT ?10",
+                )?;
+                let found = stmt.query_map(
+                    params![f.target, f.state, since, until, before_ms, before_kind, before_id, name, text, limit],
+                    |r| {
+                        Ok(super::RecordRow {
+                            kind: "message".into(),
+                            id: r.get(0)?,
+                            target: r.get(1)?,
+                            at_ms: r.get(2)?,
+                            state: r.get(3)?,
+                            group_key: r.get(4)?,
+                            alertname: r.get(5)?,
+                            status: r.get(6)?,
+                            reason: r.get(7)?,
+                            body: r.get(8)?,
+                            attempts: r.get(9)?,
+                            notification_id: r.get(10)?,
+                            carried_by: r.get(11)?,
+                            message_kind: r.get(12)?,
+                            last_error: r.get(13)?,
+                        })
+                    },
+                )?;
+                for row in found {
+                    rows.push(row?);
+                }
+            }
+            if want_skipped && f.text.is_none() {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT n.id, n.target, n.received_at_ms, n.group_key, COALESCE(json_extract(n.summary, '$.name'), ''),
+                            n.status, n.skipped
+                     FROM notifications n
+                     WHERE n.skipped IS NOT NULL AND (?1 IS NULL OR n.target = ?1)
+                       AND n.received_at_ms >= ?2 AND n.received_at_ms <= ?3
+                       AND (n.received_at_ms < ?4 OR (n.received_at_ms = ?4 AND ('notification' < ?5 OR ('notification' = ?5 AND n.id < ?6))))
+                       AND (?7 IS NULL OR json_extract(n.summary, '$.name') LIKE ?7 ESCAPE '\\')
+                     ORDER BY n.received_at_ms DESC, n.id DESC LIMIT ?8",
+                )?;
+                let found =
+                    stmt.query_map(params![f.target, since, until, before_ms, before_kind, before_id, name, limit], |r| {
+                        Ok(super::RecordRow {
+                            kind: "notification".into(),
+                            id: r.get(0)?,
+                            target: r.get(1)?,
+                            at_ms: r.get(2)?,
+                            state: "skipped".into(),
+                            group_key: r.get(3)?,
+                            alertname: r.get(4)?,
+                            status: r.get(5)?,
+                            reason: r.get(6)?,
+                            body: None,
+                            attempts: 0,
+                            notification_id: Some(r.get(0)?),
+                            carried_by: None,
+                            message_kind: None,
+                            last_error: None,
+                        })
+                    })?;
+                for row in found {
+                    rows.push(row?);
+                }
+            }
+            rows.sort_by(|a, b| (b.at_ms, &b.kind, b.id).cmp(&(a.at_ms, &a.kind, a.id)));
+            rows.truncate(limit as usize);
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// One message's record: the message, its attempts, and the messages a digest carried.
+    pub async fn record(
+        &self,
+        id: i64,
+    ) -> Result<Option<(super::RecordRow, Vec<super::Attempt>, Vec<i64>)>, StoreError> {
+        self.call_one(move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT m.id, m.target, m.created_at_ms, m.state, COALESCE(n.group_key, ''),
+                            COALESCE(json_extract(n.summary, '$.name'), ''), COALESCE(n.status, ''), m.reason, m.body,
+                            m.attempts, m.notification_id, m.carried_by, m.kind, m.last_error
+                     FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id WHERE m.id = ?1",
+                )?
+                .query_row([id], |r| {
+                    Ok(super::RecordRow {
+                        kind: "message".into(),
+                        id: r.get(0)?,
+                        target: r.get(1)?,
+                        at_ms: r.get(2)?,
+                        state: r.get(3)?,
+                        group_key: r.get(4)?,
+                        alertname: r.get(5)?,
+                        status: r.get(6)?,
+                        reason: r.get(7)?,
+                        body: r.get(8)?,
+                        attempts: r.get(9)?,
+                        notification_id: r.get(10)?,
+                        carried_by: r.get(11)?,
+                        message_kind: r.get(12)?,
+                        last_error: r.get(13)?,
+                    })
+                })
+                .optional()?;
+            let Some(row) = row else { return Ok(None) };
+            let attempts = conn
+                .prepare_cached(
+                    "SELECT message_id, at_ms, duration_ms, outcome, reason, detail FROM attempts WHERE message_id = ?1 ORDER BY id",
+                )?
+                .query_map([id], |r| {
+                    Ok(super::Attempt {
+                        message_id: r.get(0)?,
+                        at_ms: r.get(1)?,
+                        duration_ms: r.get(2)?,
+                        outcome: r.get(3)?,
+                        reason: r.get(4)?,
+                        detail: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let carried = conn
+                .prepare_cached("SELECT id FROM messages WHERE carried_by = ?1 ORDER BY id")?
+                .query_map([id], |r| r.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            Ok(Some((row, attempts, carried)))
         })
         .await
     }

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// Migration `i` takes a database from version `i` to `i + 1`. Append only: never edit one that shipped.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     // 1: notifications, messages, robot budgets. Written with IF NOT EXISTS because databases made before
     // migrations existed already have these tables at version 1.
     "
@@ -88,6 +88,23 @@ CREATE TABLE target_switches (
     changed_by    TEXT NOT NULL,
     changed_at_ms INTEGER NOT NULL
 );
+",
+    // 6: every attempt to send a message, for the console's push records (pruned with their message);
+    // and the index the records' newest-first pages read.
+    "
+CREATE TABLE attempts (
+    id          INTEGER PRIMARY KEY,
+    message_id  INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    at_ms       INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    reason      TEXT,
+    detail      TEXT NOT NULL
+);
+CREATE INDEX attempts_message ON attempts (message_id);
+CREATE INDEX messages_created ON messages (created_at_ms);
+CREATE INDEX messages_target_created ON messages (target, created_at_ms);
+CREATE INDEX notifications_skipped ON notifications (target, received_at_ms) WHERE skipped IS NOT NULL;
 ",
 ];
 
