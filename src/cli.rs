@@ -439,34 +439,9 @@ fn preview(
                 return ExitCode::FAILURE;
             }
         };
-        let rendered = renderer.render(target, &decoded);
-        let mut notes = vec![];
-        if let Some(e) = &rendered.template_error {
-            notes.push(format!("template set {:?} failed; the built-in template rendered these: {e}", target.template));
-        }
-        if rendered.keyword_inserted > 0 {
-            notes.push(format!(
-                "the template left out the keyword; the bridge added it to {} message(s)",
-                rendered.keyword_inserted
-            ));
-        }
-        let messages = rendered
-            .messages
-            .iter()
-            .filter_map(|m| {
-                let mut shown = preview::Shown::of(&crate::render::send_time::resolve(&m.body, at.timestamp_millis()))?;
-                shown.to =
-                    crate::channel::dingtalk_app::Delivery::parse(m.recipients.as_deref()).map(|d| d.to.describe());
-                Some(shown)
-            })
-            .collect();
-        sections.push(preview::Section { name: label, messages, notes });
+        sections.push(preview::section(&renderer, target, label, &decoded, at));
     }
-    let limit = target
-        .channel
-        .max_bytes()
-        .map_or(config.delivery.max_message_bytes, |m| m.min(config.delivery.max_message_bytes));
-    let html = preview::page(target.channel.service(), name, &sections, limit, target.keyword.as_deref());
+    let html = preview::page_for(&config, target, &sections);
     if let Err(e) = std::fs::write(out, html) {
         eprintln!("{}: cannot write: {e}", out.display());
         return ExitCode::FAILURE;

@@ -277,7 +277,11 @@ async fn the_operator_finds_the_failed_message_with_dingtalks_answer_and_the_hin
     );
     assert!(failed["title"].as_str().unwrap().contains("KubePodCrashLooping"), "{failed}");
     assert_eq!(page("q=KubePod").await["records"].as_array().unwrap().len(), 1, "text in the content");
-    assert_eq!(page("alertname=Node&state=delivered").await["records"].as_array().unwrap().len(), 2, "firing and resolved");
+    assert_eq!(
+        page("alertname=Node&state=delivered").await["records"].as_array().unwrap().len(),
+        2,
+        "firing and resolved"
+    );
     assert_eq!(page("target=dead").await["records"].as_array().unwrap().len(), 0);
     // Pages of one, following the cursor, see each record once.
     let (mut seen, mut cursor) = (vec![], String::new());
@@ -314,5 +318,65 @@ async fn the_operator_finds_the_failed_message_with_dingtalks_answer_and_the_hin
         assert!(!html.contains(secret) && !list.contains(secret));
     }
     assert_eq!(get(&bridge, "/api/v1/records?state=lost", Some(VIEWER)).await.status(), 400);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_is_previewed_without_sending_and_a_test_message_goes_the_real_way() {
+    let mock = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = Bridge::start(dir.path(), &config(&mock)).await;
+    // Preview a pasted payload: the messages, their size against the limit, the keyword; nothing sent.
+    let resp = client()
+        .post(bridge.url("/api/v1/preview"))
+        .basic_auth(VIEWER.0, Some(VIEWER.1))
+        .body(serde_json::json!({"target": "ops", "payload": FIRING}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    let m = &v["messages"][0];
+    assert!(m["title"].as_str().unwrap().contains("NodeDiskFull"), "{v}");
+    assert_eq!((m["limit"].as_u64(), m["keyword_present"].as_bool()), (Some(20_000), Some(true)));
+    assert!(m["bytes"].as_u64().unwrap() < 20_000);
+    let form = client()
+        .post(bridge.url("/console/preview"))
+        .basic_auth(VIEWER.0, Some(VIEWER.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("target=ops&sample=&payload=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let html = form.text().await.unwrap();
+    assert!(
+        html.contains("class=\"banner\"") && html.contains("/console/preview.css") && !html.contains("<style>"),
+        "{html}"
+    );
+    let bad = client()
+        .post(bridge.url("/api/v1/preview"))
+        .basic_auth(VIEWER.0, Some(VIEWER.1))
+        .body(serde_json::json!({"target": "ops", "payload": "{\"alerts\": 3}"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400, "a payload the intake would refuse is named");
+    assert!(mock.posted().is_empty(), "a preview sends nothing");
+
+    // A test send: admin only, with the token; it goes through the outbox and is recorded and counted.
+    assert_eq!(switch(&bridge, VIEWER, "ops", "test", Some(&csrf(&bridge, VIEWER).await)).await.0, 403);
+    let (status, answer) = switch(&bridge, ADMIN, "ops", "test", Some(&csrf(&bridge, ADMIN).await)).await;
+    assert_eq!(status, 200, "{answer}");
+    wait_for("the test message", || async { mock.posted().len() == 1 }).await;
+    let text = common::visible(&mock.posted()[0]);
+    assert!(text.contains("BridgeTestMessage") && text.contains("TEST message") && text.contains("alice"), "{text}");
+    let m = bridge.metrics().await;
+    assert_eq!(metric(&m, "dingtalk_bridge_notifications_total", &[("target", "ops")]), 1.0);
+    let records: Value = serde_json::from_str(
+        &get(&bridge, "/api/v1/records?alertname=BridgeTest", Some(VIEWER)).await.text().await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(records["records"][0]["state"], "delivered");
     bridge.stop().await;
 }

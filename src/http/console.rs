@@ -143,6 +143,26 @@ pub async fn handle(app: &Arc<App>, path: &str, req: Request<Incoming>) -> Resp 
             Ok(r) => html(StatusCode::OK, record_page(&r)),
             Err((status, e)) => html(status, page("Push record", &format!("<p class=\"bad\">{}</p>", esc(&e)))),
         },
+        (Method::POST, ["api", "v1", "preview"]) => match preview(app, req, false).await {
+            Ok(v) => json(StatusCode::OK, &v),
+            Err((status, e)) => error(status, &e),
+        },
+        (Method::GET, ["console", "preview"]) => html(StatusCode::OK, preview_form(&app.live(), "", "", "")),
+        (Method::POST, ["console", "preview"]) => match preview(app, req, true).await {
+            Ok(v) => html(StatusCode::OK, v["page"].as_str().unwrap_or_default().to_string()),
+            Err((status, e)) => html(
+                status,
+                page(
+                    "Preview",
+                    &format!("<p class=\"bad\">{}</p><p><a href=\"/console/preview\">Back</a></p>", esc(&e)),
+                ),
+            ),
+        },
+        (Method::GET, ["console", "preview.css"]) => {
+            let mut resp = Response::new(Full::new(Bytes::from_static(crate::render::preview::STYLE.as_bytes())));
+            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+            secured(resp)
+        }
         (Method::GET, ["console"]) => match targets(app).await {
             Ok(list) => html(StatusCode::OK, targets_page(&who, &csrf_token(app, &who.name), &list)),
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
@@ -173,7 +193,7 @@ pub async fn handle(app: &Arc<App>, path: &str, req: Request<Incoming>) -> Resp 
 /// with the user's CSRF token (a form field `csrf` from a page, or the header `x-csrf-token`), and from
 /// this origin if the browser names one.
 async fn change(
-    app: &App,
+    app: &Arc<App>,
     who: &ConsoleUser,
     req: Request<Incoming>,
     name: &str,
@@ -208,10 +228,13 @@ async fn change(
     if !live.config.targets.contains_key(name) {
         return Err((StatusCode::NOT_FOUND, format!("no target {name:?}")));
     }
+    if action == "test" {
+        return test_send(app, who, name).await;
+    }
     let switch = match action {
         "enable" | "disable" => Some(Switch { enabled: action == "enable", by: who.name.clone(), at_ms: now_ms() }),
         "clear" => None,
-        _ => return Err((StatusCode::NOT_FOUND, "actions: enable, disable, clear".into())),
+        _ => return Err((StatusCode::NOT_FOUND, "actions: enable, disable, clear, test".into())),
     };
     let dropped = app
         .store
@@ -317,7 +340,7 @@ fn targets_page(who: &ConsoleUser, csrf: &str, list: &[Value]) -> String {
         } else {
             let toggle = if enabled { form("disable", "Disable") } else { form("enable", "Enable") };
             let clear = if t["switch"].is_null() { String::new() } else { form("clear", "Use configuration") };
-            format!("{toggle}{clear}")
+            format!("{toggle}{clear}{}", form("test", "Send test"))
         };
         let failure = match &t["last_failure"] {
             Value::Null => "none".to_string(),
@@ -355,7 +378,7 @@ fn targets_page(who: &ConsoleUser, csrf: &str, list: &[Value]) -> String {
     page(
         "Targets",
         &format!(
-            "<p>Logged in as {} ({}). <a href=\"/console/records\">Push records</a></p><div class=\"scroll\"><table><thead><tr><th>target</th><th>state</th><th>waiting</th><th>last delivery</th><th>last failure</th><th>budget</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>",
+            "<p>Logged in as {} ({}). <a href=\"/console/records\">Push records</a> · <a href=\"/console/preview\">Template preview</a></p><div class=\"scroll\"><table><thead><tr><th>target</th><th>state</th><th>waiting</th><th>last delivery</th><th>last failure</th><th>budget</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>",
             esc(&who.name),
             if who.admin { "admin" } else { "read only" }
         ),
@@ -582,4 +605,141 @@ fn record_page(r: &Value) -> String {
             esc(&body),
         ),
     )
+}
+
+/// Sends a clearly marked test message to `name` through the real path: recorded, counted, within the
+/// budget, skipped if the target is disabled.
+async fn test_send(app: &Arc<App>, who: &ConsoleUser, name: &str) -> Result<String, Failure> {
+    let now = chrono::Utc::now();
+    let id = uuid::Uuid::new_v4().to_string();
+    let payload = json!({
+        "version": "4",
+        "groupKey": format!("{{}}:{{alertname=\"BridgeTestMessage\"}}:{id}"),
+        "status": "firing",
+        "receiver": "console",
+        "groupLabels": {"alertname": "BridgeTestMessage"},
+        "commonLabels": {"alertname": "BridgeTestMessage", "severity": "info"},
+        "commonAnnotations": {},
+        "externalURL": "",
+        "truncatedAlerts": 0,
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "BridgeTestMessage", "severity": "info", "sent_by": who.name},
+            "annotations": {
+                "summary": "TEST message from the dingtalk-bridge console: no action needed",
+                "description": format!("Sent by {} to check the target {name} end to end.", who.name),
+            },
+            "startsAt": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+            "fingerprint": id,
+        }],
+    });
+    let decoded = crate::decode::decode(payload.to_string().as_bytes())
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("the test payload: {e}")))?;
+    let answers = super::webhook::inject(app, name, decoded).await.map_err(|e| (e.status(), e.to_string()))?;
+    let answer = answers.first().cloned().unwrap_or_default();
+    info!(user = %who.name, target = name, status = answer["status"].as_str().unwrap_or(""), "console: test message sent");
+    Ok(match answer["status"].as_str() {
+        Some("accepted") => format!("test message queued as notification {}", answer["notification"]),
+        Some("skipped") => format!("skipped: {}", answer["reason"].as_str().unwrap_or("")),
+        other => other.unwrap_or("not accepted").to_string(),
+    })
+}
+
+/// The preview form, with the target, sample and payload chosen so far.
+fn preview_form(live: &crate::app::Live, target: &str, sample: &str, payload: &str) -> String {
+    let mut targets = String::new();
+    for name in live.config.targets.keys() {
+        let sel = if name == target { " selected" } else { "" };
+        targets.push_str(&format!("<option{sel}>{}</option>", esc(name)));
+    }
+    let mut samples = String::from("<option value=\"\">a sample</option>");
+    for s in crate::render::samples::corpus() {
+        let sel = if s.name == sample { " selected" } else { "" };
+        samples.push_str(&format!("<option{sel}>{}</option>", esc(&s.name)));
+    }
+    page(
+        "Template preview",
+        &format!(
+            "<p><a href=\"/console\">Targets</a> · <a href=\"/console/records\">Push records</a></p><form method=\"post\" action=\"/console/preview\" class=\"filters\"><select name=\"target\">{targets}</select><select name=\"sample\">{samples}</select><textarea name=\"payload\" rows=\"6\" cols=\"60\" placeholder=\"or paste an Alertmanager payload (JSON)\">{}</textarea><button>Preview</button></form><p><small>Nothing is sent. The page shows the messages as the phone draws them, their sizes against the limit, the keyword and whom they ring.</small></p>",
+            esc(payload)
+        ),
+    )
+}
+
+/// Renders a sample or a pasted payload for a target, sending nothing: JSON for the API, a page for the
+/// console (`page`).
+async fn preview(app: &App, req: Request<Incoming>, form: bool) -> Result<Value, Failure> {
+    use crate::render::preview as pv;
+    let body = Limited::new(req.into_body(), 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "a preview payload holds at most 1 MiB".to_string()))?
+        .to_bytes();
+    let (target, sample, payload) = if form {
+        let pairs = query_pairs(Some(&String::from_utf8_lossy(&body)));
+        let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        (get("target"), get("sample"), get("payload"))
+    } else {
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("body: {{\"target\", \"sample\" or \"payload\"}}: {e}")))?;
+        let s = |k: &str| match &v[k] {
+            Value::String(x) => x.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        (s("target"), s("sample"), s("payload"))
+    };
+    let live = app.live();
+    let Some(t) = live.config.targets.get(&target) else {
+        return Err((StatusCode::NOT_FOUND, format!("no target {target:?}")));
+    };
+    let (label, bytes, at) = if !payload.trim().is_empty() {
+        ("pasted payload".to_string(), payload.clone().into_bytes(), chrono::Utc::now())
+    } else {
+        let all = crate::render::samples::corpus();
+        let name = if sample.is_empty() { crate::cli::PREVIEW_SAMPLES[0] } else { sample.as_str() };
+        let Some(s) = all.iter().find(|s| s.name == name) else {
+            return Err((StatusCode::NOT_FOUND, format!("no sample {name:?}")));
+        };
+        let at =
+            chrono::DateTime::parse_from_rfc3339(crate::render::samples::NOW).map(|t| t.to_utc()).unwrap_or_default();
+        (s.name.clone(), s.payload.to_string().into_bytes(), at)
+    };
+    let decoded = crate::decode::decode(&bytes)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("the payload would be answered 400: {e}")))?;
+    // Its own renderer, set to the payload's time (the samples were made for a fixed one).
+    let renderer = crate::app::load_templates(&live.config)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("templates: {e}")))?
+        .at(at);
+    let section = pv::section(&renderer, t, label, &decoded, at);
+    if form {
+        let full = pv::page_for(&live.config, t, std::slice::from_ref(&section));
+        let styled = full.replace(
+            &format!("<style>{}</style>", pv::STYLE),
+            "<link rel=\"stylesheet\" href=\"/console/preview.css\">",
+        );
+        let controls = preview_form(&live, &target, &sample, &payload);
+        let form_html = controls.split("<main>").nth(1).and_then(|m| m.split("</main>").next()).unwrap_or("");
+        let page = styled.replacen("<main>\n", &format!("<main>\n<div class=\"console\">{form_html}</div>\n"), 1);
+        return Ok(json!({"page": page}));
+    }
+    let limit = t
+        .channel
+        .max_bytes()
+        .map_or(live.config.delivery.max_message_bytes, |m| m.min(live.config.delivery.max_message_bytes));
+    let messages: Vec<Value> = section
+        .messages
+        .iter()
+        .map(|m| {
+            json!({
+                "title": m.title, "text": m.text, "bytes": m.bytes, "limit": limit, "lines": m.lines(),
+                "rings": m.mentions, "to": m.to,
+                "keyword_present": t.keyword.as_ref().map(|k| m.text.contains(k.as_str())),
+                "body": serde_json::from_str::<Value>(&m.body).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(json!({"target": target, "payload": section.name, "notes": section.notes, "messages": messages}))
 }

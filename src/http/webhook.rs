@@ -146,6 +146,22 @@ async fn read_json_body(
     Ok(buf)
 }
 
+/// A notification made inside the bridge (the console's test message) through the same path as one from
+/// Alertmanager: shares, render, store, wake. Returns each share's answer.
+pub(crate) async fn inject(
+    app: &Arc<App>,
+    name: &str,
+    decoded: decode::Decoded,
+) -> Result<Vec<serde_json::Value>, HttpError> {
+    let live = app.live();
+    let shares = crate::route::shares(&live.config, live.renderer(), name, decoded);
+    let mut answers = vec![];
+    for share in shares {
+        answers.push(accept(app, &live, share).await?);
+    }
+    Ok(answers)
+}
+
 /// Store -> wake the sender -> count, for one target's share: runs to the end even if the caller is gone.
 /// Returns the answer's part for this target.
 async fn accept(app: &Arc<App>, live: &Arc<Live>, share: Share) -> Result<serde_json::Value, HttpError> {

@@ -272,7 +272,7 @@ pub struct Section {
     pub notes: Vec<String>,
 }
 
-const STYLE: &str = r#"
+pub const STYLE: &str = r#"
 body { margin: 0; background: #e9ebef; font: 15px/1.5 -apple-system, "PingFang SC", "Noto Sans CJK SC", "Noto Sans", "DejaVu Sans", sans-serif; color: #171a1d; }
 main { display: flex; flex-wrap: wrap; gap: 24px; padding: 16px; align-items: flex-start; }
 section { width: 375px; background: #f2f3f5; border-radius: 18px; box-shadow: 0 1px 4px rgba(0,0,0,.15); overflow: hidden; }
@@ -302,6 +302,56 @@ section > h2 { font-size: 13px; margin: 0; padding: 8px 12px; background: #fff; 
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// One notification's messages as `target` renders them at `at`, with what the rendering had to do.
+pub fn section(
+    renderer: &super::Renderer,
+    target: &crate::config::Target,
+    label: String,
+    decoded: &crate::decode::Decoded,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Section {
+    let rendered = renderer.render(target, decoded);
+    let mut notes = vec![];
+    if let Some(e) = &rendered.template_error {
+        notes.push(format!("template set {:?} failed; the built-in template rendered these: {e}", target.template));
+    }
+    if rendered.keyword_inserted > 0 {
+        notes.push(format!(
+            "the template left out the keyword; the bridge added it to {} message(s)",
+            rendered.keyword_inserted
+        ));
+    }
+    let heard = &rendered.mentioned;
+    for (what, names) in [
+        ("named in the alerts but not in the people directory", &heard.unknown),
+        ("without an identifier for this tool", &heard.no_identifier),
+        ("past the tool's limit on mentions", &heard.capped),
+    ] {
+        if !names.is_empty() {
+            notes.push(format!("not rung, {what}: {}", names.join(", ")));
+        }
+    }
+    let messages = rendered
+        .messages
+        .iter()
+        .filter_map(|m| {
+            let mut shown = Shown::of(&super::send_time::resolve(&m.body, at.timestamp_millis()))?;
+            shown.to = crate::channel::dingtalk_app::Delivery::parse(m.recipients.as_deref()).map(|d| d.to.describe());
+            Some(shown)
+        })
+        .collect();
+    Section { name: label, messages, notes }
+}
+
+/// The page for `sections` rendered for `target`, checked against its size limit and keyword.
+pub fn page_for(config: &crate::config::Config, target: &crate::config::Target, sections: &[Section]) -> String {
+    let limit = target
+        .channel
+        .max_bytes()
+        .map_or(config.delivery.max_message_bytes, |m| m.min(config.delivery.max_message_bytes));
+    page(target.channel.service(), &target.name, sections, limit, target.keyword.as_deref())
 }
 
 /// The page for `sections`, each message checked against `max_bytes` and `keyword`.
