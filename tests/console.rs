@@ -86,13 +86,39 @@ async fn nobody_gets_anything_without_a_console_user() {
     let mock = mock().await;
     let dir = tempfile::tempdir().unwrap();
     let bridge = Bridge::start(dir.path(), &config(&mock)).await;
-    for path in ["/console", "/api/v1/targets", "/api/v1/session", "/console/nothing"] {
+    for path in ["/api/v1/targets", "/api/v1/session", "/api/v1/records"] {
         let resp = get(&bridge, path, None).await;
         assert_eq!(resp.status(), 401, "{path}");
         assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
         assert!(!resp.text().await.unwrap().contains("ops"), "{path} reveals nothing");
         assert_eq!(get(&bridge, path, Some((ADMIN.0, "wrong-password-1234"))).await.status(), 401);
     }
+    // A browser is sent to the login page, which reveals nothing either.
+    for path in ["/console", "/console/records", "/console/records/1", "/console/nothing"] {
+        let resp = get(&bridge, path, None).await;
+        assert_eq!((resp.status().as_u16(), resp.headers()["location"].to_str().unwrap()), (303, "/console/login"));
+    }
+    let login = get(&bridge, "/console/login", None).await.text().await.unwrap();
+    assert!(login.contains("name=\"password\"") && !login.contains("ops"));
+    let post_login = |user: &str, password: &str| {
+        client()
+            .post(bridge.url("/console/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("user={user}&password={password}"))
+            .send()
+    };
+    assert_eq!(post_login(ADMIN.0, "wrong-password-1234").await.unwrap().status(), 401);
+    let ok = post_login(ADMIN.0, ADMIN.1).await.unwrap();
+    assert_eq!(ok.status(), 303);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let page = client().get(bridge.url("/console")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Logged in as alice"));
+    // A forged cookie (another user, same signature) is nobody.
+    let forged = session.replacen("alice", "viewer", 1);
+    assert_eq!(client().get(bridge.url("/console")).header("cookie", forged).send().await.unwrap().status(), 303);
     bridge.stop().await;
     // Without console.users the console does not exist.
     let plain = config(&mock).replace("console:\n  users:\n  - {name: alice, password: \"admin-password-1234\", role: admin}\n  - {name: viewer, password: \"viewer-password-1234\"}\n", "");
@@ -228,7 +254,7 @@ async fn pages_are_locked_down_and_show_no_credential() {
     assert_eq!(target(&targets(&bridge).await, "ops")["enabled"], false);
     // A viewer sees the page without the buttons.
     let viewer = get(&bridge, "/console", Some(VIEWER)).await.text().await.unwrap();
-    assert!(viewer.contains("read only") && !viewer.contains("<form"));
+    assert!(viewer.contains("read only") && !viewer.contains("action=\"/console/targets"));
     bridge.stop().await;
 }
 

@@ -36,7 +36,8 @@ fn secured(mut resp: Resp) -> Resp {
     );
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
-    set(h, "referrer-policy", "no-referrer");
+    // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on its own form posts.
+    set(h, "referrer-policy", "same-origin");
     set(h, "cache-control", "no-store");
     resp
 }
@@ -84,6 +85,79 @@ fn user<'a>(users: &'a [ConsoleUser], req: &Request<Incoming>) -> Option<&'a Con
     found
 }
 
+/// How long a console session lasts.
+const SESSION_MS: i64 = 12 * 3600 * 1000;
+
+/// A session cookie's value: the user, when it expires, and an HMAC of both under the process's key (so a
+/// restart logs everyone out).
+fn session_value(app: &App, user: &str, expires_ms: i64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(app.console_key()).expect("any key length");
+    mac.update(format!("session\n{user}\n{expires_ms}").as_bytes());
+    let sig: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}.{expires_ms}.{sig}", urlencode(user))
+}
+
+/// The user a valid, unexpired session cookie names.
+fn session_user<'a>(app: &App, users: &'a [ConsoleUser], req: &Request<Incoming>) -> Option<&'a ConsoleUser> {
+    let cookies = req.headers().get_all(hyper::header::COOKIE);
+    let value = cookies
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("dtb_session="))?;
+    let mut parts = value.splitn(3, '.');
+    let (name, expires) = (parts.next()?, parts.next()?.parse::<i64>().ok()?);
+    let user = users.iter().find(|u| urlencode(&u.name) == name)?;
+    let valid = expires > now_ms()
+        && super::auth::constant_time_eq(value.as_bytes(), session_value(app, &user.name, expires).as_bytes());
+    valid.then_some(user)
+}
+
+fn login_page(problem: &str) -> String {
+    let problem = if problem.is_empty() { String::new() } else { format!("<p class=\"bad\">{}</p>", esc(problem)) };
+    page(
+        "Log in",
+        &format!(
+            "{problem}<form method=\"post\" action=\"/console/login\" class=\"login\"><label>User <input name=\"user\" autocomplete=\"username\" required></label><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label><button>Log in</button></form>"
+        ),
+    )
+}
+
+/// Checks a login form against `console.users` and sets the session cookie.
+async fn login(app: &App, users: &[ConsoleUser], req: Request<Incoming>) -> Resp {
+    let Ok(body) = Limited::new(req.into_body(), MAX_BODY).collect().await.map(|b| b.to_bytes()) else {
+        return html(StatusCode::PAYLOAD_TOO_LARGE, login_page("too long"));
+    };
+    let pairs = query_pairs(Some(&String::from_utf8_lossy(&body)));
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (name, password) = (get("user"), get("password"));
+    let mut found = None;
+    for u in users {
+        let ok = super::auth::constant_time_eq(u.name.as_bytes(), name.as_bytes())
+            & super::auth::constant_time_eq(u.password.expose().as_bytes(), password.as_bytes());
+        if ok {
+            found = Some(u);
+        }
+    }
+    let Some(user) = found else {
+        tracing::warn!(user = %name, "console: failed login");
+        return html(StatusCode::UNAUTHORIZED, login_page("wrong user or password"));
+    };
+    info!(user = %user.name, "console: logged in");
+    let cookie = format!(
+        "dtb_session={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        session_value(app, &user.name, now_ms() + SESSION_MS),
+        SESSION_MS / 1000
+    );
+    let mut resp = html(StatusCode::SEE_OTHER, String::new());
+    resp.headers_mut().insert(LOCATION, HeaderValue::from_static("/console"));
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(hyper::header::SET_COOKIE, v);
+    }
+    resp
+}
+
 /// The CSRF token of a user: an HMAC of their name under the process's random key, so it needs no state
 /// and dies with the process.
 fn csrf_token(app: &App, user: &str) -> String {
@@ -105,7 +179,33 @@ pub async fn handle(app: &Arc<App>, path: &str, req: Request<Incoming>) -> Resp 
         resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
         return secured(resp);
     }
-    let Some(who) = user(users, &req).cloned() else { return unauthorized() };
+    if path == "/console/login" {
+        return match *req.method() {
+            Method::GET => html(StatusCode::OK, login_page("")),
+            Method::POST => login(app, users, req).await,
+            _ => error(StatusCode::METHOD_NOT_ALLOWED, "GET or POST"),
+        };
+    }
+    let who = user(users, &req).or_else(|| session_user(app, users, &req)).cloned();
+    let Some(who) = who else {
+        // A browser goes to the login page; an API client is told to authenticate.
+        if path.starts_with("/console") && req.method() == Method::GET {
+            let mut resp = html(StatusCode::SEE_OTHER, String::new());
+            resp.headers_mut().insert(LOCATION, HeaderValue::from_static("/console/login"));
+            return resp;
+        }
+        return unauthorized();
+    };
+    if path == "/console/logout" && req.method() == Method::POST {
+        let mut resp = html(StatusCode::SEE_OTHER, String::new());
+        resp.headers_mut().insert(LOCATION, HeaderValue::from_static("/console/login"));
+        resp.headers_mut().insert(
+            hyper::header::SET_COOKIE,
+            HeaderValue::from_static("dtb_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        );
+        info!(user = %who.name, "console: logged out");
+        return resp;
+    }
     let method = req.method().clone();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     match (method, segments.as_slice()) {
@@ -364,7 +464,7 @@ fn targets_page(who: &ConsoleUser, csrf: &str, list: &[Value]) -> String {
         let paused =
             t["paused_for_s"].as_u64().map_or(String::new(), |p| format!("<br><b class=\"bad\">paused {p}s</b>"));
         rows.push_str(&format!(
-            "<tr class=\"{}\"><th>{}<br><small>{}</small></th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{paused}</td><td>{actions}</td></tr>",
+            "<tr class=\"{}\"><th>{}<br><small>{}</small></th><td data-label=\"state\">{}</td><td data-label=\"waiting\">{}</td><td data-label=\"last delivery\">{}</td><td data-label=\"last failure\">{}</td><td data-label=\"budget\">{}{paused}</td><td>{actions}</td></tr>",
             if enabled { "on" } else { "off" },
             esc(&name),
             esc(&s("describe")),
@@ -378,7 +478,7 @@ fn targets_page(who: &ConsoleUser, csrf: &str, list: &[Value]) -> String {
     page(
         "Targets",
         &format!(
-            "<p>Logged in as {} ({}). <a href=\"/console/records\">Push records</a> · <a href=\"/console/preview\">Template preview</a></p><div class=\"scroll\"><table><thead><tr><th>target</th><th>state</th><th>waiting</th><th>last delivery</th><th>last failure</th><th>budget</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>",
+            "<p>Logged in as {} ({}). <a href=\"/console/records\">Push records</a> · <a href=\"/console/preview\">Template preview</a></p><form method=\"post\" action=\"/console/logout\"><button>Log out</button></form><div class=\"scroll\"><table class=\"cards\"><thead><tr><th>target</th><th>state</th><th>waiting</th><th>last delivery</th><th>last failure</th><th>budget</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>",
             esc(&who.name),
             if who.admin { "admin" } else { "read only" }
         ),

@@ -7,6 +7,7 @@ pub mod mock_dingtalk;
 pub mod mock_dingtalk_app;
 pub mod mock_feishu;
 pub mod mock_wecom;
+pub mod webdriver;
 
 use std::future::Future;
 use std::net::SocketAddr;
