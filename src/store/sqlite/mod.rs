@@ -649,76 +649,115 @@ impl Store {
             let text = like(&f.text);
             let name = prefix(&f.alertname);
             let (since, until) = (f.since_ms.unwrap_or(i64::MIN), f.until_ms.unwrap_or(i64::MAX));
+            // Only the filters given go into the query, so each can use its index.
+            use rusqlite::types::Value as Sql;
             if want_messages {
-                let mut stmt = conn.prepare_cached(
+                let mut sql = String::from(
                     "SELECT m.id, m.target, m.created_at_ms, m.state, COALESCE(n.group_key, ''),
                             COALESCE(json_extract(n.summary, '$.name'), ''), COALESCE(n.status, ''), m.reason, m.body,
                             m.attempts, m.notification_id, m.carried_by, m.kind, m.last_error
                      FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id
-                     WHERE (?1 IS NULL OR m.target = ?1) AND (?2 IS NULL OR m.state = ?2)
-                       AND m.created_at_ms >= ?3 AND m.created_at_ms <= ?4
-                       AND (m.created_at_ms < ?5 OR (m.created_at_ms = ?5 AND ('message' < ?6 OR ('message' = ?6 AND m.id < ?7))))
-                       AND (?8 IS NULL OR json_extract(n.summary, '$.name') LIKE ?8 ESCAPE '\\')
-                       AND (?9 IS NULL OR m.body LIKE ?9 ESCAPE '\\')
-                     ORDER BY m.created_at_ms DESC, m.id DESC LIMIT ?10",
-                )?;
-                let found = stmt.query_map(
-                    params![f.target, f.state, since, until, before_ms, before_kind, before_id, name, text, limit],
-                    |r| {
-                        Ok(super::RecordRow {
-                            kind: "message".into(),
-                            id: r.get(0)?,
-                            target: r.get(1)?,
-                            at_ms: r.get(2)?,
-                            state: r.get(3)?,
-                            group_key: r.get(4)?,
-                            alertname: r.get(5)?,
-                            status: r.get(6)?,
-                            reason: r.get(7)?,
-                            body: r.get(8)?,
-                            attempts: r.get(9)?,
-                            notification_id: r.get(10)?,
-                            carried_by: r.get(11)?,
-                            message_kind: r.get(12)?,
-                            last_error: r.get(13)?,
-                        })
-                    },
-                )?;
+                     WHERE m.created_at_ms >= ? AND m.created_at_ms <= ?
+                       AND (m.created_at_ms < ? OR (m.created_at_ms = ? AND ('message' < ? OR ('message' = ? AND m.id < ?))))",
+                );
+                let mut args: Vec<Sql> = vec![
+                    Sql::Integer(since),
+                    Sql::Integer(until),
+                    Sql::Integer(before_ms),
+                    Sql::Integer(before_ms),
+                    Sql::Text(before_kind.clone()),
+                    Sql::Text(before_kind.clone()),
+                    Sql::Integer(before_id),
+                ];
+                if let Some(t) = &f.target {
+                    sql.push_str(" AND m.target = ?");
+                    args.push(Sql::Text(t.clone()));
+                }
+                if let Some(st) = &f.state {
+                    sql.push_str(" AND m.state = ?");
+                    args.push(Sql::Text(st.clone()));
+                }
+                if let Some(n) = &name {
+                    sql.push_str(" AND json_extract(n.summary, '$.name') LIKE ? ESCAPE '\\'");
+                    args.push(Sql::Text(n.clone()));
+                }
+                if let Some(t) = &text {
+                    sql.push_str(" AND m.body LIKE ? ESCAPE '\\'");
+                    args.push(Sql::Text(t.clone()));
+                }
+                sql.push_str(" ORDER BY m.created_at_ms DESC, m.id DESC LIMIT ?");
+                args.push(Sql::Integer(limit));
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let found = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                    Ok(super::RecordRow {
+                        kind: "message".into(),
+                        id: r.get(0)?,
+                        target: r.get(1)?,
+                        at_ms: r.get(2)?,
+                        state: r.get(3)?,
+                        group_key: r.get(4)?,
+                        alertname: r.get(5)?,
+                        status: r.get(6)?,
+                        reason: r.get(7)?,
+                        body: r.get(8)?,
+                        attempts: r.get(9)?,
+                        notification_id: r.get(10)?,
+                        carried_by: r.get(11)?,
+                        message_kind: r.get(12)?,
+                        last_error: r.get(13)?,
+                    })
+                })?;
                 for row in found {
                     rows.push(row?);
                 }
             }
             if want_skipped && f.text.is_none() {
-                let mut stmt = conn.prepare_cached(
+                let mut sql = String::from(
                     "SELECT n.id, n.target, n.received_at_ms, n.group_key, COALESCE(json_extract(n.summary, '$.name'), ''),
                             n.status, n.skipped
                      FROM notifications n
-                     WHERE n.skipped IS NOT NULL AND (?1 IS NULL OR n.target = ?1)
-                       AND n.received_at_ms >= ?2 AND n.received_at_ms <= ?3
-                       AND (n.received_at_ms < ?4 OR (n.received_at_ms = ?4 AND ('notification' < ?5 OR ('notification' = ?5 AND n.id < ?6))))
-                       AND (?7 IS NULL OR json_extract(n.summary, '$.name') LIKE ?7 ESCAPE '\\')
-                     ORDER BY n.received_at_ms DESC, n.id DESC LIMIT ?8",
-                )?;
-                let found =
-                    stmt.query_map(params![f.target, since, until, before_ms, before_kind, before_id, name, limit], |r| {
-                        Ok(super::RecordRow {
-                            kind: "notification".into(),
-                            id: r.get(0)?,
-                            target: r.get(1)?,
-                            at_ms: r.get(2)?,
-                            state: "skipped".into(),
-                            group_key: r.get(3)?,
-                            alertname: r.get(4)?,
-                            status: r.get(5)?,
-                            reason: r.get(6)?,
-                            body: None,
-                            attempts: 0,
-                            notification_id: Some(r.get(0)?),
-                            carried_by: None,
-                            message_kind: None,
-                            last_error: None,
-                        })
-                    })?;
+                     WHERE n.skipped IS NOT NULL AND n.received_at_ms >= ? AND n.received_at_ms <= ?
+                       AND (n.received_at_ms < ? OR (n.received_at_ms = ? AND ('notification' < ? OR ('notification' = ? AND n.id < ?))))",
+                );
+                let mut args: Vec<Sql> = vec![
+                    Sql::Integer(since),
+                    Sql::Integer(until),
+                    Sql::Integer(before_ms),
+                    Sql::Integer(before_ms),
+                    Sql::Text(before_kind.clone()),
+                    Sql::Text(before_kind.clone()),
+                    Sql::Integer(before_id),
+                ];
+                if let Some(t) = &f.target {
+                    sql.push_str(" AND n.target = ?");
+                    args.push(Sql::Text(t.clone()));
+                }
+                if let Some(n) = &name {
+                    sql.push_str(" AND json_extract(n.summary, '$.name') LIKE ? ESCAPE '\\'");
+                    args.push(Sql::Text(n.clone()));
+                }
+                sql.push_str(" ORDER BY n.received_at_ms DESC, n.id DESC LIMIT ?");
+                args.push(Sql::Integer(limit));
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let found = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                    Ok(super::RecordRow {
+                        kind: "notification".into(),
+                        id: r.get(0)?,
+                        target: r.get(1)?,
+                        at_ms: r.get(2)?,
+                        state: "skipped".into(),
+                        group_key: r.get(3)?,
+                        alertname: r.get(4)?,
+                        status: r.get(5)?,
+                        reason: r.get(6)?,
+                        body: None,
+                        attempts: 0,
+                        notification_id: Some(r.get(0)?),
+                        carried_by: None,
+                        message_kind: None,
+                        last_error: None,
+                    })
+                })?;
                 for row in found {
                     rows.push(row?);
                 }

@@ -104,7 +104,10 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_message ON attempts (message_id);
 CREATE INDEX messages_created ON messages (created_at_ms);
 CREATE INDEX messages_target_created ON messages (target, created_at_ms);
-CREATE INDEX notifications_skipped ON notifications (target, received_at_ms) WHERE skipped IS NOT NULL;
+CREATE INDEX messages_state_created ON messages (state, created_at_ms);
+CREATE INDEX messages_target_state_created ON messages (target, state, created_at_ms);
+CREATE INDEX notifications_skipped ON notifications (received_at_ms) WHERE skipped IS NOT NULL;
+CREATE INDEX notifications_target_skipped ON notifications (target, received_at_ms) WHERE skipped IS NOT NULL;
 ",
 ];
 
