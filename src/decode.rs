@@ -79,6 +79,22 @@ pub struct DecodeError {
 }
 
 impl Notification {
+    /// The notification's fields with no alerts (cheap: the alerts are most of it).
+    fn clone_without_alerts(&self) -> Notification {
+        Notification {
+            version: self.version.clone(),
+            group_key: self.group_key.clone(),
+            truncated_alerts: self.truncated_alerts,
+            status: self.status,
+            receiver: self.receiver.clone(),
+            group_labels: self.group_labels.clone(),
+            common_labels: self.common_labels.clone(),
+            common_annotations: self.common_annotations.clone(),
+            external_url: self.external_url.clone(),
+            alerts: vec![],
+        }
+    }
+
     pub fn firing(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.iter().filter(|a| a.status == Status::Firing)
     }
@@ -97,32 +113,44 @@ impl Decoded {
     pub fn subset(&self, keep: impl Fn(&Alert) -> bool) -> Option<Decoded> {
         let n = &self.notification;
         let kept: Vec<usize> = (0..n.alerts.len()).filter(|&i| keep(&n.alerts[i])).collect();
+        if kept.len() == n.alerts.len() && !kept.is_empty() {
+            return Some(self.clone());
+        }
+        self.subset_at(&kept)
+    }
+
+    /// [`subset`](Self::subset) by the alerts' positions (in order, each once). Copies only those alerts,
+    /// so splitting a 2000-alert group into one notification each costs the group's size, not its square.
+    pub fn subset_at(&self, kept: &[usize]) -> Option<Decoded> {
+        let n = &self.notification;
         if kept.is_empty() {
             return None;
         }
-        if kept.len() == n.alerts.len() {
-            return Some(self.clone());
-        }
-        let mut typed = n.clone();
-        typed.alerts = kept.iter().map(|&i| n.alerts[i].clone()).collect();
+        let mut typed = Notification { alerts: vec![], ..n.clone_without_alerts() };
+        typed.alerts = kept.iter().filter_map(|&i| n.alerts.get(i).cloned()).collect();
         typed.status =
             if typed.alerts.iter().any(|a| a.status == Status::Firing) { Status::Firing } else { Status::Resolved };
         let shared = |of: fn(&Alert) -> &BTreeMap<String, String>| -> BTreeMap<String, String> {
-            let mut common = of(&typed.alerts[0]).clone();
+            let mut common = typed.alerts.first().map(|a| of(a).clone()).unwrap_or_default();
             common.retain(|k, v| typed.alerts.iter().all(|a| of(a).get(k) == Some(v)));
             common
         };
         typed.common_labels = shared(|a| &a.labels);
         typed.common_annotations = shared(|a| &a.annotations);
-        let mut raw = self.raw.clone();
-        if let Some(all) = raw.get("alerts").and_then(Value::as_array) {
-            let alerts: Vec<Value> = kept.iter().filter_map(|&i| all.get(i).cloned()).collect();
-            raw["alerts"] = Value::Array(alerts);
+        // Every field but the alerts, then the kept alerts: never a copy of the whole alerts array.
+        let mut raw = serde_json::Map::new();
+        if let Some(obj) = self.raw.as_object() {
+            for (k, v) in obj.iter().filter(|(k, _)| k.as_str() != "alerts") {
+                raw.insert(k.clone(), v.clone());
+            }
         }
-        raw["status"] = Value::String(typed.status.as_str().into());
-        raw["commonLabels"] = serde_json::to_value(&typed.common_labels).unwrap_or_default();
-        raw["commonAnnotations"] = serde_json::to_value(&typed.common_annotations).unwrap_or_default();
-        Some(Decoded { notification: typed, raw })
+        let all = self.raw.get("alerts").and_then(Value::as_array);
+        let alerts: Vec<Value> = kept.iter().filter_map(|&i| all.and_then(|a| a.get(i)).cloned()).collect();
+        raw.insert("alerts".into(), Value::Array(alerts));
+        raw.insert("status".into(), Value::String(typed.status.as_str().into()));
+        raw.insert("commonLabels".into(), serde_json::to_value(&typed.common_labels).unwrap_or_default());
+        raw.insert("commonAnnotations".into(), serde_json::to_value(&typed.common_annotations).unwrap_or_default());
+        Some(Decoded { notification: typed, raw: Value::Object(raw) })
     }
 
     pub fn identity(&self) -> String {
@@ -296,6 +324,7 @@ pub fn decode(body: &[u8]) -> Result<Decoded, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const FIRING: &str = include_str!("../tests/fixtures/alertmanager-0.25-firing.json");
 
@@ -310,6 +339,25 @@ mod tests {
         assert_eq!(n.alerts[0].labels["instance"], "node1:9100");
         assert_eq!(n.alerts[0].ends_at.unwrap().timestamp(), -62135596800);
         assert_eq!(n.firing().count(), 3);
+    }
+
+    #[test]
+    fn a_subset_keeps_both_views_in_step() {
+        let mut v: Value = serde_json::from_str(FIRING).unwrap();
+        v["alerts"][1]["status"] = json!("resolved");
+        v["alerts"][2]["labels"]["team"] = json!("pay");
+        let d = decode(v.to_string().as_bytes()).unwrap();
+        let resolved = d.subset(|a| a.status == Status::Resolved).unwrap();
+        assert_eq!(resolved.notification.status, Status::Resolved, "only a resolved alert is left");
+        assert_eq!(resolved.raw["status"], "resolved");
+        assert_eq!(resolved.raw["alerts"].as_array().unwrap().len(), 1);
+        assert_eq!(resolved.raw["alerts"][0]["labels"]["instance"], "node2:9100");
+        let third = d.subset_at(&[2]).unwrap();
+        assert_eq!(third.notification.common_labels["team"], "pay", "one alert's labels are all common");
+        assert_eq!(third.raw["commonLabels"]["team"], "pay");
+        assert_eq!(third.raw["groupKey"], d.raw["groupKey"], "the rest as it was");
+        assert!(d.subset(|_| false).is_none());
+        assert_eq!(d.subset(|_| true).unwrap().raw, d.raw);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! is what the intake stores.
 
 use crate::config::{Config, Split};
-use crate::decode::{Alert, Decoded};
+use crate::decode::Decoded;
 use crate::render::{Rendered, Renderer, summarize};
 
 /// One target's share of a notification: the alerts it takes and the messages they rendered to, or why it
@@ -32,10 +32,7 @@ pub fn shares(config: &Config, renderer: &Renderer, name: &str, decoded: Decoded
             None => nowhere.push(i),
         }
     }
-    let pick = |list: &[usize]| {
-        let picked = |a: &Alert| list.iter().any(|&i| std::ptr::eq(a, &n.alerts[i]));
-        decoded.subset(picked).expect("each list holds an alert")
-    };
+    let pick = |list: &[usize]| decoded.subset_at(list).expect("each list holds an alert");
     let mut out: Vec<Share> = by_target.iter().map(|(t, list)| share(config, renderer, t, pick(list))).collect();
     if !nowhere.is_empty() {
         out.push(Share { target: name.to_string(), decoded: pick(&nowhere), outcome: Err("no_route") });
@@ -52,11 +49,9 @@ fn share(config: &Config, renderer: &Renderer, name: &str, decoded: Decoded) -> 
     let rendered = match target.split {
         Split::PerGroup => renderer.render(target, &taken),
         Split::PerAlert => {
-            let n = &taken.notification;
             let mut all = Rendered { summary: summarize(&taken), ..Rendered::default() };
-            for one in &n.alerts {
-                let alone = taken.subset(|a| std::ptr::eq(a, one)).expect("one alert");
-                all.add(renderer.render(target, &alone));
+            for i in 0..taken.notification.alerts.len() {
+                all.add(renderer.render(target, &taken.subset_at(&[i]).expect("one alert")));
             }
             all
         }

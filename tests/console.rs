@@ -117,7 +117,9 @@ async fn nobody_gets_anything_without_a_console_user() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Logged in as alice"));
     // A forged cookie (another user, same signature) is nobody.
-    let forged = session.replacen("alice", "viewer", 1);
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let forged = session.replacen(&hex("alice"), &hex("viewer"), 1);
+    assert_ne!(forged, session);
     assert_eq!(client().get(bridge.url("/console")).header("cookie", forged).send().await.unwrap().status(), 303);
     bridge.stop().await;
     // Without console.users the console does not exist.

@@ -95,7 +95,9 @@ fn session_value(app: &App, user: &str, expires_ms: i64) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(app.console_key()).expect("any key length");
     mac.update(format!("session\n{user}\n{expires_ms}").as_bytes());
     let sig: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}.{expires_ms}.{sig}", urlencode(user))
+    // The name in hex: any character may be in a name, and '.' separates the parts.
+    let name: String = user.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{name}.{expires_ms}.{sig}")
 }
 
 /// The user a valid, unexpired session cookie names.
@@ -108,7 +110,7 @@ fn session_user<'a>(app: &App, users: &'a [ConsoleUser], req: &Request<Incoming>
         .find_map(|c| c.trim().strip_prefix("dtb_session="))?;
     let mut parts = value.splitn(3, '.');
     let (name, expires) = (parts.next()?, parts.next()?.parse::<i64>().ok()?);
-    let user = users.iter().find(|u| urlencode(&u.name) == name)?;
+    let user = users.iter().find(|u| u.name.bytes().map(|b| format!("{b:02x}")).collect::<String>() == name)?;
     let valid = expires > now_ms()
         && super::auth::constant_time_eq(value.as_bytes(), session_value(app, &user.name, expires).as_bytes());
     valid.then_some(user)
