@@ -282,6 +282,8 @@ async fn the_operator_finds_the_failed_message_with_dingtalks_answer_and_the_hin
     .await;
     assert_eq!(post(&send, "application/json", RESOLVED).await.0, 200);
     wait_for("the resolved", || async { mock.posted().len() == 2 }).await;
+    // Alertmanager's retry of the first: suppressed, and recorded as such.
+    assert_eq!(post(&send, "application/json", FIRING).await.1["status"], "duplicate");
     let token = csrf(&bridge, ADMIN).await;
     assert_eq!(switch(&bridge, ADMIN, "ops", "disable", Some(&token)).await.0, 200);
     assert_eq!(post(&send, "application/json", FIRING.replace("NodeDiskFull", "Noisy")).await.1["status"], "skipped");
@@ -296,7 +298,10 @@ async fn the_operator_finds_the_failed_message_with_dingtalks_answer_and_the_hin
     };
     let all = page("").await;
     let states: Vec<&str> = all["records"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
-    assert_eq!(states, ["skipped", "delivered", "failed", "delivered"], "newest first");
+    assert_eq!(states, ["skipped", "suppressed", "delivered", "failed", "delivered"], "newest first");
+    let suppressed = page("state=suppressed").await;
+    assert_eq!(suppressed["records"][0]["reason"], "duplicate");
+    assert_eq!(suppressed["records"][0]["alertname"], "NodeDiskFull");
     let failed = page("state=failed").await;
     let failed = &failed["records"][0];
     assert_eq!(
@@ -323,7 +328,7 @@ async fn the_operator_finds_the_failed_message_with_dingtalks_answer_and_the_hin
             None => break,
         }
     }
-    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert_eq!(seen.len(), 5, "{seen:?}");
 
     // The record: DingTalk's answer in each attempt, the hint, the exact body.
     let id = failed["id"].as_i64().unwrap();

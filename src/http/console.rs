@@ -526,8 +526,8 @@ async fn records(app: &App, query: Option<&str>) -> Result<(Vec<Value>, Option<S
         match k.as_str() {
             "target" => f.target = Some(v),
             "state" => {
-                if !["pending", "delivered", "failed", "merged", "skipped"].contains(&v.as_str()) {
-                    return Err(bad(format!("state {v:?}: pending, delivered, failed, merged or skipped")));
+                if !["pending", "delivered", "failed", "merged", "skipped", "suppressed"].contains(&v.as_str()) {
+                    return Err(bad(format!("state {v:?}: pending, delivered, failed, merged, skipped or suppressed")));
                 }
                 f.state = Some(v)
             }
@@ -590,7 +590,7 @@ fn records_page(live: &crate::app::Live, query: &str, rows: &[Value], next: Opti
         targets.push_str(&format!("<option{sel}>{}</option>", esc(name)));
     }
     let mut states = String::from("<option value=\"\">every state</option>");
-    for st in ["pending", "delivered", "failed", "merged", "skipped"] {
+    for st in ["pending", "delivered", "failed", "merged", "skipped", "suppressed"] {
         let sel = if val("state") == st { " selected" } else { "" };
         states.push_str(&format!("<option{sel}>{st}</option>"));
     }
@@ -614,7 +614,9 @@ fn records_page(live: &crate::app::Live, query: &str, rows: &[Value], next: Opti
             format!("<i>notification {}: no message</i>", r["id"])
         };
         let state = match (s("state").as_str(), r["reason"].as_str()) {
-            (st, Some(reason)) if st == "failed" || st == "skipped" => format!("{st} <small>({})</small>", esc(reason)),
+            (st, Some(reason)) if ["failed", "skipped", "suppressed"].contains(&st) => {
+                format!("{st} <small>({})</small>", esc(reason))
+            }
             (st, _) => st.to_string(),
         };
         body.push_str(&format!(

@@ -146,6 +146,12 @@ impl Store {
                     .query_row(params![target, key, since], |r| r.get(0))
                     .optional()?;
                 if let Some(id) = existing {
+                    // Kept as a record (not matched by later dedup checks: no dedup key).
+                    tx.prepare_cached(
+                        "INSERT INTO notifications (target, group_key, status, alerts, received_at_ms, summary, skipped)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'duplicate')",
+                    )?
+                    .execute(params![target, group_key, status, alerts, now_ms, summary])?;
                     return Ok(Enqueued::Duplicate(id));
                 }
             }
@@ -643,8 +649,8 @@ impl Store {
                 s.as_ref().map(|t| format!("{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
             };
             let (before_ms, before_kind, before_id) = f.before.clone().unwrap_or((i64::MAX, "~".into(), i64::MAX));
-            let want_messages = f.state.as_deref() != Some("skipped");
-            let want_skipped = f.state.is_none() || f.state.as_deref() == Some("skipped");
+            let want_messages = !matches!(f.state.as_deref(), Some("skipped" | "suppressed"));
+            let want_skipped = matches!(f.state.as_deref(), None | Some("skipped" | "suppressed"));
             let mut rows: Vec<super::RecordRow> = vec![];
             let text = like(&f.text);
             let name = prefix(&f.alertname);
@@ -732,6 +738,11 @@ impl Store {
                     sql.push_str(" AND n.target = ?");
                     args.push(Sql::Text(t.clone()));
                 }
+                match f.state.as_deref() {
+                    Some("suppressed") => sql.push_str(" AND n.skipped = 'duplicate'"),
+                    Some("skipped") => sql.push_str(" AND n.skipped != 'duplicate'"),
+                    _ => {}
+                }
                 if let Some(n) = &name {
                     sql.push_str(" AND json_extract(n.summary, '$.name') LIKE ? ESCAPE '\\'");
                     args.push(Sql::Text(n.clone()));
@@ -745,7 +756,7 @@ impl Store {
                         id: r.get(0)?,
                         target: r.get(1)?,
                         at_ms: r.get(2)?,
-                        state: "skipped".into(),
+                        state: if r.get::<_, String>(6)? == "duplicate" { "suppressed".into() } else { "skipped".into() },
                         group_key: r.get(3)?,
                         alertname: r.get(4)?,
                         status: r.get(5)?,
@@ -833,7 +844,7 @@ impl Store {
         self.call_one(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, target, group_key, status, alerts, skipped, received_at_ms
-                 FROM notifications WHERE target = ?1 AND skipped IS NOT NULL ORDER BY id",
+                 FROM notifications WHERE target = ?1 AND skipped IS NOT NULL AND skipped != 'duplicate' ORDER BY id",
             )?;
             let rows = stmt.query_map([target], |r| {
                 Ok(super::Skipped {
@@ -1038,10 +1049,19 @@ mod tests {
         let with_key = |since| NewNotification { dedup: Some(("k1", since)), ..n("ops") };
         assert_eq!(store.enqueue(with_key(0), &[msg("u1")], 1000).await.unwrap(), Enqueued::Accepted(1));
         assert_eq!(store.enqueue(with_key(500), &[msg("u2")], 1500).await.unwrap(), Enqueued::Duplicate(1));
+        // The duplicate is a record (notification 2, no messages), never matched itself.
+        let page = store.record_page(super::super::RecordFilter {
+            state: Some("suppressed".into()),
+            limit: 10,
+            ..Default::default()
+        });
+        let suppressed = page.await.unwrap();
+        assert_eq!((suppressed.len(), suppressed[0].id, suppressed[0].reason.as_deref()), (1, 2, Some("duplicate")));
+        assert!(store.records("ops").await.unwrap().iter().all(|r| r.msg_uuid != "u2"), "its message is not stored");
         // Outside the window, or for another target, it is new.
-        assert_eq!(store.enqueue(with_key(1001), &[msg("u3")], 2000).await.unwrap(), Enqueued::Accepted(2));
+        assert_eq!(store.enqueue(with_key(1001), &[msg("u3")], 2000).await.unwrap(), Enqueued::Accepted(3));
         let other = NewNotification { dedup: Some(("k1", 0)), ..n("dev") };
-        assert_eq!(store.enqueue(other, &[msg("u4")], 2000).await.unwrap(), Enqueued::Accepted(3));
+        assert_eq!(store.enqueue(other, &[msg("u4")], 2000).await.unwrap(), Enqueued::Accepted(4));
     }
 
     #[tokio::test]
