@@ -31,8 +31,8 @@ fn fill(path: &std::path::Path) {
     {
         let mut n = tx
             .prepare(
-                "INSERT INTO notifications (id, target, group_key, status, alerts, received_at_ms, summary, skipped)
-                 VALUES (?1, ?2, ?3, ?4, 3, ?5, ?6, ?7)",
+                "INSERT INTO notifications (id, target, group_key, status, alerts, received_at_ms, summary, skipped, alertname)
+                 VALUES (?1, ?2, ?3, ?4, 3, ?5, ?6, ?7, ?8)",
             )
             .unwrap();
         let mut m = tx
@@ -56,7 +56,8 @@ fn fill(path: &std::path::Path) {
                 status,
                 at,
                 summary,
-                skipped
+                skipped,
+                name
             ])
             .unwrap();
             if skipped.is_some() {

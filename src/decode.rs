@@ -126,7 +126,7 @@ impl Decoded {
         if kept.is_empty() {
             return None;
         }
-        let mut typed = Notification { alerts: vec![], ..n.clone_without_alerts() };
+        let mut typed = n.clone_without_alerts();
         typed.alerts = kept.iter().filter_map(|&i| n.alerts.get(i).cloned()).collect();
         typed.status =
             if typed.alerts.iter().any(|a| a.status == Status::Firing) { Status::Firing } else { Status::Resolved };

@@ -43,8 +43,16 @@ pub fn shares(config: &Config, renderer: &Renderer, name: &str, decoded: Decoded
 /// What target `name` makes of `decoded`.
 fn share(config: &Config, renderer: &Renderer, name: &str, decoded: Decoded) -> Share {
     let target = &config.targets[name];
-    let Some(taken) = decoded.subset(|a| target.send_on.takes(a.status)) else {
-        return Share { target: name.to_string(), decoded, outcome: Err("send_on") };
+    let alerts = &decoded.notification.alerts;
+    let kept: Vec<usize> = (0..alerts.len()).filter(|&i| target.send_on.takes(alerts[i].status)).collect();
+    // Usually every alert is taken: the notification as it came, never a copy (a big one is megabytes).
+    let taken = if kept.len() == alerts.len() {
+        decoded
+    } else {
+        match decoded.subset_at(&kept) {
+            Some(d) => d,
+            None => return Share { target: name.to_string(), decoded, outcome: Err("send_on") },
+        }
     };
     let rendered = match target.split {
         Split::PerGroup => renderer.render(target, &taken),

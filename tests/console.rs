@@ -219,6 +219,18 @@ async fn disabling_gives_up_what_waits_so_enabling_floods_nothing() {
     assert_eq!(dead["queue_depth"], 0);
     assert_eq!(dead["last_failure"]["reason"], "disabled");
     assert!(dead["last_failure"]["hint"].as_str().unwrap().contains("switched off in the console"));
+    // Its attempts got no answer at all: no HTTP status.
+    let records: Value =
+        serde_json::from_str(&get(&bridge, "/api/v1/records?target=dead", Some(VIEWER)).await.text().await.unwrap())
+            .unwrap();
+    let id = records["records"][0]["id"].as_i64().unwrap();
+    let r: Value =
+        serde_json::from_str(&get(&bridge, &format!("/api/v1/records/{id}"), Some(VIEWER)).await.text().await.unwrap())
+            .unwrap();
+    assert_eq!(
+        (r["attempts"][0]["http_status"].is_null(), r["attempts"][0]["reason"].as_str()),
+        (true, Some("connect"))
+    );
     bridge.stop().await;
 }
 
@@ -338,6 +350,7 @@ async fn the_operator_finds_the_failed_message_with_dingtalks_answer_and_the_hin
     let attempt = &r["attempts"][0];
     assert_eq!((attempt["outcome"].as_str(), attempt["reason"].as_str()), (Some("failed"), Some("keyword")));
     assert!(attempt["detail"].as_str().unwrap().contains("310000"), "{attempt}");
+    assert_eq!(attempt["http_status"], 200, "DingTalk refuses with HTTP 200 and an errcode");
     assert!(r["hint"].as_str().unwrap().contains("keyword"), "{r}");
     assert_eq!(r["body"]["msgtype"], "markdown");
     let html = get(&bridge, &format!("/console/records/{id}"), Some(VIEWER)).await.text().await.unwrap();

@@ -238,6 +238,23 @@ impl Channel {
         }
     }
 
+    /// [`send`](Self::send), and the HTTP status of the receiver's answer (`None`: no answer came).
+    pub async fn send_recording_status(
+        &self,
+        client: &reqwest::Client,
+        target: &str,
+        uuid: &str,
+        body: &str,
+        recipients: Option<&str>,
+    ) -> (Outcome, Option<u16>) {
+        LAST_STATUS
+            .scope(std::cell::Cell::new(None), async {
+                let outcome = self.send(client, target, uuid, body, recipients).await;
+                (outcome, LAST_STATUS.with(|s| s.get()))
+            })
+            .await
+    }
+
     /// The request body for `content`; `uuid` lets the receiver drop a repeat (where the protocol can).
     pub fn body(&self, content: &Content, uuid: &str) -> String {
         match self {
@@ -542,6 +559,12 @@ pub(crate) async fn post_json(
     post_json_with(client, url, body, &[]).await
 }
 
+tokio::task_local! {
+    /// The HTTP status of the last answer within an attempt ([`Channel::send_recording_status`]), for its
+    /// record. The app robot's token fetch and resend make several requests; the last one counts.
+    static LAST_STATUS: std::cell::Cell<Option<u16>>;
+}
+
 /// [`post_json`] with extra headers (an access token).
 pub(crate) async fn post_json_with(
     client: &reqwest::Client,
@@ -555,6 +578,7 @@ pub(crate) async fn post_json_with(
     }
     let mut resp = request.body(body.to_string()).send().await?;
     let status = resp.status().as_u16();
+    let _ = LAST_STATUS.try_with(|s| s.set(Some(status)));
     let mut answer = Vec::new();
     while let Some(chunk) = resp.chunk().await? {
         answer.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE_BYTES - answer.len())]);

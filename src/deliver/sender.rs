@@ -287,16 +287,16 @@ impl Sender {
         let at_ms = now_ms();
         // Durations in the text ("for 24m") are computed now, not when the notification arrived.
         let body = crate::render::send_time::resolve(&msg.body, now_ms());
-        let outcome = channel.send(&self.d.client, name, &msg.msg_uuid, &body, msg.recipients.as_deref()).await;
+        let (outcome, http_status) =
+            channel.send_recording_status(&self.d.client, name, &msg.msg_uuid, &body, msg.recipients.as_deref()).await;
         if channel.sends_requests() {
             self.d.metrics.request(name, started.elapsed());
-        }
-        if channel.sends_requests() {
             let (what, reason, detail) = outcome.summary();
             self.d.store.submit_attempt_log(crate::store::Attempt {
                 message_id: msg.id,
                 at_ms,
                 duration_ms: started.elapsed().as_millis() as i64,
+                http_status,
                 outcome: what.into(),
                 reason: reason.map(str::to_string),
                 detail: detail.to_string(),

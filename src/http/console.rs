@@ -661,16 +661,17 @@ fn record_page(r: &Value) -> String {
     let mut attempts = String::new();
     for a in r["attempts"].as_array().into_iter().flatten() {
         attempts.push_str(&format!(
-            "<tr><td>{}</td><td>{} ms</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{} ms</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             when(a["at_ms"].as_i64()),
             a["duration_ms"],
+            a["http_status"].as_u64().map_or("no answer".to_string(), |s| format!("HTTP {s}")),
             esc(a["outcome"].as_str().unwrap_or_default()),
             esc(a["reason"].as_str().unwrap_or_default()),
             esc(a["detail"].as_str().unwrap_or_default()),
         ));
     }
     if attempts.is_empty() {
-        attempts.push_str("<tr><td colspan=\"5\">No attempt yet.</td></tr>");
+        attempts.push_str("<tr><td colspan=\"6\">No attempt yet.</td></tr>");
     }
     let digest = match r["carried_by"].as_i64() {
         Some(d) => format!("<p>Merged into digest <a href=\"/console/records/{d}\">{d}</a>.</p>"),
@@ -698,7 +699,7 @@ fn record_page(r: &Value) -> String {
     page(
         &format!("Push record {}", r["id"]),
         &format!(
-            "<p><a href=\"/console/records\">Push records</a></p><dl><dt>target</dt><dd>{}</dd><dt>state</dt><dd>{}</dd><dt>created</dt><dd>{}</dd><dt>title</dt><dd>{}</dd><dt>notification</dt><dd>{} · {} · group {}</dd></dl>{failure}{digest}{carried}<h2>Attempts</h2><div class=\"scroll\"><table><thead><tr><th>time</th><th>took</th><th>outcome</th><th>reason</th><th>answer</th></tr></thead><tbody>{attempts}</tbody></table></div><h2>Body sent</h2><pre>{}</pre>",
+            "<p><a href=\"/console/records\">Push records</a></p><dl><dt>target</dt><dd>{}</dd><dt>state</dt><dd>{}</dd><dt>created</dt><dd>{}</dd><dt>title</dt><dd>{}</dd><dt>notification</dt><dd>{} · {} · group {}</dd></dl>{failure}{digest}{carried}<h2>Attempts</h2><div class=\"scroll\"><table><thead><tr><th>time</th><th>took</th><th>status</th><th>outcome</th><th>reason</th><th>answer</th></tr></thead><tbody>{attempts}</tbody></table></div><h2>Body sent</h2><pre>{}</pre>",
             esc(&s("target")),
             esc(&s("state")),
             when(r["at_ms"].as_i64()),

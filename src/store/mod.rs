@@ -204,6 +204,8 @@ pub struct Attempt {
     pub message_id: i64,
     pub at_ms: i64,
     pub duration_ms: i64,
+    /// The answer's HTTP status; `None` when no answer came (refused, timed out).
+    pub http_status: Option<u16>,
     /// `delivered`, `partial`, `retry`, `throttled` or `failed`.
     pub outcome: String,
     pub reason: Option<String>,

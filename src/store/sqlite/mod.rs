@@ -134,6 +134,7 @@ impl Store {
         let dedup = n.dedup.map(|(key, since)| (key.to_string(), since));
         let summary = serde_json::to_string(n.summary).expect("a summary serializes");
         let skipped = n.skipped.map(str::to_string);
+        let alertname = n.summary.name.clone();
         let messages = messages.to_vec();
         self.call(move |conn| {
             let tx = conn;
@@ -148,16 +149,16 @@ impl Store {
                 if let Some(id) = existing {
                     // Kept as a record (not matched by later dedup checks: no dedup key).
                     tx.prepare_cached(
-                        "INSERT INTO notifications (target, group_key, status, alerts, received_at_ms, summary, skipped)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'duplicate')",
+                        "INSERT INTO notifications (target, group_key, status, alerts, received_at_ms, summary, skipped, alertname)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'duplicate', ?7)",
                     )?
-                    .execute(params![target, group_key, status, alerts, now_ms, summary])?;
+                    .execute(params![target, group_key, status, alerts, now_ms, summary, alertname])?;
                     return Ok(Enqueued::Duplicate(id));
                 }
             }
             tx.prepare_cached(
-                "INSERT INTO notifications (target, group_key, status, alerts, received_at_ms, dedup_key, summary, skipped)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO notifications (target, group_key, status, alerts, received_at_ms, dedup_key, summary, skipped, alertname)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 target,
@@ -167,7 +168,8 @@ impl Store {
                 now_ms,
                 dedup.as_ref().map(|d| &d.0),
                 summary,
-                skipped
+                skipped,
+                alertname
             ])?;
             let id = tx.last_insert_rowid();
             {
@@ -457,9 +459,10 @@ impl Store {
     pub fn submit_attempt_log(&self, a: super::Attempt) {
         self.submit("record an attempt's outcome", move |conn| {
             conn.prepare_cached(
-                "INSERT INTO attempts (message_id, at_ms, duration_ms, outcome, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO attempts (message_id, at_ms, duration_ms, http_status, outcome, reason, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![a.message_id, a.at_ms, a.duration_ms, a.outcome, a.reason, a.detail])
+            .execute(params![a.message_id, a.at_ms, a.duration_ms, a.http_status, a.outcome, a.reason, a.detail])
             .map(drop)
         });
     }
@@ -660,7 +663,7 @@ impl Store {
             if want_messages {
                 let mut sql = String::from(
                     "SELECT m.id, m.target, m.created_at_ms, m.state, COALESCE(n.group_key, ''),
-                            COALESCE(json_extract(n.summary, '$.name'), ''), COALESCE(n.status, ''), m.reason, m.body,
+                            COALESCE(n.alertname, ''), COALESCE(n.status, ''), m.reason, m.body,
                             m.attempts, m.notification_id, m.carried_by, m.kind, m.last_error
                      FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id
                      WHERE m.created_at_ms >= ? AND m.created_at_ms <= ?
@@ -684,7 +687,7 @@ impl Store {
                     args.push(Sql::Text(st.clone()));
                 }
                 if let Some(n) = &name {
-                    sql.push_str(" AND json_extract(n.summary, '$.name') LIKE ? ESCAPE '\\'");
+                    sql.push_str(" AND n.alertname LIKE ? ESCAPE '\\'");
                     args.push(Sql::Text(n.clone()));
                 }
                 if let Some(t) = &text {
@@ -719,7 +722,7 @@ impl Store {
             }
             if want_skipped && f.text.is_none() {
                 let mut sql = String::from(
-                    "SELECT n.id, n.target, n.received_at_ms, n.group_key, COALESCE(json_extract(n.summary, '$.name'), ''),
+                    "SELECT n.id, n.target, n.received_at_ms, n.group_key, COALESCE(n.alertname, ''),
                             n.status, n.skipped
                      FROM notifications n
                      WHERE n.skipped IS NOT NULL AND n.received_at_ms >= ? AND n.received_at_ms <= ?
@@ -744,7 +747,7 @@ impl Store {
                     _ => {}
                 }
                 if let Some(n) = &name {
-                    sql.push_str(" AND json_extract(n.summary, '$.name') LIKE ? ESCAPE '\\'");
+                    sql.push_str(" AND n.alertname LIKE ? ESCAPE '\\'");
                     args.push(Sql::Text(n.clone()));
                 }
                 sql.push_str(" ORDER BY n.received_at_ms DESC, n.id DESC LIMIT ?");
@@ -789,7 +792,7 @@ impl Store {
             let row = conn
                 .prepare_cached(
                     "SELECT m.id, m.target, m.created_at_ms, m.state, COALESCE(n.group_key, ''),
-                            COALESCE(json_extract(n.summary, '$.name'), ''), COALESCE(n.status, ''), m.reason, m.body,
+                            COALESCE(n.alertname, ''), COALESCE(n.status, ''), m.reason, m.body,
                             m.attempts, m.notification_id, m.carried_by, m.kind, m.last_error
                      FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id WHERE m.id = ?1",
                 )?
@@ -816,16 +819,18 @@ impl Store {
             let Some(row) = row else { return Ok(None) };
             let attempts = conn
                 .prepare_cached(
-                    "SELECT message_id, at_ms, duration_ms, outcome, reason, detail FROM attempts WHERE message_id = ?1 ORDER BY id",
+                    "SELECT message_id, at_ms, duration_ms, http_status, outcome, reason, detail FROM attempts
+                     WHERE message_id = ?1 ORDER BY id",
                 )?
                 .query_map([id], |r| {
                     Ok(super::Attempt {
                         message_id: r.get(0)?,
                         at_ms: r.get(1)?,
                         duration_ms: r.get(2)?,
-                        outcome: r.get(3)?,
-                        reason: r.get(4)?,
-                        detail: r.get(5)?,
+                        http_status: r.get(3)?,
+                        outcome: r.get(4)?,
+                        reason: r.get(5)?,
+                        detail: r.get(6)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
