@@ -15,6 +15,10 @@ use crate::metrics::Metrics;
 use crate::render::{Renderer, TemplateError};
 use crate::store::{Store, StoreError};
 
+/// Failed console log-ins a user name may have within [`LOGIN_WINDOW`] before log-ins are refused.
+pub const LOGIN_FAILURES: usize = 10;
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
 /// Why the bridge could not start (or a configuration could not be loaded).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -76,6 +80,8 @@ pub struct App {
     reloading: tokio::sync::Mutex<()>,
     /// Signs the console's CSRF tokens; random per process.
     console_key: [u8; 32],
+    /// Recent failed console log-ins by user name, to slow guessing.
+    login_failures: Mutex<HashMap<String, std::collections::VecDeque<std::time::Instant>>>,
 }
 
 impl App {
@@ -91,6 +97,7 @@ impl App {
             senders: tokio::sync::Mutex::new(HashMap::new()),
             reloading: tokio::sync::Mutex::new(()),
             // From the OS's random source (uuid v4 uses getrandom): a token must not be guessable.
+            login_failures: Mutex::new(HashMap::new()),
             console_key: {
                 let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
                 std::array::from_fn(|i| if i < 16 { a.as_bytes()[i] } else { b.as_bytes()[i - 16] })
@@ -100,6 +107,34 @@ impl App {
 
     pub fn console_key(&self) -> &[u8] {
         &self.console_key
+    }
+
+    /// Whether `user` may try to log in now: not after `LOGIN_FAILURES` failures within a minute.
+    pub fn login_allowed(&self, user: &str) -> bool {
+        let mut map = self.login_failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if let Some(q) = map.get_mut(user) {
+            while q.front().is_some_and(|t| now.duration_since(*t) >= LOGIN_WINDOW) {
+                q.pop_front();
+            }
+            return q.len() < LOGIN_FAILURES;
+        }
+        true
+    }
+
+    /// Counts a failed log-in for `user` (bounded: the map forgets quiet names).
+    pub fn login_failed(&self, user: &str) {
+        let mut map = self.login_failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < LOGIN_WINDOW));
+        if map.len() >= 10_000 && !map.contains_key(user) {
+            return;
+        }
+        let q = map.entry(user.to_string()).or_default();
+        q.push_back(now);
+        while q.len() > LOGIN_FAILURES {
+            q.pop_front();
+        }
     }
 
     /// One reload, or the shutdown of senders, at a time.

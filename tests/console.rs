@@ -116,6 +116,12 @@ async fn nobody_gets_anything_without_a_console_user() {
     let page = client().get(bridge.url("/console")).header("cookie", &session).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Logged in as alice"));
+    // Guessing is slowed: after 10 failures in a minute, even the right password waits.
+    for _ in 0..10 {
+        assert_eq!(post_login(VIEWER.0, "guess-guess-guess").await.unwrap().status(), 401);
+    }
+    assert_eq!(post_login(VIEWER.0, VIEWER.1).await.unwrap().status(), 429);
+    assert_eq!(post_login(ADMIN.0, ADMIN.1).await.unwrap().status(), 303, "other users are not locked out");
     // A forged cookie (another user, same signature) is nobody.
     let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
     let forged = session.replacen(&hex("alice"), &hex("viewer"), 1);

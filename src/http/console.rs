@@ -134,6 +134,13 @@ async fn login(app: &App, users: &[ConsoleUser], req: Request<Incoming>) -> Resp
     let pairs = query_pairs(Some(&String::from_utf8_lossy(&body)));
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let (name, password) = (get("user"), get("password"));
+    if !app.login_allowed(&name) {
+        tracing::warn!(user = %name, "console: log-in refused after too many failures");
+        return html(
+            StatusCode::TOO_MANY_REQUESTS,
+            login_page("too many failed log-ins for this user: wait a minute and try again"),
+        );
+    }
     let mut found = None;
     for u in users {
         let ok = super::auth::constant_time_eq(u.name.as_bytes(), name.as_bytes())
@@ -143,6 +150,7 @@ async fn login(app: &App, users: &[ConsoleUser], req: Request<Incoming>) -> Resp
         }
     }
     let Some(user) = found else {
+        app.login_failed(&name);
         tracing::warn!(user = %name, "console: failed login");
         return html(StatusCode::UNAUTHORIZED, login_page("wrong user or password"));
     };
