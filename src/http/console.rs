@@ -91,12 +91,9 @@ const SESSION_MS: i64 = 12 * 3600 * 1000;
 /// A session cookie's value: the user, when it expires, and an HMAC of both under the process's key (so a
 /// restart logs everyone out).
 fn session_value(app: &App, user: &str, expires_ms: i64) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(app.console_key()).expect("any key length");
-    mac.update(format!("session\n{user}\n{expires_ms}").as_bytes());
-    let sig: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let sig = signed(app, &format!("session\n{user}\n{expires_ms}"));
     // The name in hex: any character may be in a name, and '.' separates the parts.
-    let name: String = user.bytes().map(|b| format!("{b:02x}")).collect();
+    let name = hex(user.as_bytes());
     format!("{name}.{expires_ms}.{sig}")
 }
 
@@ -110,7 +107,7 @@ fn session_user<'a>(app: &App, users: &'a [ConsoleUser], req: &Request<Incoming>
         .find_map(|c| c.trim().strip_prefix("dtb_session="))?;
     let mut parts = value.splitn(3, '.');
     let (name, expires) = (parts.next()?, parts.next()?.parse::<i64>().ok()?);
-    let user = users.iter().find(|u| u.name.bytes().map(|b| format!("{b:02x}")).collect::<String>() == name)?;
+    let user = users.iter().find(|u| hex(u.name.as_bytes()) == name)?;
     let valid = expires > now_ms()
         && super::auth::constant_time_eq(value.as_bytes(), session_value(app, &user.name, expires).as_bytes());
     valid.then_some(user)
@@ -171,10 +168,19 @@ async fn login(app: &App, users: &[ConsoleUser], req: Request<Incoming>) -> Resp
 /// The CSRF token of a user: an HMAC of their name under the process's random key, so it needs no state
 /// and dies with the process.
 fn csrf_token(app: &App, user: &str) -> String {
+    signed(app, user)
+}
+
+/// An HMAC-SHA256 of `data` under the process's console key, in hex.
+fn signed(app: &App, data: &str) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(app.console_key()).expect("any key length");
-    mac.update(user.as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    mac.update(data.as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `/console...` and `/api/v1/...`.

@@ -33,6 +33,33 @@ pub struct Store {
     switches: Arc<std::sync::RwLock<std::collections::HashMap<String, super::Switch>>>,
 }
 
+/// The columns [`message_record`] reads: a message with its notification's group, name and status.
+const MESSAGE_RECORD: &str = "SELECT m.id, m.target, m.created_at_ms, m.state, COALESCE(n.group_key, ''),
+        COALESCE(n.alertname, ''), COALESCE(n.status, ''), m.reason, m.body,
+        m.attempts, m.notification_id, m.carried_by, m.kind, m.last_error
+     FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id";
+
+/// A push record from a row of [`MESSAGE_RECORD`].
+fn message_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<super::RecordRow> {
+    Ok(super::RecordRow {
+        kind: "message".into(),
+        id: r.get(0)?,
+        target: r.get(1)?,
+        at_ms: r.get(2)?,
+        state: r.get(3)?,
+        group_key: r.get(4)?,
+        alertname: r.get(5)?,
+        status: r.get(6)?,
+        reason: r.get(7)?,
+        body: r.get(8)?,
+        attempts: r.get(9)?,
+        notification_id: r.get(10)?,
+        carried_by: r.get(11)?,
+        message_kind: r.get(12)?,
+        last_error: r.get(13)?,
+    })
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and starts its thread, which ends when the
     /// last clone of the `Store` is dropped.
@@ -661,11 +688,8 @@ impl Store {
             // Only the filters given go into the query, so each can use its index.
             use rusqlite::types::Value as Sql;
             if want_messages {
-                let mut sql = String::from(
-                    "SELECT m.id, m.target, m.created_at_ms, m.state, COALESCE(n.group_key, ''),
-                            COALESCE(n.alertname, ''), COALESCE(n.status, ''), m.reason, m.body,
-                            m.attempts, m.notification_id, m.carried_by, m.kind, m.last_error
-                     FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id
+                let mut sql = format!(
+                    "{MESSAGE_RECORD}
                      WHERE m.created_at_ms >= ? AND m.created_at_ms <= ?
                        AND (m.created_at_ms < ? OR (m.created_at_ms = ? AND ('message' < ? OR ('message' = ? AND m.id < ?))))",
                 );
@@ -697,25 +721,7 @@ impl Store {
                 sql.push_str(" ORDER BY m.created_at_ms DESC, m.id DESC LIMIT ?");
                 args.push(Sql::Integer(limit));
                 let mut stmt = conn.prepare_cached(&sql)?;
-                let found = stmt.query_map(rusqlite::params_from_iter(args), |r| {
-                    Ok(super::RecordRow {
-                        kind: "message".into(),
-                        id: r.get(0)?,
-                        target: r.get(1)?,
-                        at_ms: r.get(2)?,
-                        state: r.get(3)?,
-                        group_key: r.get(4)?,
-                        alertname: r.get(5)?,
-                        status: r.get(6)?,
-                        reason: r.get(7)?,
-                        body: r.get(8)?,
-                        attempts: r.get(9)?,
-                        notification_id: r.get(10)?,
-                        carried_by: r.get(11)?,
-                        message_kind: r.get(12)?,
-                        last_error: r.get(13)?,
-                    })
-                })?;
+                let found = stmt.query_map(rusqlite::params_from_iter(args), message_record)?;
                 for row in found {
                     rows.push(row?);
                 }
@@ -790,31 +796,8 @@ impl Store {
     ) -> Result<Option<(super::RecordRow, Vec<super::Attempt>, Vec<i64>)>, StoreError> {
         self.call_one(move |conn| {
             let row = conn
-                .prepare_cached(
-                    "SELECT m.id, m.target, m.created_at_ms, m.state, COALESCE(n.group_key, ''),
-                            COALESCE(n.alertname, ''), COALESCE(n.status, ''), m.reason, m.body,
-                            m.attempts, m.notification_id, m.carried_by, m.kind, m.last_error
-                     FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id WHERE m.id = ?1",
-                )?
-                .query_row([id], |r| {
-                    Ok(super::RecordRow {
-                        kind: "message".into(),
-                        id: r.get(0)?,
-                        target: r.get(1)?,
-                        at_ms: r.get(2)?,
-                        state: r.get(3)?,
-                        group_key: r.get(4)?,
-                        alertname: r.get(5)?,
-                        status: r.get(6)?,
-                        reason: r.get(7)?,
-                        body: r.get(8)?,
-                        attempts: r.get(9)?,
-                        notification_id: r.get(10)?,
-                        carried_by: r.get(11)?,
-                        message_kind: r.get(12)?,
-                        last_error: r.get(13)?,
-                    })
-                })
+                .prepare_cached(&format!("{MESSAGE_RECORD} WHERE m.id = ?1"))?
+                .query_row([id], message_record)
                 .optional()?;
             let Some(row) = row else { return Ok(None) };
             let attempts = conn
