@@ -9,6 +9,8 @@ use dingtalk_bridge::config::SyncMode;
 use dingtalk_bridge::store::{RecordFilter, Store};
 
 const MESSAGES: i64 = 1_000_000;
+/// The newest messages left out of the text index, as if the storage thread had not reached them yet.
+const UNINDEXED: i64 = 2_000;
 const TARGETS: [&str; 8] = ["ops", "ops-feishu", "pay", "search", "db", "k8s", "edge", "oncall-direct"];
 const NAMES: [&str; 10] = [
     "NodeDiskFull",
@@ -37,8 +39,8 @@ fn fill(path: &std::path::Path) {
             .unwrap();
         let mut m = tx
             .prepare(
-                "INSERT INTO messages (notification_id, target, msg_uuid, body, state, created_at_ms, next_attempt_ms, attempts, reason, last_error, finished_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?7, ?8, ?6)",
+                "INSERT INTO messages (notification_id, target, msg_uuid, body, state, created_at_ms, next_attempt_ms, attempts, reason, last_error, finished_at_ms, alertname)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?7, ?8, ?6, ?9)",
             )
             .unwrap();
         let start = 1_790_000_000_000i64;
@@ -74,11 +76,20 @@ fn fill(path: &std::path::Path) {
                 i % 500,
                 i % 500
             );
-            m.execute(rusqlite::params![i + 1, target, format!("uuid-{i}"), body, state, at, reason, error]).unwrap();
+            m.execute(rusqlite::params![i + 1, target, format!("uuid-{i}"), body, state, at, reason, error, name])
+                .unwrap();
         }
     }
     tx.commit().unwrap();
-    conn.execute_batch("ANALYZE").unwrap();
+    // The text index as the storage thread leaves it: everything but the newest messages, which a search
+    // reads directly.
+    conn.execute_batch(&format!(
+        "INSERT INTO messages_text (messages_text) VALUES ('rebuild');
+         DELETE FROM messages_text WHERE rowid > (SELECT MAX(id) FROM messages) - {UNINDEXED};
+         UPDATE text_index SET upto = (SELECT MAX(id) FROM messages) - {UNINDEXED};
+         ANALYZE"
+    ))
+    .unwrap();
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -110,6 +121,24 @@ async fn main() {
             }),
         ),
         (
+            "alertname, one target",
+            page(RecordFilter { target: s("db"), alertname: s("KubePodCrashLooping"), ..Default::default() }),
+        ),
+        (
+            "alertname, failed",
+            page(RecordFilter { state: s("failed"), alertname: s("Blackbox"), ..Default::default() }),
+        ),
+        (
+            "alertname, failed, no match",
+            page(RecordFilter { state: s("failed"), alertname: s("Watchdog"), ..Default::default() }),
+        ),
+        ("alertname, no match", page(RecordFilter { alertname: s("NoSuchAlert"), ..Default::default() })),
+        ("text, every target, common", page(RecordFilter { text: s("almost full"), ..Default::default() })),
+        ("text, every target, one match", page(RecordFilter { text: s("(request 123457)"), ..Default::default() })),
+        ("text, every target, no match", page(RecordFilter { text: s("no such words"), ..Default::default() })),
+        ("text + alertname", page(RecordFilter { text: s("node42 "), alertname: s("Host"), ..Default::default() })),
+        ("text of 2 characters, no match", page(RecordFilter { text: s("Zq"), ..Default::default() })),
+        (
             "page 200 of one target (cursor)",
             page(RecordFilter {
                 target: s("ops"),
@@ -130,4 +159,24 @@ async fn main() {
         times.sort();
         println!("{name:<36} {:>10.2?} {:>10.2?} {rows:>6}", times[times.len() / 2], times[times.len() - 1]);
     }
+    let targets: Vec<String> = TARGETS.iter().map(|t| t.to_string()).collect();
+    let mut times = vec![];
+    for _ in 0..15 {
+        let t = Instant::now();
+        store.last_outcomes(targets.clone()).await.unwrap();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!("{:<36} {:>10.2?} {:>10.2?}", "targets page: last outcomes of 8", times[7], times[14]);
+    // The storage thread's side: indexing what is left, and a day of retention.
+    let t = Instant::now();
+    let mut batches = 0;
+    while store.index_text(256 * 1024).await.unwrap() {
+        batches += 1;
+    }
+    println!("indexed the last {UNINDEXED} messages in {:.1?} ({} batches of 256 KiB)", t.elapsed(), batches + 1);
+    let day = 1_790_000_000_000i64 + 86_400_000;
+    let t = Instant::now();
+    let pruned = store.prune(day).await.unwrap();
+    println!("pruned a day ({pruned} messages) in {:.1?}", t.elapsed());
 }

@@ -18,6 +18,10 @@ use crate::store::Store;
 /// How often finished messages older than `storage.retention` are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// The most message text one indexing batch takes: a few milliseconds of the storage thread, so the
+/// intake's transactions go between batches.
+const TEXT_INDEX_BATCH_BYTES: i64 = 256 * 1024;
+
 /// Runs the bridge on `listener` until `shutdown` completes, then drains: stops accepting, lets in-flight
 /// requests and sends finish within `server.shutdown_grace`, and leaves undelivered messages in the store.
 pub async fn run(
@@ -74,6 +78,7 @@ pub async fn run_with_reload(
     }
     let pruner = tokio::spawn(prune_loop(store.clone(), live.config.storage.retention, shutdown_rx.clone()));
     let watcher = tokio::spawn(watch_store(store.clone(), app.metrics.clone()));
+    let indexer = tokio::spawn(index_text_loop(store.clone(), shutdown_rx.clone()));
 
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     app.metrics.set_ready(true);
@@ -85,6 +90,7 @@ pub async fn run_with_reload(
     let _ = stopper.await;
     pruner.abort();
     watcher.abort();
+    indexer.abort();
     // Outcomes recorded without waiting (deliveries) are committed before the process may exit.
     if let Err(e) = store.flush().await {
         error!(error = %e, "cannot commit the last delivery records; those messages will be sent again (the receiver drops repeats by msgUuid)");
@@ -129,6 +135,25 @@ async fn watch_store(store: Store, metrics: Arc<Metrics>) {
                 reported = None;
             }
             (None, None) => {}
+        }
+    }
+}
+
+/// Keeps the push records' text index a step behind the intake: batch after batch while messages wait
+/// (pausing briefly between them), then a look every second.
+async fn index_text_loop(store: Store, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let pause = match store.index_text(TEXT_INDEX_BATCH_BYTES).await {
+            Ok(true) => Duration::from_millis(20),
+            Ok(false) => Duration::from_secs(1),
+            Err(e) => {
+                error!(error = %e, "cannot index message text for the console's search; searches read those messages directly");
+                Duration::from_secs(30)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = crate::stopped(&mut shutdown) => return,
         }
     }
 }

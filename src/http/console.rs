@@ -370,7 +370,8 @@ async fn change(
 async fn targets(app: &App) -> Result<Vec<Value>, String> {
     let live = app.live();
     let queues = app.store.queue_stats().await.map_err(|e| e.to_string())?;
-    let last = app.store.last_outcomes().await.map_err(|e| e.to_string())?;
+    let last =
+        app.store.last_outcomes(live.config.targets.keys().cloned().collect()).await.map_err(|e| e.to_string())?;
     let now = now_ms();
     Ok(live
         .config

@@ -26,6 +26,8 @@ pub enum StoreError {
         "storage: the database was written by a newer dingtalk-bridge (schema version {found}; this one knows up to {supported}); it is left untouched: run the newer version, or point storage.path elsewhere"
     )]
     TooNew { found: i64, supported: i64 },
+    #[error("storage: the query ran past {0:?} and was stopped; narrow it with a target or a time range")]
+    TooSlow(std::time::Duration),
     #[error("storage: record {id}: unreadable {column}: {problem}")]
     Corrupt { id: i64, column: &'static str, problem: String },
 }

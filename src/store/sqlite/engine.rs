@@ -207,3 +207,47 @@ fn run_job(conn: &Connection, job: Job) -> Option<Finish> {
     }
     outcome.ok().map(|(_, finish)| finish)
 }
+
+/// A read for the reader thread: runs on its own connection, so a long console query never holds up the
+/// writer (WAL lets readers and the writer proceed together).
+pub(super) type Read = Box<dyn FnOnce(&Connection) + Send>;
+
+/// How long one read may run before it is interrupted with an error: a query the indexes cannot narrow
+/// must not leave the console's other pages waiting behind it.
+pub(super) const READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The reader thread: runs reads one at a time on a query-only connection until every sender is gone.
+pub(super) fn reader(mut conn: Connection, rx: mpsc::Receiver<Read>) {
+    let started = std::sync::Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
+    let clock = started.clone();
+    // Checked every few thousand virtual-machine steps; returning true interrupts the statement.
+    let _ =
+        conn.progress_handler(4096, Some(move || clock.lock().map(|t| t.elapsed() > READ_DEADLINE).unwrap_or(false)));
+    while let Ok(read) = rx.recv() {
+        if let Ok(mut t) = started.lock() {
+            *t = std::time::Instant::now();
+        }
+        read(&conn);
+    }
+}
+
+impl Store {
+    /// Runs `f` on the reader thread's connection (outside the writer's transactions: it sees what has
+    /// committed).
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.reads
+            .send(Box::new(move |conn| {
+                let _ = tx.send(f(conn).map_err(|e| match e.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::OperationInterrupted) => StoreError::TooSlow(READ_DEADLINE),
+                    _ => StoreError::from(e),
+                }));
+            }))
+            .map_err(|_| StoreError::Stopped)?;
+        rx.await.map_err(|_| StoreError::Stopped)?
+    }
+}

@@ -3,6 +3,7 @@
 
 mod engine;
 mod health;
+mod records;
 mod schema;
 
 use std::path::Path;
@@ -16,48 +17,26 @@ use crate::clock::now_ms;
 use crate::config::SyncMode;
 use crate::render::Message;
 pub(crate) use engine::write_trouble;
-use engine::{Job, worker};
+use engine::{Job, Read, reader, worker};
 use health::{FileId, Health};
 use std::sync::Arc;
 
 /// How long send times are kept for rate budgets (longer than any sensible window).
 const ROBOT_SENDS_KEPT_MS: i64 = 24 * 3600 * 1000;
 
+/// How many rows one pruning transaction deletes at most (of each kind).
+const PRUNE_BATCH: i64 = 500;
+
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
+    /// The console's reads, on a connection of their own.
+    reads: mpsc::Sender<Read>,
     health: Arc<Health>,
     file: Arc<FileId>,
     /// The console's switches, read once at open and kept in step with every change: the webhook and the
     /// senders ask on every notification and message.
     switches: Arc<std::sync::RwLock<std::collections::HashMap<String, super::Switch>>>,
-}
-
-/// The columns [`message_record`] reads: a message with its notification's group, name and status.
-const MESSAGE_RECORD: &str = "SELECT m.id, m.target, m.created_at_ms, m.state, COALESCE(n.group_key, ''),
-        COALESCE(n.alertname, ''), COALESCE(n.status, ''), m.reason, m.body,
-        m.attempts, m.notification_id, m.carried_by, m.kind, m.last_error
-     FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id";
-
-/// A push record from a row of [`MESSAGE_RECORD`].
-fn message_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<super::RecordRow> {
-    Ok(super::RecordRow {
-        kind: "message".into(),
-        id: r.get(0)?,
-        target: r.get(1)?,
-        at_ms: r.get(2)?,
-        state: r.get(3)?,
-        group_key: r.get(4)?,
-        alertname: r.get(5)?,
-        status: r.get(6)?,
-        reason: r.get(7)?,
-        body: r.get(8)?,
-        attempts: r.get(9)?,
-        notification_id: r.get(10)?,
-        carried_by: r.get(11)?,
-        message_kind: r.get(12)?,
-        last_error: r.get(13)?,
-    })
 }
 
 impl Store {
@@ -82,13 +61,24 @@ impl Store {
             rows.collect::<Result<std::collections::HashMap<_, _>, _>>()?
         };
         let file = FileId::of(path).map_err(|source| StoreError::File { path: path.display().to_string(), source })?;
+        let reading = Connection::open(path)?;
+        reading.busy_timeout(std::time::Duration::from_secs(5))?;
+        reading.pragma_update(None, "query_only", "ON")?;
+        reading.pragma_update(None, "temp_store", "MEMORY")?;
+        reading.set_prepared_statement_cache_capacity(32);
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("storage".into())
             .spawn(move || worker(conn, rx))
             .map_err(|e| StoreError::Commit(format!("cannot start the storage thread: {e}")))?;
+        let (reads, read_rx) = mpsc::channel::<Read>();
+        std::thread::Builder::new()
+            .name("storage-reads".into())
+            .spawn(move || reader(reading, read_rx))
+            .map_err(|e| StoreError::Commit(format!("cannot start the storage reader thread: {e}")))?;
         Ok(Store {
             jobs,
+            reads,
             health: Arc::new(Health::default()),
             file: Arc::new(file),
             switches: Arc::new(std::sync::RwLock::new(switches)),
@@ -201,12 +191,12 @@ impl Store {
             let id = tx.last_insert_rowid();
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO messages (notification_id, target, msg_uuid, body, created_at_ms, next_attempt_ms, recipients)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+                    "INSERT INTO messages (notification_id, target, msg_uuid, body, created_at_ms, next_attempt_ms, recipients, alertname)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
                 )?;
                 let mut first = None;
                 for m in &messages {
-                    insert.execute(params![id, target, m.msg_uuid, m.body, now_ms, m.recipients])?;
+                    insert.execute(params![id, target, m.msg_uuid, m.body, now_ms, m.recipients, alertname])?;
                     first = first.or(Some(tx.last_insert_rowid()));
                 }
                 // A message's place in its target's order is its own id (a digest later takes over the
@@ -642,151 +632,40 @@ impl Store {
         Ok(dropped)
     }
 
-    /// Each target's last delivery and last failure.
-    pub async fn last_outcomes(&self) -> Result<std::collections::HashMap<String, super::LastOutcomes>, StoreError> {
-        self.call_one(|conn| {
+    /// Each of `targets`' last delivery and last failure: a few index seeks per target, however many
+    /// records the store keeps. The last delivery is the latest finish among the target's newest
+    /// delivered messages (an older message retried can finish after a newer one).
+    pub async fn last_outcomes(
+        &self,
+        targets: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, super::LastOutcomes>, StoreError> {
+        self.read(move |conn| {
             let mut out: std::collections::HashMap<String, super::LastOutcomes> = Default::default();
-            let mut stmt = conn.prepare_cached(
-                "SELECT target, MAX(finished_at_ms) FROM messages WHERE state = 'delivered' GROUP BY target",
+            let mut delivered = conn.prepare_cached(
+                "SELECT MAX(finished_at_ms) FROM (SELECT finished_at_ms FROM messages
+                 WHERE target = ?1 AND state = 'delivered' ORDER BY created_at_ms DESC LIMIT 16)",
             )?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)))? {
-                let (t, at) = row?;
-                out.entry(t).or_default().delivered_ms = at;
-            }
-            let mut stmt = conn.prepare_cached(
-                "SELECT m.target, m.finished_at_ms, COALESCE(m.reason, ''), COALESCE(m.last_error, '') FROM messages m
-                 WHERE m.state = 'failed' AND m.id = (SELECT MAX(id) FROM messages f WHERE f.target = m.target AND f.state = 'failed')",
+            let mut failed = conn.prepare_cached(
+                "SELECT finished_at_ms, COALESCE(reason, ''), COALESCE(last_error, '') FROM messages
+                 WHERE target = ?1 AND state = 'failed' ORDER BY created_at_ms DESC, id DESC LIMIT 1",
             )?;
-            for row in stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-            })? {
-                let (t, at, reason, detail) = row?;
-                out.entry(t).or_default().failed = Some((at.unwrap_or(0), reason, detail));
+            for target in targets {
+                let delivered_ms = delivered.query_row([&target], |r| r.get::<_, Option<i64>>(0))?;
+                let failed = failed
+                    .query_row([&target], |r| {
+                        Ok((r.get::<_, Option<i64>>(0)?.unwrap_or(0), r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                    })
+                    .optional()?;
+                out.insert(target, super::LastOutcomes { delivered_ms, failed });
             }
             Ok(out)
         })
         .await
     }
 
-    /// A page of push records, newest first.
+    /// A page of push records, newest first (on the reader's connection; see [`records`]).
     pub async fn record_page(&self, f: super::RecordFilter) -> Result<Vec<super::RecordRow>, StoreError> {
-        self.call_one(move |conn| {
-            let limit = f.limit.clamp(1, 500) as i64;
-            let like = |s: &Option<String>| {
-                s.as_ref().map(|t| format!("%{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
-            };
-            let prefix = |s: &Option<String>| {
-                s.as_ref().map(|t| format!("{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
-            };
-            let (before_ms, before_kind, before_id) = f.before.clone().unwrap_or((i64::MAX, "~".into(), i64::MAX));
-            let want_messages = !matches!(f.state.as_deref(), Some("skipped" | "suppressed"));
-            let want_skipped = matches!(f.state.as_deref(), None | Some("skipped" | "suppressed"));
-            let mut rows: Vec<super::RecordRow> = vec![];
-            let text = like(&f.text);
-            let name = prefix(&f.alertname);
-            let (since, until) = (f.since_ms.unwrap_or(i64::MIN), f.until_ms.unwrap_or(i64::MAX));
-            // Only the filters given go into the query, so each can use its index.
-            use rusqlite::types::Value as Sql;
-            if want_messages {
-                let mut sql = format!(
-                    "{MESSAGE_RECORD}
-                     WHERE m.created_at_ms >= ? AND m.created_at_ms <= ?
-                       AND (m.created_at_ms < ? OR (m.created_at_ms = ? AND ('message' < ? OR ('message' = ? AND m.id < ?))))",
-                );
-                let mut args: Vec<Sql> = vec![
-                    Sql::Integer(since),
-                    Sql::Integer(until),
-                    Sql::Integer(before_ms),
-                    Sql::Integer(before_ms),
-                    Sql::Text(before_kind.clone()),
-                    Sql::Text(before_kind.clone()),
-                    Sql::Integer(before_id),
-                ];
-                if let Some(t) = &f.target {
-                    sql.push_str(" AND m.target = ?");
-                    args.push(Sql::Text(t.clone()));
-                }
-                if let Some(st) = &f.state {
-                    sql.push_str(" AND m.state = ?");
-                    args.push(Sql::Text(st.clone()));
-                }
-                if let Some(n) = &name {
-                    sql.push_str(" AND n.alertname LIKE ? ESCAPE '\\'");
-                    args.push(Sql::Text(n.clone()));
-                }
-                if let Some(t) = &text {
-                    sql.push_str(" AND m.body LIKE ? ESCAPE '\\'");
-                    args.push(Sql::Text(t.clone()));
-                }
-                sql.push_str(" ORDER BY m.created_at_ms DESC, m.id DESC LIMIT ?");
-                args.push(Sql::Integer(limit));
-                let mut stmt = conn.prepare_cached(&sql)?;
-                let found = stmt.query_map(rusqlite::params_from_iter(args), message_record)?;
-                for row in found {
-                    rows.push(row?);
-                }
-            }
-            if want_skipped && f.text.is_none() {
-                let mut sql = String::from(
-                    "SELECT n.id, n.target, n.received_at_ms, n.group_key, COALESCE(n.alertname, ''),
-                            n.status, n.skipped
-                     FROM notifications n
-                     WHERE n.skipped IS NOT NULL AND n.received_at_ms >= ? AND n.received_at_ms <= ?
-                       AND (n.received_at_ms < ? OR (n.received_at_ms = ? AND ('notification' < ? OR ('notification' = ? AND n.id < ?))))",
-                );
-                let mut args: Vec<Sql> = vec![
-                    Sql::Integer(since),
-                    Sql::Integer(until),
-                    Sql::Integer(before_ms),
-                    Sql::Integer(before_ms),
-                    Sql::Text(before_kind.clone()),
-                    Sql::Text(before_kind.clone()),
-                    Sql::Integer(before_id),
-                ];
-                if let Some(t) = &f.target {
-                    sql.push_str(" AND n.target = ?");
-                    args.push(Sql::Text(t.clone()));
-                }
-                match f.state.as_deref() {
-                    Some("suppressed") => sql.push_str(" AND n.skipped = 'duplicate'"),
-                    Some("skipped") => sql.push_str(" AND n.skipped != 'duplicate'"),
-                    _ => {}
-                }
-                if let Some(n) = &name {
-                    sql.push_str(" AND n.alertname LIKE ? ESCAPE '\\'");
-                    args.push(Sql::Text(n.clone()));
-                }
-                sql.push_str(" ORDER BY n.received_at_ms DESC, n.id DESC LIMIT ?");
-                args.push(Sql::Integer(limit));
-                let mut stmt = conn.prepare_cached(&sql)?;
-                let found = stmt.query_map(rusqlite::params_from_iter(args), |r| {
-                    Ok(super::RecordRow {
-                        kind: "notification".into(),
-                        id: r.get(0)?,
-                        target: r.get(1)?,
-                        at_ms: r.get(2)?,
-                        state: if r.get::<_, String>(6)? == "duplicate" { "suppressed".into() } else { "skipped".into() },
-                        group_key: r.get(3)?,
-                        alertname: r.get(4)?,
-                        status: r.get(5)?,
-                        reason: r.get(6)?,
-                        body: None,
-                        attempts: 0,
-                        notification_id: Some(r.get(0)?),
-                        carried_by: None,
-                        message_kind: None,
-                        last_error: None,
-                    })
-                })?;
-                for row in found {
-                    rows.push(row?);
-                }
-            }
-            rows.sort_by(|a, b| (b.at_ms, &b.kind, b.id).cmp(&(a.at_ms, &a.kind, a.id)));
-            rows.truncate(limit as usize);
-            Ok(rows)
-        })
-        .await
+        self.read(move |conn| records::page(conn, &f)).await
     }
 
     /// One message's record: the message, its attempts, and the messages a digest carried.
@@ -794,11 +673,8 @@ impl Store {
         &self,
         id: i64,
     ) -> Result<Option<(super::RecordRow, Vec<super::Attempt>, Vec<i64>)>, StoreError> {
-        self.call_one(move |conn| {
-            let row = conn
-                .prepare_cached(&format!("{MESSAGE_RECORD} WHERE m.id = ?1"))?
-                .query_row([id], message_record)
-                .optional()?;
+        self.read(move |conn| {
+            let row = records::message_by_id(conn, id)?;
             let Some(row) = row else { return Ok(None) };
             let attempts = conn
                 .prepare_cached(
@@ -851,30 +727,84 @@ impl Store {
     }
 
     /// Deletes finished messages (and notifications left without messages) finished before `before_ms`,
-    /// and send times too old for any rate budget.
+    /// and send times too old for any rate budget. In batches of [`PRUNE_BATCH`], each its own
+    /// transaction, so the intake never waits long behind a large retention sweep.
     pub async fn prune(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let mut pruned = 0;
+        loop {
+            let n = self
+                .call(move |conn| {
+                    // Merged messages go with the digest that carried them, and before it (they reference it).
+                    let carried = conn
+                        .prepare_cached(
+                            "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages d JOIN messages m ON m.carried_by = d.id
+                             WHERE d.state IN ('delivered', 'failed') AND d.finished_at_ms < ?1 AND m.state = 'merged' LIMIT ?2)",
+                        )?
+                        .execute([before_ms, PRUNE_BATCH])?;
+                    let finished = conn
+                        .prepare_cached(
+                            "DELETE FROM messages WHERE id IN (SELECT id FROM messages
+                             WHERE state IN ('delivered', 'failed') AND finished_at_ms < ?1
+                             AND NOT EXISTS (SELECT 1 FROM messages c WHERE c.carried_by = messages.id) LIMIT ?2)",
+                        )?
+                        .execute([before_ms, PRUNE_BATCH])?;
+                    let notifications = conn
+                        .prepare_cached(
+                            "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications WHERE received_at_ms < ?1
+                             AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.notification_id = notifications.id) LIMIT ?2)",
+                        )?
+                        .execute([before_ms, PRUNE_BATCH])?;
+                    // With the newest messages pruned too, SQLite hands out their ids again: in the same
+                    // transaction, the text index's mark comes down to the highest id left, so a reused id
+                    // counts as not indexed.
+                    conn.prepare_cached(
+                        "UPDATE text_index SET upto = MIN(upto, COALESCE((SELECT MAX(id) FROM messages), 0))",
+                    )?
+                    .execute([])?;
+                    Ok((carried + finished, carried.max(finished).max(notifications) as i64 == PRUNE_BATCH))
+                })
+                .await?;
+            pruned += n.0;
+            if !n.1 {
+                break;
+            }
+        }
+        self.call(|conn| {
+            conn.execute("DELETE FROM robot_sends WHERE sent_at_ms < ?1", [now_ms() - ROBOT_SENDS_KEPT_MS])?;
+            conn.execute("DELETE FROM robot_pauses WHERE until_ms < ?1", [now_ms()])?;
+            Ok(())
+        })
+        .await?;
+        Ok(pruned)
+    }
+
+    /// Adds the messages stored since the last call to the text index the records search: about `budget`
+    /// bytes of bodies at most (always at least one message), in one short transaction. Says whether more
+    /// are waiting.
+    pub async fn index_text(&self, budget: i64) -> Result<bool, StoreError> {
         self.call(move |conn| {
-            let tx = conn;
-            // Merged messages go with the digest that carried them, and before it (they reference it).
-            let carried = tx.execute(
-                "DELETE FROM messages WHERE state = 'merged' AND carried_by IN
-                 (SELECT id FROM messages WHERE state IN ('delivered', 'failed') AND finished_at_ms < ?1)",
-                [before_ms],
-            )?;
-            let finished = tx.execute(
-                "DELETE FROM messages WHERE state IN ('delivered', 'failed') AND finished_at_ms < ?1
-                 AND NOT EXISTS (SELECT 1 FROM messages c WHERE c.carried_by = messages.id)",
-                [before_ms],
-            )?;
-            let n = carried + finished;
-            tx.execute("DELETE FROM robot_sends WHERE sent_at_ms < ?1", [now_ms() - ROBOT_SENDS_KEPT_MS])?;
-            tx.execute("DELETE FROM robot_pauses WHERE until_ms < ?1", [now_ms()])?;
-            tx.execute(
-                "DELETE FROM notifications WHERE received_at_ms < ?1
-                 AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.notification_id = notifications.id)",
-                [before_ms],
-            )?;
-            Ok(n)
+            let upto: i64 = conn.prepare_cached("SELECT upto FROM text_index")?.query_row([], |r| r.get(0))?;
+            let mut next =
+                conn.prepare_cached("SELECT id, length(body) FROM messages WHERE id > ?1 ORDER BY id LIMIT 256")?;
+            let waiting = next.query_map([upto], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            let (mut last, mut bytes, mut seen, mut taken) = (upto, 0, 0, 0);
+            for row in waiting {
+                let (id, len) = row?;
+                seen += 1;
+                if taken > 0 && bytes + len > budget {
+                    break;
+                }
+                (last, bytes, taken) = (id, bytes + len, taken + 1);
+            }
+            if taken == 0 {
+                return Ok(false);
+            }
+            conn.prepare_cached(
+                "INSERT INTO messages_text (rowid, body) SELECT id, body FROM messages WHERE id > ?1 AND id <= ?2",
+            )?
+            .execute([upto, last])?;
+            conn.prepare_cached("UPDATE text_index SET upto = ?1")?.execute([last])?;
+            Ok(seen > taken || seen == 256)
         })
         .await
     }
@@ -975,6 +905,37 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let _store = Store::open(&path, SyncMode::Full).unwrap();
         assert_eq!(mode(&path), 0o600);
+    }
+
+    #[tokio::test]
+    async fn a_long_read_neither_holds_up_the_writer_nor_runs_past_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("o.sqlite3"), SyncMode::Normal).unwrap();
+        // A query that would run for minutes.
+        let reader = store.clone();
+        let endless = tokio::spawn(async move {
+            reader
+                .read(|conn| {
+                    conn.query_row(
+                        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c) SELECT COUNT(*) FROM c",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                })
+                .await
+        });
+        // Meanwhile notifications commit.
+        for i in 0..20 {
+            store.enqueue(n("ops"), &[msg(&format!("u{i}"))], 1).await.unwrap();
+        }
+        assert!(!endless.is_finished(), "the read was still running while the writer committed");
+        match endless.await.unwrap() {
+            Err(StoreError::TooSlow(d)) => assert_eq!(d, engine::READ_DEADLINE),
+            other => panic!("expected the read to be stopped, got {other:?}"),
+        }
+        // The reader goes on with the next read.
+        let page = store.record_page(super::super::RecordFilter { limit: 50, ..Default::default() }).await.unwrap();
+        assert_eq!(page.len(), 20);
     }
 
     #[tokio::test]

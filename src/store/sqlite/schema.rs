@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// Migration `i` takes a database from version `i` to `i + 1`. Append only: never edit one that shipped.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     // 1: notifications, messages, robot budgets. Written with IF NOT EXISTS because databases made before
     // migrations existed already have these tables at version 1.
     "
@@ -114,6 +114,38 @@ CREATE INDEX notifications_target_skipped ON notifications (target, received_at_
 ALTER TABLE notifications ADD COLUMN alertname TEXT;
 UPDATE notifications SET alertname = json_extract(summary, '$.name');
 ",
+    // 7: indexes for what pruning and the records look up by. Without the first two, deleting a message
+    // checked every other message for a digest or notification pointing at it (foreign keys), so pruning
+    // an hour of a million-row store held the writer for minutes. The alert-name indexes let the records
+    // walk one name newest first. The text index (trigrams, so any substring of three or more characters
+    // is found) covers messages up to `text_index.upto`: the storage thread indexes in small batches behind
+    // the intake instead of in each notification's transaction, and a search reads the rest directly.
+    "
+CREATE INDEX messages_carried ON messages (carried_by) WHERE carried_by IS NOT NULL;
+CREATE INDEX messages_notification ON messages (notification_id);
+CREATE INDEX notifications_received ON notifications (received_at_ms);
+-- A message keeps its notification's alert name too, so a state and a name narrow it in one index.
+ALTER TABLE messages ADD COLUMN alertname TEXT;
+UPDATE messages SET alertname = (SELECT n.alertname FROM notifications n WHERE n.id = messages.notification_id)
+    WHERE notification_id IS NOT NULL;
+CREATE INDEX messages_state_alertname ON messages (state, alertname, created_at_ms);
+CREATE INDEX notifications_alertname ON notifications (alertname, received_at_ms);
+CREATE INDEX notifications_target_alertname ON notifications (target, alertname, received_at_ms);
+CREATE INDEX notifications_alertname_skipped ON notifications (alertname, received_at_ms) WHERE skipped IS NOT NULL;
+CREATE INDEX notifications_target_alertname_skipped ON notifications (target, alertname, received_at_ms)
+    WHERE skipped IS NOT NULL;
+CREATE VIRTUAL TABLE messages_text USING fts5 (
+    body, content = 'messages', content_rowid = 'id', tokenize = 'trigram', detail = 'none'
+);
+CREATE TABLE text_index (upto INTEGER NOT NULL);
+INSERT INTO text_index (upto) VALUES (0);
+-- An indexed message leaves the index with its row (an external-content index must be told the old text).
+CREATE TRIGGER messages_text_forget AFTER DELETE ON messages
+    WHEN old.id <= (SELECT upto FROM text_index)
+BEGIN
+    INSERT INTO messages_text (messages_text, rowid, body) VALUES ('delete', old.id, old.body);
+END;
+",
 ];
 
 /// The schema version this build writes.
@@ -132,4 +164,46 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SyncMode;
+    use crate::store::{RecordFilter, Store};
+
+    #[tokio::test]
+    async fn a_store_from_the_previous_version_is_searched_and_filtered_after_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite3");
+        {
+            // A store as version 6 left it, with a delivered message.
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..6] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 6;
+                 INSERT INTO notifications (id, target, group_key, status, alerts, received_at_ms, alertname)
+                     VALUES (1, 'ops', '{}:{}', 'firing', 1, 1000, 'NodeDiskFull');
+                 INSERT INTO messages (id, notification_id, target, msg_uuid, body, state, created_at_ms, next_attempt_ms, finished_at_ms)
+                     VALUES (1, 1, 'ops', 'u1', '{\"text\":\"disk almost full on node7\"}', 'failed', 1000, 1000, 1000);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        let page = |f: RecordFilter| store.record_page(RecordFilter { limit: 10, ..f });
+        let failed_disk = || RecordFilter {
+            state: Some("failed".into()),
+            alertname: Some("nodedisk".into()),
+            text: Some("node7".into()),
+            ..Default::default()
+        };
+        // Found before the storage thread indexes its text, and after.
+        assert_eq!(page(failed_disk()).await.unwrap().len(), 1);
+        while store.index_text(1 << 20).await.unwrap() {}
+        let found = page(failed_disk()).await.unwrap();
+        assert_eq!((found.len(), found[0].alertname.as_str()), (1, "NodeDiskFull"));
+        assert!(page(RecordFilter { text: Some("node8".into()), ..Default::default() }).await.unwrap().is_empty());
+    }
 }
