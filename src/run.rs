@@ -20,7 +20,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The most message text one indexing batch takes: a few milliseconds of the storage thread, so the
 /// intake's transactions go between batches.
-const TEXT_INDEX_BATCH_BYTES: i64 = 256 * 1024;
+const TEXT_INDEX_BATCH_BYTES: i64 = 64 * 1024;
 
 /// Runs the bridge on `listener` until `shutdown` completes, then drains: stops accepting, lets in-flight
 /// requests and sends finish within `server.shutdown_grace`, and leaves undelivered messages in the store.
@@ -144,7 +144,7 @@ async fn watch_store(store: Store, metrics: Arc<Metrics>) {
 async fn index_text_loop(store: Store, mut shutdown: watch::Receiver<bool>) {
     loop {
         let pause = match store.index_text(TEXT_INDEX_BATCH_BYTES).await {
-            Ok(true) => Duration::from_millis(20),
+            Ok(true) => Duration::from_millis(50),
             Ok(false) => Duration::from_secs(1),
             Err(e) => {
                 error!(error = %e, "cannot index message text for the console's search; searches read those messages directly");
