@@ -255,6 +255,15 @@ async fn pages_are_locked_down_and_show_no_credential() {
     let html = page.text().await.unwrap();
     assert!(html.contains("<th>ops<br>") && html.contains("action=\"/console/targets/ops/disable\""), "{html}");
     let api = get(&bridge, "/api/v1/targets", Some(VIEWER)).await.text().await.unwrap();
+    // The one delivery is the budget used in this window.
+    let ops = target(&serde_json::from_str(&api).unwrap(), "ops").clone();
+    let per_window = ops["rate_limit"]["messages"].as_u64().unwrap();
+    assert_eq!(
+        (ops["budget_used"].as_u64(), ops["budget_remaining"].as_u64()),
+        (Some(1), Some(per_window - 1)),
+        "{ops}"
+    );
+    assert!(html.contains(&format!("1 used, {} free of {per_window} per", per_window - 1)), "{html}");
     for secret in ["tok-console-robot", "SEC-console-signing-secret", "tok-dead-robot", ADMIN.1, VIEWER.1] {
         assert!(!html.contains(secret) && !api.contains(secret), "{secret} shown");
     }

@@ -396,6 +396,9 @@ async fn targets(app: &App) -> Result<Vec<Value>, String> {
                 "last_failure": l.failed.map(|(at, reason, detail)| json!({"at_ms": at, "reason": reason, "detail": detail, "hint": hint(&reason)})),
                 "rate_limit": if t.rate_limit.is_unlimited() { Value::Null } else { json!({"messages": t.rate_limit.messages, "per_s": t.rate_limit.per.as_secs_f64()}) },
                 "budget_remaining": remaining.filter(|r| *r != usize::MAX),
+                "budget_used": remaining
+                    .filter(|r| *r != usize::MAX && !t.rate_limit.is_unlimited())
+                    .map(|r| (t.rate_limit.messages as usize).saturating_sub(r)),
                 "paused_for_s": budget.and_then(|b| b.paused_for()).map(|d| d.as_secs()),
             })
         })
@@ -469,14 +472,10 @@ fn targets_page(who: &ConsoleUser, csrf: &str, list: &[Value]) -> String {
                 esc(f["hint"].as_str().unwrap_or_default())
             ),
         };
-        let budget = match (&t["rate_limit"], t["budget_remaining"].as_u64()) {
-            (Value::Null, _) => "off".to_string(),
-            (r, left) => format!(
-                "{} of {} per {}s free",
-                left.map_or("?".to_string(), |l| l.to_string()),
-                r["messages"],
-                r["per_s"]
-            ),
+        let budget = match (&t["rate_limit"], t["budget_remaining"].as_u64(), t["budget_used"].as_u64()) {
+            (Value::Null, ..) => "off".to_string(),
+            (r, Some(left), Some(used)) => format!("{used} used, {left} free of {} per {}s", r["messages"], r["per_s"]),
+            (r, ..) => format!("? free of {} per {}s", r["messages"], r["per_s"]),
         };
         let paused =
             t["paused_for_s"].as_u64().map_or(String::new(), |p| format!("<br><b class=\"bad\">paused {p}s</b>"));
