@@ -78,7 +78,7 @@ pub struct App {
     senders: tokio::sync::Mutex<HashMap<String, Running>>,
     /// One reload (or shutdown of senders) at a time.
     reloading: tokio::sync::Mutex<()>,
-    /// Signs the console's CSRF tokens; random per process.
+    /// Signs the console's sessions and CSRF tokens; kept in the store, so the same across restarts.
     console_key: [u8; 32],
     /// Recent failed console log-ins by user name, to slow guessing.
     login_failures: Mutex<HashMap<String, std::collections::VecDeque<std::time::Instant>>>,
@@ -89,6 +89,7 @@ impl App {
         App {
             delivery: watch::Sender::new(live.delivery.clone()),
             live: RwLock::new(live),
+            console_key: store.console_key(),
             store,
             metrics,
             shutdown,
@@ -96,12 +97,7 @@ impl App {
             budgets: Mutex::new(HashMap::new()),
             senders: tokio::sync::Mutex::new(HashMap::new()),
             reloading: tokio::sync::Mutex::new(()),
-            // From the OS's random source (uuid v4 uses getrandom): a token must not be guessable.
             login_failures: Mutex::new(HashMap::new()),
-            console_key: {
-                let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-                std::array::from_fn(|i| if i < 16 { a.as_bytes()[i] } else { b.as_bytes()[i - 16] })
-            },
         }
     }
 

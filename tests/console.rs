@@ -128,6 +128,24 @@ async fn nobody_gets_anything_without_a_console_user() {
     assert_ne!(forged, session);
     assert_eq!(client().get(bridge.url("/console")).header("cookie", forged).send().await.unwrap().status(), 303);
     bridge.stop().await;
+    // A restart keeps the session (the key is in the store)...
+    let bridge = Bridge::start(dir.path(), &config(&mock)).await;
+    let page = client().get(bridge.url("/console")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the session outlives a restart");
+    let token = csrf(&bridge, ADMIN).await;
+    bridge.stop().await;
+    // ...but a new password ends it, and the old CSRF token with it.
+    let renamed = config(&mock).replace(ADMIN.1, "a-new-admin-password-5678");
+    let bridge = Bridge::start(dir.path(), &renamed).await;
+    let page = client().get(bridge.url("/console")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(page.status(), 303, "a session from before the password changed is nobody");
+    let new_admin = (ADMIN.0, "a-new-admin-password-5678");
+    assert_eq!(
+        switch(&bridge, new_admin, "ops", "disable", Some(&token)).await.0,
+        403,
+        "the old CSRF token is refused"
+    );
+    bridge.stop().await;
     // Without console.users the console does not exist.
     let plain = config(&mock).replace("console:\n  users:\n  - {name: alice, password: \"admin-password-1234\", role: admin}\n  - {name: viewer, password: \"viewer-password-1234\"}\n", "");
     assert!(!plain.contains("console:"), "{plain}");

@@ -88,12 +88,13 @@ fn user<'a>(users: &'a [ConsoleUser], req: &Request<Incoming>) -> Option<&'a Con
 /// How long a console session lasts.
 const SESSION_MS: i64 = 12 * 3600 * 1000;
 
-/// A session cookie's value: the user, when it expires, and an HMAC of both under the process's key (so a
-/// restart logs everyone out).
-fn session_value(app: &App, user: &str, expires_ms: i64) -> String {
-    let sig = signed(app, &format!("session\n{user}\n{expires_ms}"));
+/// A session cookie's value: the user, when it expires, and an HMAC of both and the user's password under
+/// the store's console key. The key survives restarts, so sessions do; changing a user's password (and
+/// reloading) ends that user's sessions.
+fn session_value(app: &App, user: &ConsoleUser, expires_ms: i64) -> String {
+    let sig = signed(app, &format!("session\n{}\n{expires_ms}\n{}", user.name, user.password.expose()));
     // The name in hex: any character may be in a name, and '.' separates the parts.
-    let name = hex(user.as_bytes());
+    let name = hex(user.name.as_bytes());
     format!("{name}.{expires_ms}.{sig}")
 }
 
@@ -109,7 +110,7 @@ fn session_user<'a>(app: &App, users: &'a [ConsoleUser], req: &Request<Incoming>
     let (name, expires) = (parts.next()?, parts.next()?.parse::<i64>().ok()?);
     let user = users.iter().find(|u| hex(u.name.as_bytes()) == name)?;
     let valid = expires > now_ms()
-        && super::auth::constant_time_eq(value.as_bytes(), session_value(app, &user.name, expires).as_bytes());
+        && super::auth::constant_time_eq(value.as_bytes(), session_value(app, user, expires).as_bytes());
     valid.then_some(user)
 }
 
@@ -154,7 +155,7 @@ async fn login(app: &App, users: &[ConsoleUser], req: Request<Incoming>) -> Resp
     info!(user = %user.name, "console: logged in");
     let cookie = format!(
         "dtb_session={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        session_value(app, &user.name, now_ms() + SESSION_MS),
+        session_value(app, user, now_ms() + SESSION_MS),
         SESSION_MS / 1000
     );
     let mut resp = html(StatusCode::SEE_OTHER, String::new());
@@ -167,11 +168,11 @@ async fn login(app: &App, users: &[ConsoleUser], req: Request<Incoming>) -> Resp
 
 /// The CSRF token of a user: an HMAC of their name under the process's random key, so it needs no state
 /// and dies with the process.
-fn csrf_token(app: &App, user: &str) -> String {
-    signed(app, user)
+fn csrf_token(app: &App, user: &ConsoleUser) -> String {
+    signed(app, &format!("csrf\n{}\n{}", user.name, user.password.expose()))
 }
 
-/// An HMAC-SHA256 of `data` under the process's console key, in hex.
+/// An HMAC-SHA256 of `data` under the console key, in hex.
 fn signed(app: &App, data: &str) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(app.console_key()).expect("any key length");
@@ -227,7 +228,7 @@ pub async fn handle(app: &Arc<App>, path: &str, req: Request<Incoming>) -> Resp 
     match (method, segments.as_slice()) {
         (Method::GET, ["api", "v1", "session"]) => json(
             StatusCode::OK,
-            &json!({"user": who.name, "role": if who.admin { "admin" } else { "read" }, "csrf": csrf_token(app, &who.name)}),
+            &json!({"user": who.name, "role": if who.admin { "admin" } else { "read" }, "csrf": csrf_token(app, &who)}),
         ),
         (Method::GET, ["api", "v1", "targets"]) => match targets(app).await {
             Ok(list) => json(StatusCode::OK, &json!({"targets": list})),
@@ -280,7 +281,7 @@ pub async fn handle(app: &Arc<App>, path: &str, req: Request<Incoming>) -> Resp 
             secured(resp)
         }
         (Method::GET, ["console"]) => match targets(app).await {
-            Ok(list) => html(StatusCode::OK, targets_page(&who, &csrf_token(app, &who.name), &list)),
+            Ok(list) => html(StatusCode::OK, targets_page(&who, &csrf_token(app, &who), &list)),
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
         },
         (Method::POST, ["console", "targets", name, action]) => {
@@ -332,7 +333,7 @@ async fn change(
     let form_token = form
         .then(|| String::from_utf8_lossy(&body).split('&').find_map(|kv| kv.strip_prefix("csrf=").map(str::to_string)))
         .flatten();
-    let expected = csrf_token(app, &who.name);
+    let expected = csrf_token(app, who);
     let given = header_token.or(form_token).unwrap_or_default();
     if !super::auth::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         return Err(forbidden("missing or wrong CSRF token (x-csrf-token, from GET /api/v1/session)"));

@@ -37,6 +37,7 @@ pub struct Store {
     /// The console's switches, read once at open and kept in step with every change: the webhook and the
     /// senders ask on every notification and message.
     switches: Arc<std::sync::RwLock<std::collections::HashMap<String, super::Switch>>>,
+    console_key: Arc<[u8; 32]>,
 }
 
 impl Store {
@@ -60,6 +61,7 @@ impl Store {
             })?;
             rows.collect::<Result<std::collections::HashMap<_, _>, _>>()?
         };
+        let console_key = console_key(&conn)?;
         let file = FileId::of(path).map_err(|source| StoreError::File { path: path.display().to_string(), source })?;
         let reading = Connection::open(path)?;
         reading.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -82,7 +84,29 @@ impl Store {
             health: Arc::new(Health::default()),
             file: Arc::new(file),
             switches: Arc::new(std::sync::RwLock::new(switches)),
+            console_key: Arc::new(console_key),
         })
+    }
+}
+
+/// The console's signing key, made from the OS's random source the first time (uuid v4 uses getrandom)
+/// and kept in the store.
+fn console_key(conn: &Connection) -> Result<[u8; 32], StoreError> {
+    let kept: Option<Vec<u8>> =
+        conn.query_row("SELECT key FROM console_key WHERE id = 1", [], |r| r.get(0)).optional()?;
+    if let Some(key) = kept.and_then(|k| <[u8; 32]>::try_from(k).ok()) {
+        return Ok(key);
+    }
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let key: [u8; 32] = std::array::from_fn(|i| if i < 16 { a.as_bytes()[i] } else { b.as_bytes()[i - 16] });
+    conn.execute("INSERT OR REPLACE INTO console_key (id, key) VALUES (1, ?1)", [&key[..]])?;
+    Ok(key)
+}
+
+impl Store {
+    /// The key the console signs sessions and CSRF tokens with: the same across restarts.
+    pub fn console_key(&self) -> [u8; 32] {
+        *self.console_key
     }
 }
 

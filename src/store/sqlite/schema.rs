@@ -114,7 +114,7 @@ CREATE INDEX notifications_target_skipped ON notifications (target, received_at_
 ALTER TABLE notifications ADD COLUMN alertname TEXT;
 UPDATE notifications SET alertname = json_extract(summary, '$.name');
 ",
-    // 7: indexes for what pruning and the records look up by. Without the first two, deleting a message
+    // 7: the console's signing key; indexes for what pruning and the records look up by. Without the first two, deleting a message
     // checked every other message for a digest or notification pointing at it (foreign keys), so pruning
     // an hour of a million-row store held the writer for minutes. The alert-name indexes let the records
     // walk one name newest first. The text index (trigrams, so any substring of three or more characters
@@ -139,6 +139,12 @@ CREATE VIRTUAL TABLE messages_text USING fts5 (
 );
 CREATE TABLE text_index (upto INTEGER NOT NULL);
 INSERT INTO text_index (upto) VALUES (0);
+-- The key the console signs its sessions and CSRF tokens with, made once, so a restart keeps everyone
+-- logged in.
+CREATE TABLE console_key (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    key BLOB NOT NULL
+);
 -- An indexed message leaves the index with its row (an external-content index must be told the old text).
 CREATE TRIGGER messages_text_forget AFTER DELETE ON messages
     WHEN old.id <= (SELECT upto FROM text_index)
