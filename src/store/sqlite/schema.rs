@@ -114,9 +114,9 @@ CREATE INDEX notifications_target_skipped ON notifications (target, received_at_
 ALTER TABLE notifications ADD COLUMN alertname TEXT;
 UPDATE notifications SET alertname = json_extract(summary, '$.name');
 ",
-    // 7: the console's signing key; indexes for what pruning and the records look up by. Without the first two, deleting a message
-    // checked every other message for a digest or notification pointing at it (foreign keys), so pruning
-    // an hour of a million-row store held the writer for minutes. The alert-name indexes let the records
+    // 7: the console's signing key; indexes for what pruning and the records look up by. Without the
+    // first two, deleting a message checked every other message for a digest or notification pointing at
+    // it (foreign keys), so pruning an hour of a million-row store held the writer for minutes. The alert-name indexes let the records
     // walk one name newest first. The text index (trigrams, so any substring of three or more characters
     // is found) covers messages up to `text_index.upto`: the storage thread indexes in small batches behind
     // the intake instead of in each notification's transaction, and a search reads the rest directly.
