@@ -78,8 +78,6 @@ pub struct App {
     senders: tokio::sync::Mutex<HashMap<String, Running>>,
     /// One reload (or shutdown of senders) at a time.
     reloading: tokio::sync::Mutex<()>,
-    /// Signs the console's sessions and CSRF tokens; kept in the store, so the same across restarts.
-    console_key: [u8; 32],
     /// Recent failed console log-ins by user name, to slow guessing.
     login_failures: Mutex<HashMap<String, std::collections::VecDeque<std::time::Instant>>>,
 }
@@ -89,7 +87,6 @@ impl App {
         App {
             delivery: watch::Sender::new(live.delivery.clone()),
             live: RwLock::new(live),
-            console_key: store.console_key(),
             store,
             metrics,
             shutdown,
@@ -101,8 +98,9 @@ impl App {
         }
     }
 
-    pub fn console_key(&self) -> &[u8] {
-        &self.console_key
+    /// Signs the console's sessions and CSRF tokens; kept in the store, so the same across restarts.
+    pub fn console_key(&self) -> [u8; 32] {
+        self.store.console_key()
     }
 
     /// Whether `user` may try to log in now: not after `LOGIN_FAILURES` failures within a minute.

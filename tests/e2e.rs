@@ -31,6 +31,16 @@ struct Alertmanager {
     url: String,
 }
 
+/// Alertmanager's quick route (grouped by alertname, 1 s group wait) to one receiver, `bridge`, that posts
+/// each group to every one of `targets` on the bridge at `bridge_url`.
+fn one_receiver(bridge_url: &str, targets: &[&str], group_interval: &str) -> String {
+    let hooks: String =
+        targets.iter().map(|t| format!("  - url: {bridge_url}/dingtalk/{t}/send\n    send_resolved: true\n")).collect();
+    format!(
+        "route:\n  receiver: bridge\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: {group_interval}\n  repeat_interval: 1h\nreceivers:\n- name: bridge\n  webhook_configs:\n{hooks}"
+    )
+}
+
 impl Alertmanager {
     fn start(dir: &Path, bridge_url: &str) -> Alertmanager {
         Self::start_with(dir, bridge_url, "2s", &[])
@@ -38,22 +48,7 @@ impl Alertmanager {
 
     /// `cluster`: extra flags for an HA peer. Each peer gets its own config and storage under `dir`.
     fn start_with(dir: &Path, bridge_url: &str, group_interval: &str, cluster: &[String]) -> Alertmanager {
-        let receivers = format!(
-            r#"
-route:
-  receiver: dingtalk
-  group_by: [alertname]
-  group_wait: 1s
-  group_interval: {group_interval}
-  repeat_interval: 1h
-receivers:
-- name: dingtalk
-  webhook_configs:
-  - url: {bridge_url}/dingtalk/ops/send
-    send_resolved: true
-"#
-        );
-        Self::start_config(dir, &receivers, cluster)
+        Self::start_config(dir, &one_receiver(bridge_url, &["ops"], group_interval), cluster)
     }
 
     /// An Alertmanager with this configuration.
@@ -477,10 +472,7 @@ targets:
     .unwrap();
     let bridge = BinaryBridge::start(&config);
     let url = format!("http://{}", bridge.addr);
-    let yaml = format!(
-        "route:\n  receiver: oncall\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n- name: oncall\n  webhook_configs:\n  - url: {url}/dingtalk/oncall-direct/send\n    send_resolved: true\n"
-    );
-    let am = Alertmanager::start_config(dir.path(), &yaml, &[]);
+    let am = Alertmanager::start_config(dir.path(), &one_receiver(&url, &["oncall-direct"], "2s"), &[]);
     ready(&am).await;
 
     am.post_alert(None).await;
@@ -582,14 +574,8 @@ targets:
     let bridge = BinaryBridge::start(&config);
     let url = format!("http://{}", bridge.addr);
     // One receiver posting to each target, the router among them.
-    let hooks: String = ["ops", "ops-feishu", "firing-only", "by-team"]
-        .iter()
-        .map(|t| format!("  - url: {url}/dingtalk/{t}/send\n    send_resolved: true\n"))
-        .collect();
-    let yaml = format!(
-        "route:\n  receiver: bridge\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n- name: bridge\n  webhook_configs:\n{hooks}"
-    );
-    let am = Alertmanager::start_config(dir.path(), &yaml, &[]);
+    let targets = ["ops", "ops-feishu", "firing-only", "by-team"];
+    let am = Alertmanager::start_config(dir.path(), &one_receiver(&url, &targets, "2s"), &[]);
     ready(&am).await;
     let to = |token: &str| dingtalk.posted().into_iter().filter(|p| p.token == token).collect::<Vec<_>>();
     let titled = |token: &str, name: &str| {

@@ -175,7 +175,7 @@ fn csrf_token(app: &App, user: &ConsoleUser) -> String {
 /// An HMAC-SHA256 of `data` under the console key, in hex.
 fn signed(app: &App, data: &str) -> String {
     use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(app.console_key()).expect("any key length");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&app.console_key()).expect("any key length");
     mac.update(data.as_bytes());
     hex(&mac.finalize().into_bytes())
 }

@@ -37,7 +37,7 @@ pub struct Store {
     /// The console's switches, read once at open and kept in step with every change: the webhook and the
     /// senders ask on every notification and message.
     switches: Arc<std::sync::RwLock<std::collections::HashMap<String, super::Switch>>>,
-    console_key: Arc<[u8; 32]>,
+    console_key: [u8; 32],
 }
 
 impl Store {
@@ -84,7 +84,7 @@ impl Store {
             health: Arc::new(Health::default()),
             file: Arc::new(file),
             switches: Arc::new(std::sync::RwLock::new(switches)),
-            console_key: Arc::new(console_key),
+            console_key,
         })
     }
 }
@@ -106,7 +106,7 @@ fn console_key(conn: &Connection) -> Result<[u8; 32], StoreError> {
 impl Store {
     /// The key the console signs sessions and CSRF tokens with: the same across restarts.
     pub fn console_key(&self) -> [u8; 32] {
-        *self.console_key
+        self.console_key
     }
 }
 
