@@ -18,13 +18,14 @@ const COLUMNS: &str = "m.id, m.target, m.created_at_ms, m.state, COALESCE(n.grou
         COALESCE(n.alertname, ''), COALESCE(n.status, ''), m.reason, m.body,
         m.attempts, m.notification_id, m.carried_by, m.kind, m.last_error";
 
+/// Messages with their notifications (a digest has none), as every message query reads them.
+const MESSAGES: &str = "messages m LEFT JOIN notifications n ON n.id = m.notification_id";
+
 /// A message with its notification, for one record by id.
 pub(super) fn message_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<RecordRow>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id WHERE m.id = ?1"
-    ))?
-    .query_row([id], message_record)
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM {MESSAGES} WHERE m.id = ?1"))?
+        .query_row([id], message_record)
+        .optional()
 }
 
 /// A push record from a row of [`COLUMNS`].
@@ -249,7 +250,7 @@ fn messages(conn: &Connection, f: &Filter) -> rusqlite::Result<Vec<RecordRow>> {
         if let Some(state) = &f.state {
             for name in names {
                 let mut q = Query::new(format!(
-                    "SELECT {COLUMNS} FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id
+                    "SELECT {COLUMNS} FROM {MESSAGES}
                      WHERE m.state = ? AND m.alertname = ?"
                 ));
                 q.args.extend([text(state), text(name)]);
@@ -279,9 +280,7 @@ fn messages(conn: &Connection, f: &Filter) -> rusqlite::Result<Vec<RecordRow>> {
         }
         return Ok(rows);
     }
-    let mut q = Query::new(format!(
-        "SELECT {COLUMNS} FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id WHERE 1"
-    ));
+    let mut q = Query::new(format!("SELECT {COLUMNS} FROM {MESSAGES} WHERE 1"));
     message_conditions(&mut q, f, true);
     q.rows(conn, "ORDER BY m.created_at_ms DESC, m.id DESC", f.limit, message_record)
 }
@@ -291,9 +290,7 @@ fn messages(conn: &Connection, f: &Filter) -> rusqlite::Result<Vec<RecordRow>> {
 fn messages_by_text(conn: &Connection, f: &Filter) -> rusqlite::Result<Vec<RecordRow>> {
     let probe = f.probe.clone().expect("a text search has a probe");
     let upto: i64 = conn.query_row("SELECT upto FROM text_index", [], |r| r.get(0))?;
-    let mut tail = Query::new(format!(
-        "SELECT {COLUMNS} FROM messages m LEFT JOIN notifications n ON n.id = m.notification_id WHERE m.id > ?"
-    ));
+    let mut tail = Query::new(format!("SELECT {COLUMNS} FROM {MESSAGES} WHERE m.id > ?"));
     tail.args.push(Sql::Integer(upto));
     message_conditions(&mut tail, f, true);
     let mut rows = tail.rows(conn, "ORDER BY m.id DESC", f.limit, message_record)?;
