@@ -350,9 +350,10 @@ fn print_rendered(target: &crate::config::Target, rendered: crate::render::Rende
     for m in &rendered.messages {
         // As it would be sent now (durations are computed at send time, Feishu's signature fields added).
         let resolved = crate::render::send_time::resolve(&m.body, now_ms);
-        let body = target.channel.as_sent(&resolved, now_ms, m.recipients.as_deref());
-        if let Some(d) = crate::channel::dingtalk_app::Delivery::parse(m.recipients.as_deref()) {
-            eprintln!("# {}", d.to.describe());
+        let to = m.recipients.as_ref().map(|d| &d.to);
+        let body = target.channel.as_sent(&resolved, now_ms, to);
+        if let Some(to) = to {
+            eprintln!("# {}", target.channel.describe_recipients(to));
         }
         if pretty {
             let v: serde_json::Value = serde_json::from_str(&body).expect("rendered bodies are JSON");

@@ -10,16 +10,24 @@ use regex::Regex;
 
 use crate::decode::{Alert, Status};
 
-/// One person and how each chat tool knows them.
+/// One person and how each chat tool knows them: identifiers by the directory's key for them
+/// (`dingtalk_mobile`, `feishu_user_id`, …; each protocol names the keys it rings people by).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Person {
     pub name: String,
-    pub dingtalk_mobile: Option<String>,
-    pub dingtalk_user_id: Option<String>,
-    pub feishu_user_id: Option<String>,
-    pub lark_user_id: Option<String>,
-    pub wecom_user_id: Option<String>,
-    pub wecom_mobile: Option<String>,
+    pub ids: BTreeMap<String, String>,
+}
+
+impl Person {
+    /// The person's identifier under `key`, if the directory has one.
+    pub fn id(&self, key: &str) -> Option<&str> {
+        self.ids.get(key).map(String::as_str)
+    }
+
+    /// A person with these identifiers (tests).
+    pub fn with(name: &str, ids: &[(&str, &str)]) -> Person {
+        Person { name: name.to_string(), ids: ids.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
 }
 
 /// `people` and `groups` of the configuration.
@@ -223,11 +231,7 @@ mod tests {
     }
 
     fn directory() -> Arc<Directory> {
-        let person = |name: &str, mobile: &str| Person {
-            name: name.into(),
-            dingtalk_mobile: Some(mobile.into()),
-            ..Person::default()
-        };
+        let person = |name: &str, mobile: &str| Person::with(name, &[("dingtalk_mobile", mobile)]);
         let mut d = Directory::default();
         d.people.insert("alice".into(), person("alice", "13800000000"));
         d.people.insert("bob".into(), person("bob", "13900000000"));

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::channel::Channel;
 pub use crate::channel::RateLimit;
+use crate::channel::keys::Node;
 use crate::secret::Secret;
 pub use validate::valid_target_name;
 pub use values::{ValueError, expand_env, parse_duration};
@@ -250,19 +251,27 @@ impl Config {
         base: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |e: serde_saphyr::Error| ConfigError::Parse {
             file: file.to_string(),
             // Only the first line (line, column, problem): the rest quotes the file's lines around the
             // error, which may hold a robot URL or secret.
             message: e.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string(),
-        })?;
+        };
+        let raw: raw::RawConfig = serde_saphyr::from_str(text).map_err(parse_error)?;
+        // The same file as a tree, for the keys protocols read themselves.
+        let (doc, doc_lines) = match serde_saphyr::from_str::<Option<Node>>(text).map_err(parse_error)? {
+            Some(Node::Map(map, lines)) => (map, lines),
+            _ => Default::default(),
+        };
         let mut v = validate::Validator {
             file: file.to_string(),
             base: base.to_path_buf(),
             env,
             problems: vec![],
             warnings: vec![],
-            apps: BTreeMap::new(),
+            doc,
+            doc_lines,
+            sections: BTreeMap::new(),
             people: Default::default(),
         };
         let config = v.config(raw);
@@ -285,11 +294,9 @@ mod tests {
         }
     }
 
-    fn robot(t: &Target) -> &crate::channel::dingtalk::Robot {
-        match &t.channel {
-            Channel::DingTalk(robot) => robot,
-            other => panic!("expected a DingTalk robot, got {other:?}"),
-        }
+    /// The channel a target's protocol makes of these keys of its own.
+    fn made(kind: &str, yaml: &str) -> Channel {
+        crate::channel::testing::channel(kind, yaml)
     }
 
     fn load(text: &str) -> Result<Config, ConfigError> {
@@ -321,11 +328,9 @@ targets:
         assert_eq!(c.storage.path, PathBuf::from("/etc/bridge/data/db.sqlite3"));
         assert_eq!(c.timezone, chrono_tz::Asia::Shanghai);
         let t = &c.targets["ops"];
-        let robot = robot(t);
-        assert_eq!(robot.url.expose(), "https://oapi.dingtalk.com/robot/send?access_token=tok123");
-        assert_eq!(robot.secret.as_ref().unwrap().expose(), "SECabc");
+        let robot = "url: https://oapi.dingtalk.com/robot/send?access_token=tok123\nsecret: SECabc\nmention: {mobiles: ['13800000000'], user_ids: [manager01]}";
+        assert_eq!(t.channel, made("dingtalk", robot), "the URL and secret expanded, the mobiles read");
         assert_eq!(t.keyword.as_deref(), Some("Alert"));
-        assert_eq!(robot.format.mention.mobiles, vec!["13800000000"]);
         assert_eq!(c.delivery.rate_limit, RateLimit { messages: 20, per: Duration::from_secs(60) });
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
@@ -403,7 +408,8 @@ targets:
         std::fs::write(dir.path().join("secret"), "SECfromfile\n").unwrap();
         let text = GOOD.replace("secret: \"${OPS_SECRET}\"", "secret_file: secret");
         let c = Config::from_yaml(&text, "t.yaml", dir.path(), &env).unwrap();
-        assert_eq!(robot(&c.targets["ops"]).secret.as_ref().unwrap().expose(), "SECfromfile");
+        let robot = "url: https://oapi.dingtalk.com/robot/send?access_token=tok123\nsecret: SECfromfile\nmention: {mobiles: ['13800000000'], user_ids: [manager01]}";
+        assert_eq!(c.targets["ops"].channel, made("dingtalk", robot));
         let both = GOOD.replace("secret: \"${OPS_SECRET}\"", "secret: x\n    secret_file: secret");
         let err = Config::from_yaml(&both, "t.yaml", dir.path(), &env).unwrap_err().to_string();
         assert!(err.contains("set either targets.ops.secret or targets.ops.secret_file"), "{err}");
@@ -416,10 +422,11 @@ targets:
             "targets:\n  f:\n    type: feishu\n    url: {hook}\n    secret: s\n    mention: {{user_ids: [ou_1]}}\n"
         ))
         .unwrap();
-        let Channel::Feishu(bot) = &c.targets["f"].channel else { panic!("a Feishu bot") };
-        assert_eq!(bot.format.msgtype, crate::channel::feishu::MsgType::Interactive, "cards by default");
-        assert_eq!(c.targets["f"].rate_limit, crate::channel::feishu::RATE_LIMITS[0], "Feishu's own budget");
-        assert_eq!(c.targets["f"].channel.rate_windows(), &crate::channel::feishu::RATE_LIMITS[1..]);
+        let caps = c.targets["f"].channel.caps();
+        assert_eq!((caps.service, caps.msgtype), ("Feishu", "interactive"), "cards by default");
+        let minute = RateLimit { messages: 100, per: Duration::from_secs(60) };
+        assert_eq!(c.targets["f"].rate_limit, minute, "Feishu's own budget");
+        assert_eq!(caps.rate_windows, &[RateLimit { messages: 5, per: Duration::from_secs(1) }]);
         let err = load(&format!("targets:\n  f:\n    type: feishu\n    url: {hook}\n    msgtype: markdown\n    mention: {{mobiles: ['138']}}\n")).unwrap_err().to_string();
         assert!(err.contains("targets.f.mention.mobiles: not a key of a feishu target"), "{err}");
         assert!(err.contains("targets.f.msgtype: unsupported message type for a feishu target"), "{err}");
@@ -427,7 +434,7 @@ targets:
         assert!(err.contains("targets.w.type: unknown target type"), "{err}");
         // The host never decides the type, but a mismatch is pointed out.
         let c = load(&format!("targets:\n  d:\n    url: {hook}\n")).unwrap();
-        assert!(matches!(c.targets["d"].channel, Channel::DingTalk(_)));
+        assert_eq!(c.targets["d"].channel.name(), "dingtalk");
         assert!(
             c.warnings.iter().any(|w| w.key == "targets.d.url" && w.message.contains("looks like a feishu webhook"))
         );
@@ -446,7 +453,7 @@ targets:
     #[test]
     fn dry_run_needs_no_url() {
         let c = load("targets:\n  try:\n    dry_run: true\n").unwrap();
-        assert!(matches!(c.targets["try"].channel, Channel::DryRun(_)));
+        assert_eq!(c.targets["try"].channel.name(), "dry_run");
         let err = load("targets:\n  t:\n    keyword: x\n").unwrap_err().to_string();
         assert!(err.contains("targets.t.url: missing"), "{err}");
     }
@@ -546,21 +553,21 @@ targets:
     msgtype: actionCard
 "#;
         let c = load(text).unwrap();
-        let app = |name: &str| match &c.targets[name].channel {
-            Channel::DingTalkApp(a) => a.clone(),
-            other => panic!("{other:?}"),
-        };
-        let (direct, group) = (app("oncall-direct"), app("ops-app-group"));
-        assert!(std::sync::Arc::ptr_eq(&direct.app, &group.app), "one app, one token, one fetch");
-        assert_eq!((direct.app.client_id.as_str(), direct.app.api_base.as_str()), ("tok123", "http://127.0.0.1:9"));
-        assert_eq!(direct.users, ["manager01", "user0231"]);
-        assert_eq!(group.msgtype, crate::channel::dingtalk_app::MsgType::ActionCard);
+        let app = [(
+            "dingtalk_apps",
+            "corp",
+            "client_id: tok123\nclient_secret: app-secret\nrobot_code: dingrobot\napi_base: http://127.0.0.1:9",
+        )];
+        let direct =
+            crate::channel::testing::channel_in("dingtalk_app", &app, "app: corp\nusers: [manager01, user0231]");
+        assert_eq!(c.targets["oncall-direct"].channel, direct, "the app's settings read once, the users");
+        assert_eq!(c.targets["ops-app-group"].channel.msgtype(), "actionCard");
         assert_eq!(
             c.targets["oncall-direct"].budget_key(),
             c.targets["ops-app-group"].budget_key(),
             "one budget per app"
         );
-        assert_eq!(c.targets["oncall-direct"].rate_limit, crate::channel::dingtalk_app::RATE_LIMIT);
+        assert_eq!(c.targets["oncall-direct"].rate_limit, RateLimit { messages: 20, per: Duration::from_secs(1) });
 
         let err = load(&text.replace("    app: corp\n    users", "    app: nope\n    users")).unwrap_err().to_string();
         assert!(err.contains("targets.oncall-direct.app: no app \"nope\" under dingtalk_apps"), "{err}");

@@ -40,40 +40,29 @@ impl Validator<'_> {
             if !valid_name(&name) {
                 self.problem(&key, "names are letters, digits, '.', '_' and '-' (alerts name people by them)");
             }
-            let field = |v: &mut Self, f: &str, value: Option<String>| {
-                let value = value.and_then(|x| v.expand(&format!("{key}.{f}"), &x))?;
+            let known: Vec<&str> = crate::channel::PROTOCOLS.iter().flat_map(|k| k.person_keys).copied().collect();
+            let mut p = Person { name: name.clone(), ids: BTreeMap::new() };
+            for (f, value) in raw {
+                if !known.contains(&f.as_str()) {
+                    self.problem(
+                        &format!("{key}.{f}"),
+                        format!("unknown field `{f}`: expected one of {}", known.join(", ")),
+                    );
+                    continue;
+                }
+                let Some(value) = self.expand(&format!("{key}.{f}"), &value) else { continue };
                 let value = value.trim().to_string();
                 if value.is_empty() || value.contains(|c: char| c.is_whitespace() || "\"<>@".contains(c)) {
-                    v.problem(&format!("{key}.{f}"), "empty, or holds a space, quote, '<', '>' or '@'");
-                    return None;
+                    self.problem(&format!("{key}.{f}"), "empty, or holds a space, quote, '<', '>' or '@'");
+                    continue;
                 }
                 if f.ends_with("mobile") && !value.chars().all(|c| c.is_ascii_digit() || c == '+' || c == '-') {
-                    v.problem(&format!("{key}.{f}"), "not a phone number (digits, + and - only)");
+                    self.problem(&format!("{key}.{f}"), "not a phone number (digits, + and - only)");
                 }
-                Some(value)
-            };
-            let p = Person {
-                name: name.clone(),
-                dingtalk_mobile: field(self, "dingtalk_mobile", raw.dingtalk_mobile),
-                dingtalk_user_id: field(self, "dingtalk_user_id", raw.dingtalk_user_id),
-                feishu_user_id: field(self, "feishu_user_id", raw.feishu_user_id),
-                lark_user_id: field(self, "lark_user_id", raw.lark_user_id),
-                wecom_user_id: field(self, "wecom_user_id", raw.wecom_user_id),
-                wecom_mobile: field(self, "wecom_mobile", raw.wecom_mobile),
-            };
-            let ids = [
-                &p.dingtalk_mobile,
-                &p.dingtalk_user_id,
-                &p.feishu_user_id,
-                &p.lark_user_id,
-                &p.wecom_user_id,
-                &p.wecom_mobile,
-            ];
-            if ids.iter().all(|i| i.is_none()) && !self.problems.iter().any(|x| x.key.starts_with(&key)) {
-                self.problem(
-                    &key,
-                    "no identifier: set dingtalk_mobile, dingtalk_user_id, feishu_user_id, lark_user_id, wecom_user_id or wecom_mobile",
-                );
+                p.ids.insert(f, value);
+            }
+            if p.ids.is_empty() && !self.problems.iter().any(|x| x.key.starts_with(&key)) {
+                self.problem(&key, format!("no identifier: set {}", known.join(", ")));
             }
             d.people.insert(name, p);
         }
@@ -101,10 +90,10 @@ impl Validator<'_> {
     /// `mention.rules`, `send_on` and `split` of a target, and what its tool cannot ring.
     pub(super) fn routing(&mut self, key: &str, raw: Routing, channel: &Channel) -> (Rules, SendOn, Split) {
         let Routing { rules: raw_rules, send_on, split, on_resolved } = raw;
-        if !raw_rules.is_empty() && matches!(channel, Channel::DingTalkApp(_)) {
+        if !raw_rules.is_empty() && channel.caps().direct {
             self.problem(
                 &format!("{key}.mention.rules"),
-                "not a key of a dingtalk_app target (its messages go to its users, whom they ring)",
+                format!("not a key of a {} target (its messages go to its users, whom they ring)", channel.name()),
             );
         }
         let rules: Vec<Rule> = raw_rules
@@ -211,29 +200,23 @@ impl Validator<'_> {
                 ),
             );
         }
-        if rules.iter().any(|r| r.all) && !channel.can_ring_all() {
+        if rules.iter().any(|r| r.all) && !channel.caps().ring_all {
             self.warn(&format!("{key}.mention.rules"), "this message type cannot ring @all; all: true is ignored");
         }
     }
 
     /// A router target: only `route` (a router has no chat tool of its own).
-    pub(super) fn route(&mut self, key: &str, t: RawTarget) -> Option<Route> {
+    /// A router target; `protocol_keys`: whether it has keys of a protocol too.
+    pub(super) fn route(&mut self, key: &str, t: RawTarget, protocol_keys: bool) -> Option<Route> {
         let RawTarget { route: Some(RawRoute { by_label, targets, default }), .. } = t else { return None };
         let others = t.kind.is_some()
-            || t.url.is_some()
-            || t.url_file.is_some()
-            || t.secret.is_some()
-            || t.app.is_some()
-            || t.dry_run
+            || protocol_keys
             || t.keyword.is_some()
             || t.template.is_some()
             || t.send_on.is_some()
             || t.split.is_some()
             || t.enabled.is_some()
-            || !t.mention.rules.is_empty()
-            || t.mention.all
-            || !t.mention.mobiles.is_empty()
-            || !t.mention.user_ids.is_empty();
+            || !t.mention.rules.is_empty();
         if others {
             self.problem(
                 key,

@@ -1,11 +1,21 @@
-//! The configuration file as written: its YAML shape, a contract with users. Unknown keys are errors.
+//! The configuration file as written: its YAML shape, a contract with users. Unknown keys are errors:
+//! the keys here are listed in [`TOP_KEYS`] and [`TARGET_KEYS`]; a protocol's own keys (of its targets,
+//! and of a section it owns) are read by the protocol, which reports any it does not know.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+/// The top-level keys of [`RawConfig`] (besides the sections protocols own).
+pub(super) const TOP_KEYS: &[&str] =
+    &["listen", "storage", "templates_dir", "timezone", "server", "delivery", "people", "groups", "targets", "console"];
+
+/// The keys every target has, read here ([`RawTarget`]); the rest are its protocol's (`mention` is
+/// shared: `rules` and `on_resolved` are read here, the people it rings by its protocol).
+pub(super) const TARGET_KEYS: &[&str] =
+    &["type", "keyword", "template", "labels", "rate_limit", "send_on", "split", "route", "enabled"];
+
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
     pub(super) listen: Option<String>,
     #[serde(default)]
@@ -16,8 +26,6 @@ pub(super) struct RawConfig {
     pub(super) server: RawServer,
     #[serde(default)]
     pub(super) delivery: RawDelivery,
-    #[serde(default)]
-    pub(super) dingtalk_apps: BTreeMap<String, RawApp>,
     /// The people directory: each person's identifier in each chat tool.
     #[serde(default)]
     pub(super) people: BTreeMap<String, RawPerson>,
@@ -47,17 +55,8 @@ pub(super) struct RawConsoleUser {
     pub(super) role: Option<String>,
 }
 
-/// `people.<name>`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawPerson {
-    pub(super) dingtalk_mobile: Option<String>,
-    pub(super) dingtalk_user_id: Option<String>,
-    pub(super) feishu_user_id: Option<String>,
-    pub(super) lark_user_id: Option<String>,
-    pub(super) wecom_user_id: Option<String>,
-    pub(super) wecom_mobile: Option<String>,
-}
+/// `people.<name>`: identifiers by the keys the protocols name (`dingtalk_mobile`, `feishu_user_id`, …).
+pub(super) type RawPerson = BTreeMap<String, String>;
 
 /// `targets.<name>.route`: forward each alert to the target its label's value names.
 #[derive(Debug, Deserialize)]
@@ -88,17 +87,6 @@ pub(super) struct RawRule {
     pub(super) all: bool,
     pub(super) from_label: Option<String>,
     pub(super) from_annotation: Option<String>,
-}
-
-/// A DingTalk enterprise app (`dingtalk_apps.<name>`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawApp {
-    pub(super) client_id: Option<String>,
-    pub(super) client_secret: Option<String>,
-    pub(super) client_secret_file: Option<String>,
-    pub(super) robot_code: Option<String>,
-    pub(super) api_base: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -186,33 +174,19 @@ pub(super) struct RawLimit {
     pub(super) per: String,
 }
 
+/// What every target has; its protocol's keys are read by the protocol (see [`TARGET_KEYS`]).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawTarget {
-    /// `dingtalk` (the default), `feishu`, `lark`, `wecom` or `dingtalk_app`.
+    /// A protocol's `type:` name (`dingtalk`, the default, …).
     #[serde(rename = "type")]
     pub(super) kind: Option<String>,
-    pub(super) url: Option<String>,
-    pub(super) url_file: Option<String>,
-    pub(super) secret: Option<String>,
-    pub(super) secret_file: Option<String>,
     pub(super) keyword: Option<String>,
     pub(super) template: Option<String>,
-    pub(super) msgtype: Option<String>,
     #[serde(default)]
     pub(super) labels: RawLabels,
     #[serde(default)]
     pub(super) mention: RawMention,
-    #[serde(default)]
-    pub(super) dry_run: bool,
     pub(super) rate_limit: Option<RawRateLimit>,
-    /// `dingtalk_app`: the app (a name under `dingtalk_apps`), its users and groups, users per call.
-    pub(super) app: Option<String>,
-    #[serde(default)]
-    pub(super) users: Vec<String>,
-    #[serde(default)]
-    pub(super) conversations: Vec<String>,
-    pub(super) batch_size: Option<usize>,
     /// `firing`, `resolved`: which alerts the target receives.
     pub(super) send_on: Option<Vec<String>>,
     /// `per_group` (the default) or `per_alert`.
@@ -232,15 +206,10 @@ pub(super) struct RawLabels {
     pub(super) show: Vec<String>,
 }
 
+/// `mention`: the rules (and whether resolved messages ring) are every target's; whom it rings by
+/// name is its protocol's.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawMention {
-    #[serde(default)]
-    pub(super) all: bool,
-    #[serde(default)]
-    pub(super) mobiles: Vec<String>,
-    #[serde(default)]
-    pub(super) user_ids: Vec<String>,
     #[serde(default)]
     pub(super) on_resolved: bool,
     #[serde(default)]

@@ -1,15 +1,18 @@
 //! Validation: the file as written ([`super::raw`]) into a [`Config`] whose every field is known good.
 //! Every problem is collected, named by file and key, so one run of `check-config` shows them all.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::*;
 use super::values::{expand_env, parse_duration};
 use super::*;
-use crate::channel::{RateLimit, dingtalk};
+use crate::channel::keys::{Keys, Node, Setup};
+use crate::channel::{DEFAULT_RATE_LIMIT, MAX_MESSAGE_BYTES, PROTOCOLS, RateLimit};
 use crate::secret::Secret;
 
 pub(super) struct Validator<'a> {
@@ -18,8 +21,12 @@ pub(super) struct Validator<'a> {
     pub(super) env: &'a dyn Fn(&str) -> Option<String>,
     pub(super) problems: Vec<Problem>,
     pub(super) warnings: Vec<Problem>,
-    /// `dingtalk_apps`, read before the targets that name them.
-    pub(super) apps: BTreeMap<String, std::sync::Arc<crate::channel::dingtalk_app::App>>,
+    /// The file as a tree: each target's protocol keys and each protocol's section are read from it.
+    pub(super) doc: BTreeMap<String, Node>,
+    /// The line of each top-level key.
+    pub(super) doc_lines: crate::channel::keys::Lines,
+    /// The entries of sections protocols own (`dingtalk_apps`), read before the targets that name them.
+    pub(super) sections: BTreeMap<(String, String), Arc<dyn Any + Send + Sync>>,
     /// `people` and `groups`, read before the targets whose rules name them.
     pub(super) people: std::sync::Arc<crate::people::Directory>,
 }
@@ -87,6 +94,69 @@ impl Validator<'_> {
         }
     }
 
+    /// Keys at the top of the file that neither the configuration nor a protocol's section has.
+    fn top_level_keys(&mut self) {
+        let sections: Vec<&str> = PROTOCOLS.iter().filter_map(|k| k.section.as_ref()).map(|s| s.key).collect();
+        let unknown: Vec<String> = self
+            .doc
+            .keys()
+            .filter(|k| !TOP_KEYS.contains(&k.as_str()) && !sections.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for k in unknown {
+            let expected = TOP_KEYS.iter().chain(&sections).copied().collect::<Vec<_>>().join(", ");
+            let line = self.doc_lines.get(&k).map(|l| format!(" (line {l})")).unwrap_or_default();
+            self.problem(&k, format!("unknown field `{k}`, expected one of {expected}{line}"));
+        }
+    }
+
+    /// Each section a protocol owns (`dingtalk_apps`): every entry made once, for the targets naming it.
+    fn sections(&mut self) {
+        for section in PROTOCOLS.iter().filter_map(|k| k.section.as_ref()) {
+            let entries = match self.doc.get(section.key) {
+                None | Some(Node::Null) => continue,
+                Some(Node::Map(m, _)) => m.clone(),
+                Some(_) => {
+                    self.problem(section.key, "expected a name for each entry".to_string());
+                    continue;
+                }
+            };
+            for (name, entry) in entries {
+                let key = format!("{}.{name}", section.key);
+                let Node::Map(map, lines) = entry else {
+                    self.problem(&key, "expected keys under it".to_string());
+                    continue;
+                };
+                let mut keys = Keys::new(&key, map, lines);
+                let made = (section.configure)(&mut keys, self);
+                keys.finish(self, &format!("an entry of {}", section.key), &|_| vec![]);
+                if let Some(made) = made {
+                    self.sections.insert((section.key.to_string(), name), made);
+                }
+            }
+        }
+    }
+
+    /// A target's own keys: those of the file's tree not common to every target (`mention.rules` and
+    /// `mention.on_resolved` aside, whoever reads them too).
+    pub(super) fn protocol_keys(&self, name: &str) -> Keys {
+        let (mut map, lines) = match self.doc.get("targets") {
+            Some(Node::Map(targets, _)) => match targets.get(name) {
+                Some(Node::Map(t, lines)) => (t.clone(), lines.clone()),
+                _ => Default::default(),
+            },
+            _ => Default::default(),
+        };
+        map.retain(|k, _| !TARGET_KEYS.contains(&k.as_str()));
+        if let Some(Node::Map(mention, _)) = map.get_mut("mention") {
+            mention.remove("rules");
+            if mention.is_empty() {
+                map.remove("mention");
+            }
+        }
+        Keys::new(&format!("targets.{name}"), map, lines)
+    }
+
     pub(super) fn config(&mut self, raw: RawConfig) -> Option<Config> {
         let listen = self.listen(raw.listen.as_deref());
         let storage = self.storage(&raw.storage);
@@ -94,7 +164,8 @@ impl Validator<'_> {
         let timezone = self.timezone(raw.timezone.as_deref());
         let server = self.server(raw.server);
         let delivery = self.delivery(&raw.delivery);
-        self.apps(raw.dingtalk_apps);
+        self.top_level_keys();
+        self.sections();
         self.directory(raw.people, raw.groups);
         let (targets, routes) = self.targets(raw.targets, delivery.rate_limit);
         Some(Config {
@@ -240,7 +311,7 @@ impl Validator<'_> {
     }
 
     fn delivery(&mut self, d: &RawDelivery) -> DeliveryConfig {
-        let rate_limit = self.rate_limit("delivery.rate_limit", d.rate_limit.as_ref(), dingtalk::RATE_LIMIT);
+        let rate_limit = self.rate_limit("delivery.rate_limit", d.rate_limit.as_ref(), DEFAULT_RATE_LIMIT);
         let delivery = DeliveryConfig {
             connect_timeout: self.duration(
                 "delivery.connect_timeout",
@@ -265,14 +336,14 @@ impl Validator<'_> {
                 d.throttle_penalty.as_deref(),
                 Duration::from_secs(600),
             ),
-            max_message_bytes: d.max_message_bytes.unwrap_or(dingtalk::MAX_BYTES),
+            max_message_bytes: d.max_message_bytes.unwrap_or(MAX_MESSAGE_BYTES),
             digest_after: self.duration("delivery.digest_after", d.digest_after.as_deref(), Duration::from_secs(15)),
             dedup_window: self.duration("delivery.dedup_window", d.dedup_window.as_deref(), Duration::from_secs(120)),
         };
-        if delivery.max_message_bytes < 2000 || delivery.max_message_bytes > dingtalk::MAX_BYTES {
+        if delivery.max_message_bytes < 2000 || delivery.max_message_bytes > MAX_MESSAGE_BYTES {
             self.problem(
                 "delivery.max_message_bytes",
-                format!("must be between 2000 and {} (DingTalk's own limit)", dingtalk::MAX_BYTES),
+                format!("must be between 2000 and {} (DingTalk's own limit)", MAX_MESSAGE_BYTES),
             );
         }
         if delivery.request_timeout.is_zero() || delivery.connect_timeout.is_zero() {
@@ -303,7 +374,8 @@ impl Validator<'_> {
                         "target names must match [A-Za-z][A-Za-z0-9_-]* (they appear in URLs and metrics)",
                     );
                 }
-                if let Some(route) = self.route(&format!("targets.{name}"), t) {
+                let protocol_keys = self.protocol_keys(&name).any();
+                if let Some(route) = self.route(&format!("targets.{name}"), t, protocol_keys) {
                     routes.insert(name, route);
                 }
                 continue;
@@ -407,4 +479,25 @@ pub fn valid_target_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl Setup for Validator<'_> {
+    fn problem(&mut self, key: &str, message: String) {
+        Validator::problem(self, key, message);
+    }
+    fn warn(&mut self, key: &str, message: String) {
+        Validator::warn(self, key, message);
+    }
+    fn expand(&mut self, key: &str, value: &str) -> Option<String> {
+        Validator::expand(self, key, value)
+    }
+    fn inline_or_file(&mut self, key: &str, inline: Option<&str>, file: Option<&str>) -> Option<String> {
+        Validator::inline_or_file(self, key, inline, file)
+    }
+    fn section(&self, section: &str, name: &str) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.sections.get(&(section.to_string(), name.to_string())).cloned()
+    }
+    fn section_names(&self, section: &str) -> Vec<String> {
+        self.sections.keys().filter(|(s, _)| s == section).map(|(_, n)| n.clone()).collect()
+    }
 }

@@ -12,7 +12,7 @@ use tracing::{debug, error, info, warn};
 
 use super::storm::{make_digest, storm};
 use super::{Budget, Delivery, GiveUp, backoff, human};
-use crate::channel::{Outcome, Reason};
+use crate::channel::{Outcome, Reason, Request, Sent};
 use crate::clock::now_ms;
 use crate::config::Target;
 use crate::store::{Kind, Pending};
@@ -26,6 +26,14 @@ const RECHECK: Duration = Duration::from_secs(1);
 const READ_AHEAD: usize = 16;
 
 /// What the sender does next with the message at the head of its queue.
+/// What a partial outcome says of the recipients of one call.
+struct Partial {
+    reached: Vec<String>,
+    failed: Vec<String>,
+    retry: Vec<String>,
+    reason: Reason,
+}
+
 enum Step {
     /// Nothing waits: sleep until woken.
     Idle,
@@ -97,7 +105,7 @@ pub async fn run_sender(
             }
             Step::Expired(msg) => s.expire(msg).await,
             // New messages may overtake the one waiting (to other recipients): they wake the sender.
-            Step::NotYet(wait) if s.target.channel.orders_by_recipient() => s.pause_or_wake(wait).await,
+            Step::NotYet(wait) if s.target.channel.caps().orders_by_recipient => s.pause_or_wake(wait).await,
             Step::NotYet(wait) => s.pause(wait).await,
             Step::Budget(msg, wait) => s.wait_for_budget(&msg, wait).await,
             // Disabled after the message was queued (by a reload): given up, never sent late.
@@ -164,11 +172,11 @@ impl Sender {
     /// behind it that is due and reaches nobody an earlier message still owes is taken instead (the head
     /// goes back in front); `Err(head)` when there is none, or the target keeps one order.
     fn due_behind(&mut self, head: Pending, now: i64) -> Result<Pending, Pending> {
-        use crate::channel::dingtalk_app::{Delivery, Recipients};
-        if !self.target.channel.orders_by_recipient() {
+        use crate::channel::Recipients;
+        if !self.target.channel.caps().orders_by_recipient {
             return Err(head);
         }
-        let to = |m: &Pending| Delivery::parse(m.recipients.as_deref()).map(|d| d.to);
+        let to = |m: &Pending| m.recipients.as_ref().map(|d| d.to.clone());
         let mut owed: Vec<Recipients> = to(&head).into_iter().collect();
         for (i, m) in self.ahead.iter().enumerate() {
             let Some(r) = to(m) else { return Err(head) };
@@ -195,7 +203,7 @@ impl Sender {
     /// risk showing it twice. An expired digest is given up.
     async fn expire(&mut self, msg: Pending) {
         let max_age = human(self.d.cfg.max_age);
-        if msg.kind == Kind::Digest || !self.target.channel.digests() {
+        if msg.kind == Kind::Digest || !self.target.channel.caps().digests {
             let detail = format!("not delivered within delivery.max_age ({max_age}); attempts: {}", msg.attempts);
             self.give_up(&msg, msg.attempts, GiveUp::Expired, &detail).await;
             return;
@@ -287,18 +295,19 @@ impl Sender {
         let at_ms = now_ms();
         // Durations in the text ("for 24m") are computed now, not when the notification arrived.
         let body = crate::render::send_time::resolve(&msg.body, now_ms());
-        let (outcome, http_status) =
-            channel.send_recording_status(&self.d.client, name, &msg.msg_uuid, &body, msg.recipients.as_deref()).await;
-        if channel.sends_requests() {
+        let to = msg.recipients.as_ref().map(|d| &d.to);
+        let request = Request { client: &self.d.client, target: name, msg_uuid: &msg.msg_uuid, body: &body, to };
+        let Sent { outcome, status } = channel.send(request).await;
+        if channel.caps().sends_requests {
             self.d.metrics.request(name, started.elapsed());
             let (what, reason, detail) = outcome.summary();
             self.d.store.submit_attempt_log(crate::store::Attempt {
                 message_id: msg.id,
                 at_ms,
                 duration_ms: started.elapsed().as_millis() as i64,
-                http_status,
-                outcome: what.into(),
-                reason: reason.map(str::to_string),
+                http_status: status,
+                outcome: what,
+                reason,
                 detail: detail.to_string(),
             });
         }
@@ -311,17 +320,17 @@ impl Sender {
         let attempts = msg.attempts + 1;
         let now = now_ms();
         let stored = match outcome {
-            Outcome::Partial { failed, retry, detail } => {
-                match self.some_recipients(msg, attempts, failed, retry, &detail).await {
+            Outcome::Partial { reached, failed, retry, reason, detail } => {
+                let partial = Partial { reached, failed, retry, reason };
+                match self.some_recipients(msg, attempts, partial, &detail).await {
                     Some(stored) => stored,
                     None => return self.delivered(msg, attempts).await,
                 }
             }
             Outcome::Delivered => {
-                // Every user the message was still to reach got it.
-                use crate::channel::dingtalk_app::Delivery;
-                if let Some(to) = Delivery::parse(msg.recipients.as_deref()).map(|d| d.to) {
-                    d.metrics.recipients(name, to.count(), 0);
+                // Every recipient the message was still to reach got it.
+                if let Some(r) = &msg.recipients {
+                    d.metrics.recipients(name, r.to.count(), 0);
                 }
                 return self.delivered(msg, attempts).await;
             }
@@ -369,7 +378,7 @@ impl Sender {
         // DingTalk drops a resend of a msgUuid it has, so a delivery lost to a crash costs nothing and is
         // not waited for. Feishu, WeCom and the app API would show it twice: the record is waited for,
         // which leaves only the instant between their answer and the commit.
-        if !self.target.channel.drops_repeats()
+        if !self.target.channel.caps().drops_repeats
             && let Err(e) = d.store.flush().await
         {
             warn!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the delivery yet; it is remembered and never sent again");
@@ -377,51 +386,40 @@ impl Sender {
         Ahead::Valid
     }
 
-    /// Some users got a DingTalk app message and some did not: `failed` never will (given up, each named
-    /// in the log), `retry` were flow-controlled and get it later, alone. Returns the store's answer when
-    /// users are left to retry; `None` when the message is finished.
+    /// Some recipients got the message and some did not: `failed` never will (given up, each named in the
+    /// log), `retry` get it later, alone. Returns the store's answer when recipients are left to retry;
+    /// `None` when the message is finished.
     async fn some_recipients(
         &self,
         msg: &Pending,
         attempts: i64,
-        failed: Vec<String>,
-        retry: Vec<String>,
+        p: Partial,
         detail: &str,
     ) -> Option<Result<(), crate::store::StoreError>> {
-        use crate::channel::dingtalk_app::{Delivery, Reason as AppReason, Recipients};
         let (d, name) = (&self.d, self.target.name.as_str());
-        let mut delivery = Delivery::parse(msg.recipients.as_deref())?;
-        let Recipients::Users(users) = &delivery.to else { return None };
-        let reached: Vec<String> =
-            users.iter().filter(|u| !failed.contains(u) && !retry.contains(u)).cloned().collect();
-        let counts = (reached.len(), failed.len(), retry.len());
-        if !failed.is_empty() {
-            let reason = AppReason::InvalidUser;
-            error!(target = name, msg_uuid = %msg.msg_uuid, users = ?failed, reason = reason.as_str(), hint = reason.hint(), "recipients given up");
+        let delivery = msg.recipients.clone()?;
+        let counts = (p.reached.len(), p.failed.len(), p.retry.len());
+        if !p.failed.is_empty() {
+            error!(target = name, msg_uuid = %msg.msg_uuid, recipients = ?p.failed, reason = p.reason.as_str(), hint = p.reason.hint(), "recipients given up");
         }
-        delivery.delivered.extend(reached);
-        delivery.failed.extend(failed);
+        let retry = !p.retry.is_empty();
+        if retry {
+            warn!(target = name, msg_uuid = %msg.msg_uuid, recipients = ?p.retry, "not reached this time; these recipients only will be sent it again");
+        }
+        let delivery = delivery.narrowed(p.reached, p.failed, p.retry);
         let now = now_ms();
-        if retry.is_empty() {
-            let json = delivery.to_json();
-            if let Err(e) = d.store.narrow_recipients(msg.id, attempts, now, &json, detail).await {
+        let next = if retry { now + backoff(&d.cfg, attempts).as_millis() as i64 } else { now };
+        let stored = d.store.narrow_recipients(msg.id, attempts, next, &delivery, detail).await;
+        // Counted once recorded: a crash before this resends to every recipient of the call, and counts them then.
+        if stored.is_ok() || !retry {
+            d.metrics.recipients(name, counts.0, counts.2);
+            d.metrics.recipients_failed(name, p.reason, counts.1);
+        }
+        if !retry {
+            if let Err(e) = stored {
                 warn!(target = name, msg_uuid = %msg.msg_uuid, error = %e, "cannot record the recipients' outcomes");
             }
-            d.metrics.recipients(name, counts.0, counts.2);
-            d.metrics.recipients_failed(name, Reason::DingTalkApp(AppReason::InvalidUser), counts.1);
             return None;
-        }
-        let delay = backoff(&d.cfg, attempts);
-        warn!(target = name, msg_uuid = %msg.msg_uuid, users = ?retry, retry_in = ?delay, "flow-controlled by DingTalk; these users only will be sent it again");
-        delivery.to = Recipients::Users(retry);
-        let stored = d
-            .store
-            .narrow_recipients(msg.id, attempts, now + delay.as_millis() as i64, &delivery.to_json(), detail)
-            .await;
-        // Counted once recorded: a crash before this resends to every user of the call, and counts them then.
-        if stored.is_ok() {
-            d.metrics.recipients(name, counts.0, counts.2);
-            d.metrics.recipients_failed(name, Reason::DingTalkApp(AppReason::InvalidUser), counts.1);
         }
         Some(stored)
     }
@@ -430,7 +428,7 @@ impl Sender {
     async fn give_up(&mut self, msg: &Pending, attempts: i64, why: GiveUp, detail: &str) -> Ahead {
         let name = self.target.name.as_str();
         self.d.metrics.given_up(name, why);
-        if let Some(d) = crate::channel::dingtalk_app::Delivery::parse(msg.recipients.as_deref()) {
+        if let Some(d) = &msg.recipients {
             self.d.metrics.recipients_failed(name, why, d.to.count());
         }
         error!(target = name, msg_uuid = %msg.msg_uuid, attempts, reason = why.as_str(), %detail, hint = why.hint(), "message given up");

@@ -17,7 +17,7 @@ const MAX_DIGEST_CANDIDATES: usize = 2000;
 pub async fn storm(d: &Delivery, target: &Target, budget: &Budget) -> Result<bool, StoreError> {
     // A DingTalk app's messages name their recipients one by one: a digest would have to keep each
     // recipient's outcome. Its budget (20 calls a second) drains a storm in seconds instead.
-    if !target.channel.digests() {
+    if !target.channel.caps().digests {
         return Ok(false);
     }
     let room = budget.available_within(d.cfg.digest_after);

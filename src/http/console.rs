@@ -523,7 +523,7 @@ fn time_ms(v: &str) -> Result<i64, Failure> {
 
 /// What a reader sees first of a body: its title, or its first line.
 fn title_of(body: Option<&str>) -> String {
-    let Some(shown) = body.and_then(crate::render::preview::Shown::of) else { return String::new() };
+    let Some(shown) = body.and_then(crate::channel::show_any) else { return String::new() };
     if !shown.title.is_empty() {
         return shown.title;
     }

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use super::samples::{self, Mix, Sample};
 use super::*;
-use crate::channel::{Channel, dingtalk, feishu, wecom};
 
 const KEYWORD: &str = "ProdAlert";
 /// Mentioned by every DingTalk target of the tests.
@@ -15,56 +14,52 @@ const MAX_BYTES: usize = 20_000;
 
 /// A tool and one of its message types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    DingTalk(dingtalk::MsgType),
-    Feishu(feishu::MsgType),
-    WeCom(wecom::MsgType),
+struct Kind {
+    tool: &'static str,
+    msgtype: &'static str,
+}
+
+const fn kind(tool: &'static str, msgtype: &'static str) -> Kind {
+    Kind { tool, msgtype }
 }
 
 const KINDS: [Kind; 7] = [
-    Kind::DingTalk(dingtalk::MsgType::Markdown),
-    Kind::DingTalk(dingtalk::MsgType::Text),
-    Kind::DingTalk(dingtalk::MsgType::ActionCard),
-    Kind::Feishu(feishu::MsgType::Interactive),
-    Kind::Feishu(feishu::MsgType::Post),
-    Kind::WeCom(wecom::MsgType::Markdown),
-    Kind::WeCom(wecom::MsgType::Text),
+    kind("dingtalk", "markdown"),
+    kind("dingtalk", "text"),
+    kind("dingtalk", "actionCard"),
+    kind("feishu", "interactive"),
+    kind("feishu", "post"),
+    kind("wecom", "markdown"),
+    kind("wecom", "text"),
 ];
 
 impl Kind {
     /// DingTalk's message types by their own names (the snapshots' file names), the others by tool.
     fn name(self) -> String {
-        match self {
-            Kind::DingTalk(t) => t.as_str().to_string(),
-            Kind::Feishu(t) => format!("feishu-{}", t.as_str()),
-            Kind::WeCom(t) => format!("wecom-{}", t.as_str()),
+        match self.tool {
+            "dingtalk" => self.msgtype.to_string(),
+            tool => format!("{tool}-{}", self.msgtype),
         }
     }
 
     fn target(self) -> Target {
-        let mut target = super::tests::target_with(dingtalk::MsgType::Markdown, KEYWORD);
-        target.channel = match self {
-            Kind::DingTalk(t) => super::tests::target_with(t, KEYWORD).channel,
-            Kind::Feishu(msgtype) => Channel::Feishu(feishu::Bot {
-                service: feishu::Service::Feishu,
-                url: crate::secret::Secret::new("https://open.feishu.cn/open-apis/bot/v2/hook/t"),
-                secret: None,
-                format: feishu::Format {
-                    msgtype,
-                    mention: feishu::Mention { user_ids: vec!["ou_oncall".into()], ..Default::default() },
-                },
-            }),
-            Kind::WeCom(msgtype) => Channel::WeCom(wecom::Robot {
-                url: crate::secret::Secret::new("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"),
-                format: wecom::Format {
-                    msgtype,
-                    mention: wecom::Mention {
-                        user_ids: vec!["zhangsan".into()],
-                        mobiles: vec![MOBILE.into()],
-                        ..Default::default()
-                    },
-                },
-            }),
+        let mut target = super::tests::target_with("markdown", KEYWORD);
+        target.channel = match self.tool {
+            "dingtalk" => super::tests::dingtalk(self.msgtype, ""),
+            "feishu" => crate::channel::testing::channel(
+                "feishu",
+                &format!(
+                    "url: https://open.feishu.cn/open-apis/bot/v2/hook/t\nmsgtype: {}\nmention: {{user_ids: [ou_oncall]}}",
+                    self.msgtype
+                ),
+            ),
+            _ => crate::channel::testing::channel(
+                "wecom",
+                &format!(
+                    "url: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k\nmsgtype: {}\nmention: {{user_ids: [zhangsan], mobiles: ['{MOBILE}']}}",
+                    self.msgtype
+                ),
+            ),
         };
         target
     }
@@ -88,7 +83,7 @@ fn render(sample: &Sample, kind: Kind) -> Vec<(preview::Shown, usize, usize)> {
         .iter()
         .map(|m| {
             let body = send_time::resolve(&m.body, now().timestamp_millis());
-            (preview::Shown::of(&body).unwrap(), target.channel.measure(&body), limit)
+            (target.channel.show(&body, None).unwrap(), target.channel.measure(&body), limit)
         })
         .collect()
 }
@@ -184,7 +179,7 @@ fn check_budgets(sample: &Sample) -> Vec<String> {
         let lines = messages.first().map_or(0, preview::Shown::lines);
         // WeCom's markdown has no title: its heading says FIRING too, which DingTalk's title (the banner,
         // not counted here) does, and may take a second line.
-        let single = if kind == Kind::WeCom(wecom::MsgType::Markdown) { 13 } else { 12 };
+        let single = if (kind.tool, kind.msgtype) == ("wecom", "markdown") { 13 } else { 12 };
         if sample.size == 1 && sample.mix == Mix::Firing && lines > single {
             fail(format!("a single firing alert takes {lines} lines (budget {single})"));
         }
@@ -193,7 +188,7 @@ fn check_budgets(sample: &Sample) -> Vec<String> {
         }
         if sample.size == 300 {
             // WeCom's 4096 bytes hold a fifth of DingTalk's 20000.
-            let budget = if matches!(kind, Kind::WeCom(_)) { 12 } else { 3 };
+            let budget = if kind.tool == "wecom" { 12 } else { 3 };
             if messages.len() > budget {
                 fail(format!("300 alerts take {} messages (budget {budget})", messages.len()));
             }
@@ -220,34 +215,34 @@ fn check_budgets(sample: &Sample) -> Vec<String> {
 
 /// The reviewed layouts: one file per sample and message type.
 const SNAPSHOTS: [(&str, Kind); 28] = [
-    ("kube-prometheus-kube_crashloop", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("kube-prometheus-group12_same_alert", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("kube-prometheus-mixed_firing_resolved", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("KubePodCrashLooping-1-firing-namespace", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("KubePodCrashLooping-1-firing-namespace", Kind::DingTalk(dingtalk::MsgType::Text)),
-    ("KubePodCrashLooping-1-firing-namespace", Kind::DingTalk(dingtalk::MsgType::ActionCard)),
-    ("KubePodCrashLooping-1-resolved-namespace", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("KubePodCrashLooping-12-firing-namespace-zh", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("HostOutOfMemory-1-firing-namespace-zh", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("HostOutOfMemory-12-firing-alertname", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("HostOutOfMemory-12-firing-alertname", Kind::DingTalk(dingtalk::MsgType::Text)),
-    ("KubePodNotReady-300-firing-namespace", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("Namespace-12-mixed-namespace", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("KubeDeploymentReplicasMismatch-3-mixed-namespace", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("CPUThrottlingHigh-12-resolved-namespace", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("TargetDown-3-firing-alertname", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("Watchdog-1-firing-all", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("NodeFilesystemSpaceFillingUp-1-firing-namespace", Kind::DingTalk(dingtalk::MsgType::Markdown)),
-    ("KubePodCrashLooping-1-firing-namespace", Kind::Feishu(feishu::MsgType::Interactive)),
-    ("KubePodCrashLooping-1-firing-namespace", Kind::Feishu(feishu::MsgType::Post)),
-    ("KubePodCrashLooping-1-firing-namespace", Kind::WeCom(wecom::MsgType::Markdown)),
-    ("KubePodCrashLooping-1-firing-namespace", Kind::WeCom(wecom::MsgType::Text)),
-    ("KubeDeploymentReplicasMismatch-3-mixed-namespace", Kind::Feishu(feishu::MsgType::Interactive)),
-    ("KubeDeploymentReplicasMismatch-3-mixed-namespace", Kind::WeCom(wecom::MsgType::Markdown)),
-    ("kube-prometheus-group12_same_alert", Kind::Feishu(feishu::MsgType::Interactive)),
-    ("kube-prometheus-group12_same_alert", Kind::WeCom(wecom::MsgType::Markdown)),
-    ("KubePodCrashLooping-1-resolved-namespace", Kind::Feishu(feishu::MsgType::Interactive)),
-    ("NodeFilesystemSpaceFillingUp-1-firing-namespace", Kind::WeCom(wecom::MsgType::Markdown)),
+    ("kube-prometheus-kube_crashloop", kind("dingtalk", "markdown")),
+    ("kube-prometheus-group12_same_alert", kind("dingtalk", "markdown")),
+    ("kube-prometheus-mixed_firing_resolved", kind("dingtalk", "markdown")),
+    ("KubePodCrashLooping-1-firing-namespace", kind("dingtalk", "markdown")),
+    ("KubePodCrashLooping-1-firing-namespace", kind("dingtalk", "text")),
+    ("KubePodCrashLooping-1-firing-namespace", kind("dingtalk", "actionCard")),
+    ("KubePodCrashLooping-1-resolved-namespace", kind("dingtalk", "markdown")),
+    ("KubePodCrashLooping-12-firing-namespace-zh", kind("dingtalk", "markdown")),
+    ("HostOutOfMemory-1-firing-namespace-zh", kind("dingtalk", "markdown")),
+    ("HostOutOfMemory-12-firing-alertname", kind("dingtalk", "markdown")),
+    ("HostOutOfMemory-12-firing-alertname", kind("dingtalk", "text")),
+    ("KubePodNotReady-300-firing-namespace", kind("dingtalk", "markdown")),
+    ("Namespace-12-mixed-namespace", kind("dingtalk", "markdown")),
+    ("KubeDeploymentReplicasMismatch-3-mixed-namespace", kind("dingtalk", "markdown")),
+    ("CPUThrottlingHigh-12-resolved-namespace", kind("dingtalk", "markdown")),
+    ("TargetDown-3-firing-alertname", kind("dingtalk", "markdown")),
+    ("Watchdog-1-firing-all", kind("dingtalk", "markdown")),
+    ("NodeFilesystemSpaceFillingUp-1-firing-namespace", kind("dingtalk", "markdown")),
+    ("KubePodCrashLooping-1-firing-namespace", kind("feishu", "interactive")),
+    ("KubePodCrashLooping-1-firing-namespace", kind("feishu", "post")),
+    ("KubePodCrashLooping-1-firing-namespace", kind("wecom", "markdown")),
+    ("KubePodCrashLooping-1-firing-namespace", kind("wecom", "text")),
+    ("KubeDeploymentReplicasMismatch-3-mixed-namespace", kind("feishu", "interactive")),
+    ("KubeDeploymentReplicasMismatch-3-mixed-namespace", kind("wecom", "markdown")),
+    ("kube-prometheus-group12_same_alert", kind("feishu", "interactive")),
+    ("kube-prometheus-group12_same_alert", kind("wecom", "markdown")),
+    ("KubePodCrashLooping-1-resolved-namespace", kind("feishu", "interactive")),
+    ("NodeFilesystemSpaceFillingUp-1-firing-namespace", kind("wecom", "markdown")),
 ];
 
 fn snapshot(messages: &[preview::Shown]) -> String {

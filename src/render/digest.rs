@@ -146,10 +146,10 @@ impl Renderer {
         let kw = target.keyword.as_deref().map(|k| format!(" · {k}")).unwrap_or_default();
         let title = format!("📋 DIGEST {} notifications ({firing} firing, {resolved} resolved){kw}", entries.len());
         let rest = waiting - entries.len();
-        let mut text = if markdown && target.channel.template() == "feishu" {
+        let mut text = if markdown && !target.channel.caps().headings {
             // A Feishu card draws no headings: its header already says it is a digest.
             format!("**📋 {} notifications**\n\n", entries.len())
-        } else if markdown && !target.channel.shows_title() {
+        } else if markdown && !target.channel.caps().shows_title {
             // WeCom shows no title: the heading is what the chat list and the banner show.
             format!("#### {}\n\n", title.strip_suffix(kw.as_str()).unwrap_or(&title))
         } else if markdown {
@@ -197,23 +197,17 @@ impl Renderer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::Channel;
-    use crate::channel::dingtalk::{Format, Mention, MsgType, Robot};
+    use crate::channel::testing::channel;
     use crate::decode::decode;
-    use crate::secret::Secret;
     use serde_json::Value;
 
     fn target() -> Target {
         Target {
             name: "ops".into(),
-            channel: Channel::DingTalk(Robot {
-                url: Secret::new("https://x/robot/send?access_token=t"),
-                secret: None,
-                format: Format {
-                    msgtype: MsgType::Markdown,
-                    mention: Mention { mobiles: vec!["13800000000".into()], ..Mention::default() },
-                },
-            }),
+            channel: channel(
+                "dingtalk",
+                "url: https://x/robot/send?access_token=t\nmention: {mobiles: ['13800000000']}",
+            ),
             keyword: Some("Alert".into()),
             template: "default".into(),
             labels: crate::config::LabelFilter::default(),
@@ -291,16 +285,9 @@ mod tests {
 
     #[test]
     fn a_wecom_digest_fits_4096_bytes_of_content_and_heads_with_its_title() {
-        use crate::channel::wecom;
         let r = Renderer::new(None, chrono_tz::UTC, 20_000).unwrap();
         let mut t = target();
-        t.channel = Channel::WeCom(wecom::Robot {
-            url: Secret::new("https://x/cgi-bin/webhook/send?key=k"),
-            format: wecom::Format {
-                msgtype: wecom::MsgType::Markdown,
-                mention: wecom::Mention { user_ids: vec!["zhangsan".into()], ..wecom::Mention::default() },
-            },
-        });
+        t.channel = channel("wecom", "url: https://x/cgi-bin/webhook/send?key=k\nmention: {user_ids: [zhangsan]}");
         let entries: Vec<Summary> = (0..100).map(|i| entry(i, "firing")).collect();
         let (m, carried) = r.digest(&t, &entries, "Too many at once.");
         let content =

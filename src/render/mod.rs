@@ -69,9 +69,8 @@ pub struct RenderError {
 pub struct Message {
     pub msg_uuid: String,
     pub body: String,
-    /// Whom it goes to, for protocols that name recipients per request (the DingTalk app robot): JSON of
-    /// [`crate::channel::dingtalk_app::Delivery`]. `None`: the webhook's URL says.
-    pub recipients: Option<String>,
+    /// Whom it goes to, for protocols that name recipients per call. `None`: the webhook's URL says.
+    pub recipients: Option<crate::channel::Delivery>,
 }
 
 /// What rendering produced, and what it had to do to get there (for metrics and logs).
@@ -135,13 +134,13 @@ fn ring_of(target: &Target, d: &Decoded) -> (Ring, Mentioned) {
         let chosen = target.mention_rules.choose(&alerts);
         heard.unknown = chosen.unknown;
         if chosen.all {
-            if target.channel.can_ring_all() {
+            if target.channel.caps().ring_all {
                 ring.all = true;
             } else {
                 heard.no_identifier.push("@all".into());
             }
         }
-        let cap = target.channel.max_mentions();
+        let cap = target.channel.caps().max_mentions;
         for p in chosen.people {
             let before = ring.clone();
             if !target.channel.add_person(&mut ring, p) {
@@ -220,19 +219,19 @@ impl Renderer {
                 r
             }
         };
-        // A DingTalk app's message goes to each of its recipients on its own: one stored message per
-        // call (users in calls of at most `batch`, each group), part after part, so each recipient's
-        // outcome is kept.
-        if let crate::channel::Channel::DingTalkApp(app) = &target.channel {
-            let recipients = app.recipients();
+        // Where a protocol names recipients per call, a message goes to each call's recipients on its
+        // own: one stored message per call (users in batches, each group), part after part, so each
+        // recipient's outcome is kept.
+        let plan = target.channel.plan();
+        if !plan.is_empty() {
             rendered.messages = rendered
                 .messages
                 .iter()
                 .flat_map(|m| {
-                    recipients.iter().map(|to| Message {
+                    plan.iter().map(|to| Message {
                         msg_uuid: new_uuid(),
                         body: m.body.clone(),
-                        recipients: Some(crate::channel::dingtalk_app::Delivery::new(to.clone()).to_json()),
+                        recipients: Some(crate::channel::Delivery::new(to.clone())),
                     })
                 })
                 .collect();
@@ -401,7 +400,7 @@ impl Renderer {
                 if target.channel.text_only() {
                     (String::new(), render("text")?)
                 } else {
-                    (render("title")?, render(target.channel.template())?)
+                    (render("title")?, render(target.channel.caps().template)?)
                 }
             }
         };

@@ -5,219 +5,11 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
-
 use super::phone;
 
-/// One rendered message, read back from its body.
-#[derive(Debug, Clone)]
-pub struct Shown {
-    pub msgtype: String,
-    pub title: String,
-    pub text: String,
-    /// `@...` tokens the body rings.
-    pub mentions: Vec<String>,
-    pub buttons: Vec<(String, String)>,
-    pub bytes: usize,
-    pub body: String,
-    /// Whether the tool keeps the text's line breaks (text everywhere; Feishu and WeCom always) rather
-    /// than joining single newlines as DingTalk's markdown does.
-    pub keeps_lines: bool,
-    /// Whom an app robot's message goes to (`to 20 users (…)`); `None` for webhook bots, which post to
-    /// their group.
-    pub to: Option<String>,
-}
+pub use crate::channel::Shown;
 
 impl Shown {
-    /// Reads a body of any protocol the bridge speaks.
-    pub fn of(body: &str) -> Option<Shown> {
-        let v: Value = serde_json::from_str(body).ok()?;
-        if v.get("msg_type").is_some() {
-            return Shown::feishu(&v, body);
-        }
-        if let Some(key) = v.get("msgKey").and_then(Value::as_str) {
-            return Shown::dingtalk_app(key, v.get("msgParam")?.as_str()?, body);
-        }
-        let msgtype = v.get("msgtype")?.as_str()?.to_string();
-        if let Some(content) = v.pointer(&format!("/{msgtype}/content")).and_then(Value::as_str)
-            && (msgtype.starts_with("markdown") || v.pointer("/text/mentioned_list").is_some())
-        {
-            return Some(Shown::wecom(&v, &msgtype, content, body));
-        }
-        let part = v.get(&msgtype)?;
-        let s = |k: &str| part.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        let text = if msgtype == "text" { s("content") } else { s("text") };
-        let list = |k: &str| -> Vec<String> {
-            v.pointer(&format!("/at/{k}"))
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(|m| format!("@{m}")).collect())
-                .unwrap_or_default()
-        };
-        let mut mentions = list("atMobiles");
-        mentions.extend(list("atUserIds"));
-        if v.pointer("/at/isAtAll") == Some(&Value::Bool(true)) {
-            mentions.push("@all".into());
-        }
-        let buttons = part
-            .get("btns")
-            .and_then(Value::as_array)
-            .map(|b| {
-                b.iter()
-                    .map(|b| {
-                        let f = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-                        (f("title"), f("actionURL"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let keeps_lines = msgtype == "text";
-        Some(Shown {
-            title: s("title"),
-            text,
-            mentions,
-            buttons,
-            bytes: body.len(),
-            body: body.to_string(),
-            msgtype,
-            keeps_lines,
-            to: None,
-        })
-    }
-
-    /// A DingTalk app robot's message: `msgKey` and its `msgParam` (a JSON string), drawn as the robot's
-    /// markdown, text or action card.
-    fn dingtalk_app(key: &str, param: &str, body: &str) -> Option<Shown> {
-        let p: Value = serde_json::from_str(param).ok()?;
-        let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        let (msgtype, text) = match key {
-            "sampleText" => ("text", s("content")),
-            "sampleMarkdown" => ("markdown", s("text")),
-            _ => ("actionCard", s("text")),
-        };
-        let mut buttons = vec![];
-        if key == "sampleActionCard" {
-            buttons.push((s("singleTitle"), s("singleURL")));
-        }
-        for i in 1..=5 {
-            if p.get(format!("actionTitle{i}")).is_some() {
-                buttons.push((s(&format!("actionTitle{i}")), s(&format!("actionURL{i}"))));
-            }
-        }
-        Some(Shown {
-            msgtype: msgtype.to_string(),
-            title: s("title"),
-            text,
-            mentions: vec![],
-            buttons,
-            bytes: param.len(),
-            body: body.to_string(),
-            keeps_lines: msgtype == "text",
-            to: None,
-        })
-    }
-
-    /// A Feishu or Lark body: a card (header, markdown, buttons), a post or text.
-    fn feishu(v: &Value, body: &str) -> Option<Shown> {
-        let msgtype = v.get("msg_type")?.as_str()?.to_string();
-        let str_at = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
-        let (title, raw, buttons) = match msgtype.as_str() {
-            "interactive" => {
-                let elements = v.pointer("/card/elements").and_then(Value::as_array).cloned().unwrap_or_default();
-                let text = elements
-                    .iter()
-                    .filter_map(|e| e.get("content").and_then(Value::as_str))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                let buttons = elements
-                    .iter()
-                    .filter_map(|e| e.get("actions").and_then(Value::as_array))
-                    .flatten()
-                    .map(|b| {
-                        let f = |p: &str| b.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
-                        (f("/text/content"), f("/url"))
-                    })
-                    .collect();
-                (str_at("/card/header/title/content"), text, buttons)
-            }
-            "post" => {
-                let lines =
-                    v.pointer("/content/post/zh_cn/content").and_then(Value::as_array).cloned().unwrap_or_default();
-                let text = lines
-                    .iter()
-                    .map(|line| {
-                        line.as_array()
-                            .map(|els| {
-                                els.iter()
-                                    .map(|e| match e.get("tag").and_then(Value::as_str) {
-                                        Some("at") => format!(
-                                            "<at id={}></at>",
-                                            e.get("user_id").and_then(Value::as_str).unwrap_or("")
-                                        ),
-                                        Some("a") => format!(
-                                            "[{}]({})",
-                                            e.get("text").and_then(Value::as_str).unwrap_or(""),
-                                            e.get("href").and_then(Value::as_str).unwrap_or("")
-                                        ),
-                                        _ => {
-                                            let text = e.get("text").and_then(Value::as_str).unwrap_or("");
-                                            let styled = |s: &str| {
-                                                e.get("style")
-                                                    .and_then(Value::as_array)
-                                                    .is_some_and(|a| a.iter().any(|v| v == s))
-                                            };
-                                            match (styled("bold"), styled("italic")) {
-                                                (true, _) => format!("**{text}**"),
-                                                (false, true) => format!("*{text}*"),
-                                                _ => text.to_string(),
-                                            }
-                                        }
-                                    })
-                                    .collect::<String>()
-                            })
-                            .unwrap_or_default()
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                (str_at("/content/post/zh_cn/title"), text, vec![])
-            }
-            _ => (String::new(), str_at("/content/text"), vec![]),
-        };
-        let (text, mentions) = plain_mentions(&raw);
-        Some(Shown {
-            msgtype,
-            title,
-            text,
-            mentions,
-            buttons,
-            bytes: body.len(),
-            body: body.to_string(),
-            keeps_lines: true,
-            to: None,
-        })
-    }
-
-    /// A WeCom body: markdown, markdown_v2 or text (whose mentions are lists).
-    fn wecom(v: &Value, msgtype: &str, content: &str, body: &str) -> Shown {
-        let (text, mut mentions) = plain_mentions(content);
-        for list in ["mentioned_list", "mentioned_mobile_list"] {
-            if let Some(items) = v.pointer(&format!("/text/{list}")).and_then(Value::as_array) {
-                mentions.extend(items.iter().filter_map(Value::as_str).map(|m| format!("@{m}")));
-            }
-        }
-        Shown {
-            msgtype: msgtype.to_string(),
-            title: String::new(),
-            text,
-            mentions,
-            buttons: vec![],
-            // What WeCom counts against its limit: the content.
-            bytes: content.len(),
-            body: body.to_string(),
-            keeps_lines: true,
-            to: None,
-        }
-    }
-
     /// Lines the message takes on the phone (text and buttons, not the banner).
     pub fn lines(&self) -> usize {
         let text = match (self.keeps_lines, self.msgtype.as_str()) {
@@ -227,41 +19,6 @@ impl Shown {
         };
         text + usize::from(!self.buttons.is_empty())
     }
-}
-
-/// `text` with the tools' mention and colour tags (`<at id=X></at>`, `<at user_id="X"></at>`, `<@X>`,
-/// `<font color="...">`) shown as a reader sees them, and the `@X` mentions they make.
-fn plain_mentions(text: &str) -> (String, Vec<String>) {
-    let mut out = String::with_capacity(text.len());
-    let mut mentions = vec![];
-    let mut rest = text;
-    while let Some(start) = rest.find('<') {
-        out.push_str(&rest[..start]);
-        let tag = &rest[start..];
-        let Some(end) = tag.find('>') else {
-            out.push_str(tag);
-            rest = "";
-            break;
-        };
-        let inner = &tag[1..end];
-        let id = inner
-            .strip_prefix("at id=")
-            .or_else(|| inner.strip_prefix("at user_id="))
-            .or_else(|| inner.strip_prefix('@'))
-            .map(|id| id.trim_matches('"'));
-        match id {
-            Some(id) => {
-                let at = format!("@{id}");
-                out.push_str(&at);
-                mentions.push(at);
-            }
-            None if inner.starts_with("font") || inner.starts_with("/font") || inner.starts_with("/at") => {}
-            None => out.push_str(&tag[..=end]),
-        }
-        rest = &tag[end + 1..];
-    }
-    out.push_str(rest);
-    (out, mentions)
 }
 
 /// A titled group of messages (one notification).
@@ -337,9 +94,7 @@ pub fn section(
         .messages
         .iter()
         .filter_map(|m| {
-            let mut shown = Shown::of(&super::send_time::resolve(&m.body, at.timestamp_millis()))?;
-            shown.to = crate::channel::dingtalk_app::Delivery::parse(m.recipients.as_deref()).map(|d| d.to.describe());
-            Some(shown)
+            target.channel.show(&super::send_time::resolve(&m.body, at.timestamp_millis()), m.recipients.as_ref())
         })
         .collect();
     Section { name: label, messages, notes }
@@ -447,7 +202,7 @@ mod tests {
             "at": {"atMobiles": ["138"], "atUserIds": [], "isAtAll": false},
         })
         .to_string();
-        let shown = Shown::of(&body).unwrap();
+        let shown = crate::channel::show_any(&body).unwrap();
         assert_eq!(shown.mentions, ["@138"]);
         let html = page(
             "DingTalk",
@@ -468,7 +223,7 @@ mod tests {
             "header": {"title": {"tag": "plain_text", "content": "🔴 FIRING 1 · X · Alert"}, "template": "red"},
             "elements": [{"tag": "markdown", "content": "**critical**\n<at id=ou_1></at> Alert"},
                          {"tag": "action", "actions": [{"tag": "button", "text": {"tag": "plain_text", "content": "Silence"}, "url": "http://am/s"}]}]}});
-        let shown = Shown::of(&card.to_string()).unwrap();
+        let shown = crate::channel::show_any(&card.to_string()).unwrap();
         assert_eq!(
             (shown.title.as_str(), shown.text.as_str()),
             ("🔴 FIRING 1 · X · Alert", "**critical**\n@ou_1 Alert")
@@ -477,7 +232,7 @@ mod tests {
         assert_eq!(shown.buttons, [("Silence".to_string(), "http://am/s".to_string())]);
         assert_eq!(shown.lines(), 3, "two kept lines and the buttons");
         let wecom = serde_json::json!({"msgtype": "markdown", "markdown": {"content": "#### <font color=\"warning\">FIRING</font> X\n<@zhangsan> Alert"}});
-        let shown = Shown::of(&wecom.to_string()).unwrap();
+        let shown = crate::channel::show_any(&wecom.to_string()).unwrap();
         assert_eq!(shown.text, "#### FIRING X\n@zhangsan Alert");
         assert_eq!(shown.mentions, ["@zhangsan"]);
         let html = page(

@@ -1,33 +1,27 @@
 use super::*;
-use crate::channel::Channel;
-use crate::channel::dingtalk::{Format, Mention, MsgType, Robot};
 use crate::decode::decode;
-use crate::secret::Secret;
 
 const FIRING: &str = include_str!("../../tests/fixtures/alertmanager-0.25-firing.json");
 const RESOLVED: &str = include_str!("../../tests/fixtures/alertmanager-0.25-resolved.json");
 
-fn target(msgtype: MsgType) -> Target {
+fn target(msgtype: &str) -> Target {
     target_with(msgtype, "Alert")
 }
 
+/// A DingTalk robot of this message type (`markdown`, `text`, `actionCard`) mentioning 13800000000 and
+/// manager01, and more keys of its own (`mention.on_resolved`, …).
+pub(super) fn dingtalk(msgtype: &str, more: &str) -> crate::channel::Channel {
+    let yaml = format!(
+        "url: https://oapi.dingtalk.com/robot/send?access_token=t\nmsgtype: {msgtype}\nmention: {{mobiles: ['13800000000'], user_ids: [manager01]{more}}}"
+    );
+    crate::channel::testing::channel("dingtalk", &yaml)
+}
+
 /// A DingTalk target with this message type and keyword, mentioning 13800000000 and manager01.
-pub(super) fn target_with(msgtype: MsgType, keyword: &str) -> Target {
+pub(super) fn target_with(msgtype: &str, keyword: &str) -> Target {
     Target {
         name: "ops".into(),
-        channel: Channel::DingTalk(Robot {
-            url: Secret::new("https://oapi.dingtalk.com/robot/send?access_token=t"),
-            secret: None,
-            format: Format {
-                msgtype,
-                mention: Mention {
-                    all: false,
-                    mobiles: vec!["13800000000".into()],
-                    user_ids: vec!["manager01".into()],
-                    on_resolved: false,
-                },
-            },
-        }),
+        channel: dingtalk(msgtype, ""),
         keyword: Some(keyword.into()),
         template: DEFAULT_SET.into(),
         labels: crate::config::LabelFilter::default(),
@@ -80,7 +74,7 @@ fn group_of(n: usize, edit: impl Fn(usize, &mut Value)) -> String {
 #[test]
 fn firing_markdown_has_everything_a_phone_needs() {
     let d = decode(FIRING.as_bytes()).unwrap();
-    let r = renderer().render(&target(MsgType::Markdown), &d);
+    let r = renderer().render(&target("markdown"), &d);
     assert_eq!(r.messages.len(), 1);
     assert_eq!((r.keyword_inserted, r.truncated), (0, 0));
     assert!(r.template_error.is_none());
@@ -111,7 +105,7 @@ fn a_target_decides_which_labels_show() {
     let d = d.unwrap();
     let text =
         |t: &Target| body(&renderer().render(t, &d).messages[0])["markdown"]["text"].as_str().unwrap().to_string();
-    let mut t = target(MsgType::Markdown);
+    let mut t = target("markdown");
     let plain = text(&t);
     assert!(plain.contains("payments/payment-api-7d9f8c6b5-x2x9k"), "where: {plain}");
     assert!(!plain.contains("prometheus=") && !plain.contains("uid=") && !plain.contains("instance="), "{plain}");
@@ -122,7 +116,7 @@ fn a_target_decides_which_labels_show() {
 #[test]
 fn durations_are_computed_when_the_message_is_sent() {
     let d = decode(FIRING.as_bytes()).unwrap();
-    let stored = renderer().render(&target(MsgType::Markdown), &d).messages.remove(0);
+    let stored = renderer().render(&target("markdown"), &d).messages.remove(0);
     let sent_at = |rfc: &str| {
         let ms = DateTime::parse_from_rfc3339(rfc).unwrap().timestamp_millis();
         send_time::resolve(&stored.body, ms).into_owned()
@@ -135,7 +129,7 @@ fn durations_are_computed_when_the_message_is_sent() {
 #[test]
 fn resolved_shows_how_long_each_lasted_and_does_not_ring_by_default() {
     let d = decode(RESOLVED.as_bytes()).unwrap();
-    let mut t = target(MsgType::Markdown);
+    let mut t = target("markdown");
     let b = body(&renderer().render(&t, &d).messages[0]);
     assert_eq!(b["markdown"]["title"], "✅ RESOLVED 3 · NodeDiskFull · warning · Alert");
     let text = b["markdown"]["text"].as_str().unwrap();
@@ -144,8 +138,7 @@ fn resolved_shows_how_long_each_lasted_and_does_not_ring_by_default() {
     assert!(!text.contains("@13800000000"), "{text}");
     assert_eq!(b["at"]["atMobiles"], json!([]));
 
-    let Channel::DingTalk(robot) = &mut t.channel else { unreachable!() };
-    robot.format.mention.on_resolved = true;
+    t.channel = dingtalk("markdown", ", on_resolved: true");
     let b = body(&renderer().render(&t, &d).messages[0]);
     assert!(b["markdown"]["text"].as_str().unwrap().ends_with("@13800000000 @manager01 Alert"));
     assert_eq!(b["at"]["atUserIds"], json!(["manager01"]));
@@ -157,7 +150,7 @@ fn firing_and_resolved_alerts_of_one_group_are_shown_apart() {
     v["alerts"][1]["status"] = json!("resolved");
     v["alerts"][1]["endsAt"] = json!("2026-11-22T02:20:00Z");
     let d = decode(v.to_string().as_bytes()).unwrap();
-    let b = body(&renderer().render(&target(MsgType::Markdown), &d).messages[0]);
+    let b = body(&renderer().render(&target("markdown"), &d).messages[0]);
     assert_eq!(b["markdown"]["title"], "🟠 FIRING 2 (+1 resolved) · NodeDiskFull · warning · Alert");
     let text = b["markdown"]["text"].as_str().unwrap().to_string();
     let (firing, resolved) = (text.find("**Firing**:").unwrap(), text.find("**Resolved**, lasted:").unwrap());
@@ -169,14 +162,14 @@ fn firing_and_resolved_alerts_of_one_group_are_shown_apart() {
 #[test]
 fn text_and_action_card() {
     let d = decode(FIRING.as_bytes()).unwrap();
-    let b = body(&renderer().render(&target(MsgType::Text), &d).messages[0]);
+    let b = body(&renderer().render(&target("text"), &d).messages[0]);
     assert_eq!(b["msgtype"], "text");
     let content = b["text"]["content"].as_str().unwrap();
     assert!(content.starts_with("🟠 FIRING 3: NodeDiskFull\nwarning · 3 firing since 10:16 UTC+8"), "{content}");
     assert!(content.contains("\nnode1:9100 · 10:16\n"), "{content}");
     assert!(content.ends_with("@13800000000 @manager01 Alert"), "{content}");
 
-    let b = body(&renderer().render(&target(MsgType::ActionCard), &d).messages[0]);
+    let b = body(&renderer().render(&target("actionCard"), &d).messages[0]);
     assert_eq!(b["msgtype"], "actionCard");
     assert!(b.get("at").is_none(), "actionCard has no at field");
     let titles: Vec<&str> =
@@ -207,7 +200,7 @@ fn keyword_is_added_when_a_template_leaves_it_out() {
     let dir =
         user_set(&[("title.hbs", "{{groupName}}"), ("markdown.hbs", "{{#each alerts}}{{labels.instance}} {{/each}}")]);
     let r = Renderer::new(Some(dir.path()), chrono_tz::UTC, 20_000).unwrap();
-    let mut t = target(MsgType::Markdown);
+    let mut t = target("markdown");
     t.template = "mine".into();
     let out = r.render(&t, &decode(FIRING.as_bytes()).unwrap());
     assert_eq!(out.keyword_inserted, 1);
@@ -222,7 +215,7 @@ fn a_template_that_fails_at_run_time_falls_back_to_the_builtin() {
     // Strict mode: a field the payload lacks is an error, not an empty string.
     let dir = user_set(&[("markdown.hbs", "{{commonLabels.team}} is on fire")]);
     let r = Renderer::new(Some(dir.path()), chrono_tz::UTC, 20_000).unwrap();
-    let mut t = target(MsgType::Markdown);
+    let mut t = target("markdown");
     t.template = "mine".into();
     let d = decode(FIRING.as_bytes()).unwrap();
     assert_eq!(r.render_strict(&t, &d).unwrap_err().template, "mine/markdown");
@@ -246,8 +239,7 @@ fn broken_template_files_are_named() {
 fn big_group_is_split_into_few_numbered_parts_that_each_fit_and_only_the_first_rings() {
     let d = decode(big_group(300, 120).as_bytes()).unwrap();
     let max = 3_000;
-    let out =
-        Renderer::new(None, chrono_tz::Asia::Shanghai, max).unwrap().at(now()).render(&target(MsgType::Markdown), &d);
+    let out = Renderer::new(None, chrono_tz::Asia::Shanghai, max).unwrap().at(now()).render(&target("markdown"), &d);
     let n = out.messages.len();
     assert!(n > 1, "300 alerts cannot fit one message of {max} bytes");
     let mut seen = vec![0; 300];
@@ -279,7 +271,7 @@ fn big_group_is_split_into_few_numbered_parts_that_each_fit_and_only_the_first_r
 #[test]
 fn a_lone_huge_alert_is_cut_at_a_character_boundary() {
     let d = decode(group_of(1, |_, a| a["labels"]["detail"] = json!("磁盘".repeat(15_000))).as_bytes()).unwrap();
-    let out = renderer().render(&target(MsgType::Markdown), &d);
+    let out = renderer().render(&target("markdown"), &d);
     assert_eq!((out.messages.len(), out.truncated), (1, 1));
     let m = &out.messages[0];
     assert!(m.body.len() <= 20_000 && m.body.len() > 19_000, "{} bytes", m.body.len());
@@ -300,7 +292,7 @@ fn mention_tokens_match_whole_ids() {
 fn every_sample_renders_with_the_builtin_templates() {
     for (name, payload) in crate::cli::SAMPLES {
         let d = decode(payload.as_bytes()).unwrap();
-        for msgtype in [MsgType::Markdown, MsgType::Text, MsgType::ActionCard] {
+        for msgtype in ["markdown", "text", "actionCard"] {
             let r = renderer().render_strict(&target(msgtype), &d);
             assert!(r.is_ok(), "sample {name} as {msgtype:?}: {:?}", r.err());
         }
@@ -322,7 +314,7 @@ fn packing_holds_for_uneven_groups_and_limits() {
         });
         let d = decode(payload.as_bytes()).unwrap();
         let renderer = Renderer::new(None, chrono_tz::Asia::Shanghai, max).unwrap();
-        let out = renderer.render(&target(MsgType::Markdown), &d);
+        let out = renderer.render(&target("markdown"), &d);
         assert!(out.template_error.is_none());
         let parts = out.messages.len();
         let mut seen: Vec<usize> = vec![];
@@ -366,7 +358,7 @@ fn no_annotation_or_label_can_inject_a_link_or_a_heading() {
     let mut v: Value = serde_json::from_str(&payload).unwrap();
     v["externalURL"] = json!("javascript:alert(1)");
     let d = decode(v.to_string().as_bytes()).unwrap();
-    for msgtype in [MsgType::Markdown, MsgType::ActionCard] {
+    for msgtype in ["markdown", "actionCard"] {
         let r = renderer().render(&target(msgtype), &d);
         for m in &r.messages {
             let b = body(m);
@@ -383,7 +375,7 @@ fn no_annotation_or_label_can_inject_a_link_or_a_heading() {
                 assert!(!heading && line.trim() != "---", "an injected heading or rule: {line:?} in\n{text}");
             }
             // The one runbook that is an http(s) URL is linked, percent-encoded so it ends where it should.
-            if msgtype == MsgType::Markdown {
+            if msgtype == "markdown" {
                 assert!(
                     text.contains(
                         "[Runbook](http://ok.example/a%29%20**INJECTED**%20%5Bevil%5D%28http://evil.example)"
@@ -402,10 +394,10 @@ fn ringing_everyone() -> Target {
     let mut d = Directory::default();
     for i in 0..60 {
         let name = format!("p{i:02}");
-        let p = Person { name: name.clone(), dingtalk_mobile: Some(format!("139000000{i:02}")), ..Person::default() };
+        let p = Person::with(&name, &[("dingtalk_mobile", &format!("139000000{i:02}"))]);
         d.people.insert(name, p);
     }
-    let feishu_only = Person { name: "feishu-only".into(), feishu_user_id: Some("ou_x".into()), ..Person::default() };
+    let feishu_only = Person::with("feishu-only", &[("feishu_user_id", "ou_x")]);
     d.people.insert("feishu-only".into(), feishu_only);
     d.groups.insert("everyone".into(), (0..60).map(|i| format!("p{i:02}")).collect());
     let rules = vec![
@@ -414,7 +406,7 @@ fn ringing_everyone() -> Target {
     ];
     Target {
         mention_rules: Rules { rules, directory: std::sync::Arc::new(d), on_resolved: false },
-        ..target(MsgType::Markdown)
+        ..target("markdown")
     }
 }
 

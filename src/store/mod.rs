@@ -116,8 +116,8 @@ pub struct Pending {
     pub created_at_ms: i64,
     pub attempts: i64,
     pub next_attempt_ms: i64,
-    /// Whom it goes to and what became of each recipient so far (the DingTalk app robot).
-    pub recipients: Option<String>,
+    /// Whom it goes to and what became of each recipient so far (protocols that name recipients per call).
+    pub recipients: Option<crate::channel::Delivery>,
 }
 
 /// A pending message a digest may take over, with its notification's summary.
@@ -208,9 +208,8 @@ pub struct Attempt {
     pub duration_ms: i64,
     /// The answer's HTTP status; `None` when no answer came (refused, timed out).
     pub http_status: Option<u16>,
-    /// `delivered`, `partial`, `retry`, `throttled` or `failed`.
-    pub outcome: String,
-    pub reason: Option<String>,
+    pub outcome: crate::channel::AttemptOutcome,
+    pub reason: Option<crate::channel::Reason>,
     /// What the receiver answered (its code and message), credentials scrubbed.
     pub detail: String,
 }

@@ -90,18 +90,20 @@ impl Reason {
     }
 }
 
+crate::tool_reasons!(Reason);
+
 fn retry(reason: Reason, detail: String) -> Outcome {
-    Outcome::Retry { reason: Common::DingTalk(reason), detail }
+    Outcome::Retry { reason: Common::from(reason), detail }
 }
 
 fn failed(reason: Reason, detail: String) -> Outcome {
-    Outcome::Failed { reason: Common::DingTalk(reason), detail }
+    Outcome::Failed { reason: Common::from(reason), detail }
 }
 
 /// Classifies an HTTP answer from the robot endpoint.
 pub fn classify_response(status: u16, body: &[u8]) -> Outcome {
-    let snippet = || crate::channel::answer_snippet(status, body);
-    if let Some(outcome) = crate::channel::classify_status(status, snippet) {
+    let snippet = || crate::channel::http::answer_snippet(status, body);
+    if let Some(outcome) = crate::channel::http::classify_status(status, snippet) {
         return outcome;
     }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
@@ -165,11 +167,8 @@ mod tests {
     use super::*;
 
     fn reason(o: Outcome) -> Reason {
-        match o {
-            Outcome::Failed { reason: Common::DingTalk(r), .. }
-            | Outcome::Retry { reason: Common::DingTalk(r), .. } => r,
-            other => panic!("no DingTalk reason in {other:?}"),
-        }
+        let common = common(o);
+        Reason::ALL.into_iter().find(|r| Common::from(*r) == common).expect("a DingTalk reason")
     }
 
     fn common(o: Outcome) -> Common {
@@ -183,10 +182,7 @@ mod tests {
     fn errcodes() {
         assert_eq!(classify_response(200, br#"{"errcode":0,"errmsg":"ok"}"#), Outcome::Delivered);
         assert_eq!(classify_response(200, br#"{"errcode":"0","errmsg":"ok"}"#), Outcome::Delivered);
-        assert!(matches!(
-            classify_response(200, br#"{"errcode":-1,"errmsg":"busy"}"#),
-            Outcome::Retry { reason: Common::DingTalk(Reason::Busy), .. }
-        ));
+        assert_eq!(reason(classify_response(200, br#"{"errcode":-1,"errmsg":"busy"}"#)), Reason::Busy);
         assert!(matches!(classify_errcode(130101, "send too fast"), Outcome::Throttled { .. }));
         assert!(matches!(classify_errcode(410100, "send too fast"), Outcome::Throttled { .. }));
         assert_eq!(reason(classify_errcode(300001, "token is not exist")), Reason::InvalidToken);

@@ -3,21 +3,21 @@
 //! and (in [`answer`]) what each answer means.
 
 pub mod answer;
+mod config;
+mod dry_run;
+mod show;
 pub mod sign;
-
-use std::time::Duration;
 
 use serde_json::json;
 
 pub use answer::Reason;
+pub use config::KIND;
 
-use super::{Content, Outcome, RateLimit, Ring};
+use super::http::{post, unanswered};
+use super::{BoxFuture, Caps, Content, Ident, Protocol, Request, Ring, Sent, Shown};
+use crate::people::Person;
 use crate::secret::{Secret, redact_url, scrub};
 
-/// DingTalk rejects a body over this many bytes (errcode 460101).
-pub const MAX_BYTES: usize = 20_000;
-/// DingTalk's documented budget per robot.
-pub const RATE_LIMIT: RateLimit = RateLimit { messages: 20, per: Duration::from_secs(60) };
 /// DingTalk mentions at most this many people per message.
 pub const MAX_MENTIONS: usize = 50;
 
@@ -59,7 +59,22 @@ pub struct Format {
     pub mention: Mention,
 }
 
+/// How DingTalk names a person: by mobile, else by user id.
+fn person(p: &Person) -> Option<Ident<'_>> {
+    p.id("dingtalk_mobile").map(Ident::Mobile).or(p.id("dingtalk_user_id").map(Ident::UserId))
+}
+
 impl Format {
+    /// What a robot (or a dry run) of this format can do. DingTalk's body limit (20000 bytes) is
+    /// `delivery.max_message_bytes`'s own ceiling; its budget is the default one.
+    fn caps(&self) -> Caps {
+        Caps {
+            drops_repeats: true,
+            max_mentions: Some(MAX_MENTIONS),
+            ..Caps::webhook("dingtalk", "DingTalk", self.msgtype.as_str())
+        }
+    }
+
     /// Whether a message about firing (or only resolved) alerts rings the mentioned people.
     pub fn rings(&self, firing: bool) -> bool {
         !self.mention.is_empty() && (firing || self.mention.on_resolved)
@@ -113,20 +128,49 @@ pub struct Robot {
     pub format: Format,
 }
 
+impl Protocol for Robot {
+    fn caps(&self) -> Caps {
+        self.format.caps()
+    }
+    fn fixed_ring(&self, firing: bool) -> Ring {
+        self.format.fixed(firing)
+    }
+    fn person<'p>(&self, p: &'p Person) -> Option<Ident<'p>> {
+        person(p)
+    }
+    fn mention_tokens(&self, ring: &Ring) -> Vec<String> {
+        Format::mention_tokens(ring)
+    }
+    fn body(&self, content: &Content, uuid: &str) -> String {
+        self.format.body(content, uuid)
+    }
+    fn endpoint(&self, _target: &str) -> String {
+        self.url.expose().to_string()
+    }
+    fn describe(&self) -> String {
+        let signed = if self.secret.is_some() { "signed" } else { "unsigned" };
+        format!("{} ({signed}, {})", redact_url(self.url.expose()), self.format.msgtype.as_str())
+    }
+    fn show(&self, body: &str) -> Option<Shown> {
+        show::show(body)
+    }
+    fn send<'a>(&'a self, req: Request<'a>) -> BoxFuture<'a, Sent> {
+        Box::pin(self.post(req.client, req.body))
+    }
+}
+
 impl Robot {
     /// Signs (at send time: the signature is valid for an hour) and posts one body.
-    pub async fn send(&self, client: &reqwest::Client, body: &str) -> Outcome {
+    async fn post(&self, client: &reqwest::Client, body: &str) -> Sent {
         let secret = self.secret.as_ref().map(Secret::expose);
         let signed = sign::signed_url(self.url.expose(), secret, crate::clock::now_ms());
-        let outcome = match super::post_json(client, &signed, body).await {
-            Ok((status, answer)) => answer::classify_response(status, &answer),
-            Err(e) => {
-                Outcome::Retry { reason: super::transport_reason(&e), detail: super::error_chain(&e.without_url()) }
-            }
+        let (outcome, status) = match post(client, &signed, body, &[]).await {
+            Ok(a) => (answer::classify_response(a.status, &a.body), Some(a.status)),
+            Err(e) => (unanswered(e), None),
         };
         // An error page (a proxy's, a redirect's) may echo the request URL; no layer below reqwest should
         // echo a credential, but a leak here would be in every log and record.
-        outcome.map_detail(|detail| self.scrub(detail, &signed))
+        Sent { outcome: outcome.map_detail(|detail| self.scrub(detail, &signed)), status }
     }
 
     /// `text` without the access_token, the signing secret, or the signature of the `signed` URL.
@@ -142,12 +186,6 @@ impl Robot {
         let sign_raw = signed.split("sign=").nth(1).map_or("", |s| s.split('&').next().unwrap_or(""));
         scrub(text, &[&token, &sign, sign_raw, self.secret.as_ref().map_or("", Secret::expose)])
     }
-
-    /// The URL for logs, credentials redacted, with whether it signs and its message type.
-    pub fn describe(&self) -> String {
-        let signed = if self.secret.is_some() { "signed" } else { "unsigned" };
-        format!("{} ({signed}, {})", redact_url(self.url.expose()), self.format.msgtype.as_str())
-    }
 }
 
 #[cfg(test)]
@@ -162,8 +200,10 @@ mod tests {
             format: Format { msgtype: MsgType::Markdown, mention: Mention::default() },
         };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let outcome = rt.block_on(robot.send(&reqwest::Client::new(), "{}"));
-        let Outcome::Retry { reason: crate::channel::Reason::Connect, detail } = outcome else { panic!("{outcome:?}") };
+        let outcome = rt.block_on(robot.post(&reqwest::Client::new(), "{}")).outcome;
+        let crate::channel::Outcome::Retry { reason: crate::channel::Reason::Connect, detail } = outcome else {
+            panic!("{outcome:?}")
+        };
         assert!(!detail.contains("tok-very-secret") && !detail.contains("SECxyz"), "{detail}");
         assert!(!detail.contains("sign="), "{detail}");
     }

@@ -102,8 +102,10 @@ impl Reason {
     }
 }
 
+crate::tool_reasons!(Reason);
+
 fn failed(reason: Reason, detail: String) -> Outcome {
-    Outcome::Failed { reason: Common::DingTalkApp(reason), detail }
+    Outcome::Failed { reason: Common::from(reason), detail }
 }
 
 /// What an answer of the send APIs means.
@@ -125,7 +127,7 @@ const TOKEN_CODES: [&str; 3] = ["InvalidAuthentication", "token.notExisted", "in
 
 /// Classifies an answer of `oToMessages/batchSend` or `groupMessages/send`.
 pub fn classify_send(status: u16, body: &[u8]) -> Answer {
-    let snippet = || crate::channel::answer_snippet(status, body);
+    let snippet = || crate::channel::http::answer_snippet(status, body);
     let value = serde_json::from_slice::<Value>(body).ok();
     if (200..300).contains(&status) {
         let Some(v) = value.filter(Value::is_object) else {
@@ -142,11 +144,13 @@ pub fn classify_send(status: u16, body: &[u8]) -> Answer {
             return Answer::Outcome(Outcome::Delivered);
         }
         let detail = format!("{} invalid, {} flow-controlled", failed.len(), retry.len());
-        return Answer::Outcome(Outcome::Partial { failed, retry, detail });
+        // Who got it is known to the caller, which knows whom it sent to.
+        let (reached, reason) = (vec![], Common::from(Reason::InvalidUser));
+        return Answer::Outcome(Outcome::Partial { reached, failed, retry, reason, detail });
     }
     let Some(v) = value else {
         return Answer::Outcome(
-            crate::channel::classify_status(status, snippet)
+            crate::channel::http::classify_status(status, snippet)
                 .unwrap_or(Outcome::Retry { reason: Common::BadResponse, detail: snippet() }),
         );
     };
@@ -161,9 +165,8 @@ pub fn classify_send(status: u16, body: &[u8]) -> Answer {
 /// A code the bridge does not know: transient by its status (429, 5xx, a redirect), else permanent.
 fn unknown(status: u16, detail: String) -> Outcome {
     match status {
-        300..=399 | 429 | 500..=599 => {
-            crate::channel::classify_status(status, || detail.clone()).unwrap_or(failed(Reason::UnknownCode, detail))
-        }
+        300..=399 | 429 | 500..=599 => crate::channel::http::classify_status(status, || detail.clone())
+            .unwrap_or(failed(Reason::UnknownCode, detail)),
         _ => failed(Reason::UnknownCode, detail),
     }
 }
@@ -210,7 +213,7 @@ fn classify_code(status: u16, code: &str, detail: String) -> Option<Outcome> {
 
 /// A token endpoint answer: the token and how long it is valid, or why there is none.
 pub fn classify_token(status: u16, body: &[u8]) -> Result<(String, Duration), Outcome> {
-    let snippet = || crate::channel::answer_snippet(status, body);
+    let snippet = || crate::channel::http::answer_snippet(status, body);
     let value = serde_json::from_slice::<Value>(body).ok();
     if (200..300).contains(&status)
         && let Some(v) = &value
@@ -220,7 +223,7 @@ pub fn classify_token(status: u16, body: &[u8]) -> Result<(String, Duration), Ou
         return Ok((token.to_string(), Duration::from_secs(expire)));
     }
     let Some(v) = value.filter(|v| v.get("code").is_some() || v.get("Code").is_some()) else {
-        return Err(crate::channel::classify_status(status, snippet)
+        return Err(crate::channel::http::classify_status(status, snippet)
             .unwrap_or(Outcome::Retry { reason: Common::BadResponse, detail: snippet() }));
     };
     let (code, message) = code_and_message(&v);
@@ -248,6 +251,8 @@ mod tests {
                 br#"{"processQueryKey":"k","invalidStaffIdList":["u1"],"flowControlledStaffIdList":["u2","u3"]}"#
             ),
             Answer::Outcome(Outcome::Partial {
+                reached: vec![],
+                reason: Common::from(Reason::InvalidUser),
                 failed: vec!["u1".into()],
                 retry: vec!["u2".into(), "u3".into()],
                 detail: "1 invalid, 2 flow-controlled".into()
@@ -258,7 +263,7 @@ mod tests {
 
     #[test]
     fn codes_are_classified_whatever_their_capitalisation() {
-        let app = |r| Some(Common::DingTalkApp(r));
+        let app = |r| Some(Common::from(r));
         assert!(matches!(
             classify_send(401, br#"{"code":"InvalidAuthentication","requestid":"r","message":"bad token"}"#),
             Answer::TokenExpired(_)
@@ -307,7 +312,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(reason, Common::DingTalkApp(Reason::BadCredentials));
+        assert_eq!(reason, Common::from(Reason::BadCredentials));
         assert!(detail.contains("fetching the access token"), "{detail}");
         assert!(matches!(classify_token(503, b"down"), Err(Outcome::Retry { reason: Common::Http5xx, .. })));
     }

@@ -5,17 +5,20 @@
 //! means, per-user failures inside a success included.
 
 pub mod answer;
+mod config;
+mod show;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 pub use answer::Reason;
+pub use config::KIND;
 
-use super::{Content, Outcome, RateLimit};
+use super::http::{post, unanswered};
+use super::token::TokenCache;
+use super::{BoxFuture, Caps, Content, Outcome, Protocol, RateLimit, Recipients, Request, Sent, Shown};
 use crate::secret::{Secret, scrub};
 
 /// `msgParam` for a group may have at most this many bytes (doc); one-to-one messages are kept to it too.
@@ -27,8 +30,9 @@ pub const RATE_LIMIT: RateLimit = RateLimit { messages: 20, per: Duration::from_
 pub const DEFAULT_API_BASE: &str = "https://api.dingtalk.com";
 const TOKEN_HEADER: &str = "x-acs-dingtalk-access-token";
 
-/// An enterprise app's credentials and its access token. Shared (`Arc`) by every target of the app, so
-/// they share one token and one fetch.
+/// An enterprise app's credentials (`dingtalk_apps.<name>`), shared by every target of the app. Its
+/// access token is runtime state, in the token cache of the app.
+#[derive(PartialEq, Eq)]
 pub struct App {
     pub name: String,
     pub client_id: String,
@@ -36,9 +40,6 @@ pub struct App {
     pub robot_code: String,
     /// `https://api.dingtalk.com` unless a test points it elsewhere; no trailing slash.
     pub api_base: String,
-    /// The token and when to fetch a new one. The lock is held while fetching: one fetch at a time.
-    token: tokio::sync::Mutex<Option<(Secret, Instant)>>,
-    fetches: std::sync::atomic::AtomicU64,
 }
 
 impl App {
@@ -49,49 +50,27 @@ impl App {
             client_secret,
             robot_code: robot_code.to_string(),
             api_base: api_base.trim_end_matches('/').to_string(),
-            token: tokio::sync::Mutex::new(None),
-            fetches: Default::default(),
         }
     }
 
-    /// Access tokens fetched so far.
-    pub fn token_fetches(&self) -> u64 {
-        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    /// The app's token cache: one per app (its API and client id), whichever targets and configurations
+    /// name it.
+    fn tokens(&self) -> Arc<TokenCache> {
+        TokenCache::for_app(&format!("dingtalk-app:{}:{}", self.api_base, self.client_id))
     }
 
     /// A token valid for a while yet: the cached one, or one fetched now (others wait for that fetch).
     async fn token(&self, client: &reqwest::Client) -> Result<Secret, Outcome> {
-        let mut slot = self.token.lock().await;
-        if let Some((token, refresh_at)) = slot.as_ref()
-            && Instant::now() < *refresh_at
-        {
-            return Ok(token.clone());
-        }
-        let body = json!({"appKey": self.client_id, "appSecret": self.client_secret.expose()}).to_string();
-        let url = format!("{}/v1.0/oauth2/accessToken", self.api_base);
-        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (token, valid) = match super::post_json(client, &url, &body).await {
-            Ok((status, answer)) => answer::classify_token(status, &answer)?,
-            Err(e) => {
-                return Err(Outcome::Retry {
-                    reason: super::transport_reason(&e),
-                    detail: super::error_chain(&e.without_url()),
-                });
-            }
-        };
-        // Fetched again well before it expires: a fifth of its life early, at least a minute.
-        let early = (valid / 5).max(Duration::from_secs(60)).min(valid / 2);
-        let token = Secret::new(token);
-        *slot = Some((token.clone(), Instant::now() + valid - early));
-        Ok(token)
-    }
-
-    /// Forgets `token` (DingTalk said it expired), unless another task already replaced it.
-    async fn drop_token(&self, token: &Secret) {
-        let mut slot = self.token.lock().await;
-        if slot.as_ref().is_some_and(|(t, _)| t == token) {
-            *slot = None;
-        }
+        self.tokens()
+            .token(|| async {
+                let body = json!({"appKey": self.client_id, "appSecret": self.client_secret.expose()}).to_string();
+                let url = format!("{}/v1.0/oauth2/accessToken", self.api_base);
+                match post(client, &url, &body, &[]).await {
+                    Ok(a) => answer::classify_token(a.status, &a.body),
+                    Err(e) => Err(unanswered(e)),
+                }
+            })
+            .await
     }
 
     /// `text` without the client secret or `token`.
@@ -99,16 +78,6 @@ impl App {
         scrub(text, &[self.client_secret.expose(), token.map_or("", Secret::expose)])
     }
 }
-
-impl PartialEq for App {
-    /// Apps are the same app when their settings are (the cached token does not count).
-    fn eq(&self, other: &App) -> bool {
-        (&self.name, &self.client_id, &self.client_secret, &self.robot_code, &self.api_base)
-            == (&other.name, &other.client_id, &other.client_secret, &other.robot_code, &other.api_base)
-    }
-}
-
-impl Eq for App {}
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,69 +91,20 @@ impl std::fmt::Debug for App {
 }
 
 /// The same three types as the custom robot's, mapped to `msgKey`s.
-pub use super::dingtalk::MsgType;
-
-/// Who one stored message goes to: some users (one `batchSend` call), or one group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Recipients {
-    Users(Vec<String>),
-    Conversation(String),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsgType {
+    Markdown,
+    Text,
+    ActionCard,
 }
 
-impl Recipients {
-    /// Who, for people: `to 2 users (a, b) by POST /v1.0/robot/oToMessages/batchSend`.
-    pub fn describe(&self) -> String {
+impl MsgType {
+    pub fn as_str(self) -> &'static str {
         match self {
-            Recipients::Users(u) => {
-                let n = if u.len() == 1 { "1 user".to_string() } else { format!("{} users", u.len()) };
-                format!("to {n} ({}) by POST /v1.0/robot/oToMessages/batchSend", u.join(", "))
-            }
-            Recipients::Conversation(c) => format!("to the group {c} by POST /v1.0/robot/groupMessages/send"),
+            MsgType::Markdown => "markdown",
+            MsgType::Text => "text",
+            MsgType::ActionCard => "actionCard",
         }
-    }
-
-    /// How many recipients: users, or the one group.
-    pub fn count(&self) -> usize {
-        match self {
-            Recipients::Users(u) => u.len(),
-            Recipients::Conversation(_) => 1,
-        }
-    }
-
-    /// Whether a message to `self` and one to `other` reach someone in common, so must arrive in order.
-    pub fn meets(&self, other: &Recipients) -> bool {
-        match (self, other) {
-            (Recipients::Users(a), Recipients::Users(b)) => a.iter().any(|u| b.contains(u)),
-            (Recipients::Conversation(a), Recipients::Conversation(b)) => a == b,
-            _ => false,
-        }
-    }
-}
-
-/// One stored message's recipients: whom it is still to reach, and what became of the others (the
-/// store's `recipients` column).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delivery {
-    pub to: Recipients,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub delivered: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failed: Vec<String>,
-}
-
-impl Delivery {
-    pub fn new(to: Recipients) -> Delivery {
-        Delivery { to, delivered: vec![], failed: vec![] }
-    }
-
-    /// The store's `recipients` column read back; `None` for messages of other channels.
-    pub fn parse(column: Option<&str>) -> Option<Delivery> {
-        column.and_then(|c| serde_json::from_str(c).ok())
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a delivery serializes")
     }
 }
 
@@ -200,15 +120,9 @@ pub struct AppTarget {
 }
 
 impl AppTarget {
-    /// The recipients of each message: the users in calls of at most `batch`, then each group.
-    pub fn recipients(&self) -> Vec<Recipients> {
-        let users = self.users.chunks(self.batch.max(1)).map(|c| Recipients::Users(c.to_vec()));
-        users.chain(self.conversations.iter().map(|c| Recipients::Conversation(c.clone()))).collect()
-    }
-
     /// The stored body: `msgKey` and `msgParam` (a JSON string, as the API wants it). Recipients are
     /// added at send time.
-    pub fn body(&self, c: &Content) -> String {
+    fn stored_body(&self, c: &Content) -> String {
         let (key, param) = match self.msgtype {
             MsgType::Text => ("sampleText".to_string(), json!({"content": c.text})),
             MsgType::ActionCard if c.buttons.len() == 1 => (
@@ -229,17 +143,9 @@ impl AppTarget {
         json!({"msgKey": key, "msgParam": param.to_string()}).to_string()
     }
 
-    /// What DingTalk counts against its limit: `msgParam`.
-    pub fn measure(&self, body: &str) -> usize {
-        serde_json::from_str::<Value>(body)
-            .ok()
-            .and_then(|v| v.get("msgParam").and_then(Value::as_str).map(str::len))
-            .unwrap_or(body.len())
-    }
-
     /// The URL and body of the call that sends a stored `body` (msgKey and msgParam) to `to` (the
     /// access token goes in a header).
-    pub fn request(&self, body: &str, to: &Recipients) -> (String, String) {
+    fn request(&self, body: &str, to: &Recipients) -> (String, String) {
         let stored: Value = serde_json::from_str(body).unwrap_or_default();
         let (path, request) = match to {
             Recipients::Users(users) => (
@@ -256,36 +162,83 @@ impl AppTarget {
 
     /// Sends `body` to `to`: with the app's token, fetched again and resent once if DingTalk says it
     /// expired.
-    pub async fn send(&self, client: &reqwest::Client, body: &str, to: &Recipients) -> Outcome {
+    async fn post(&self, client: &reqwest::Client, body: &str, to: &Recipients) -> Sent {
         let (url, request) = self.request(body, to);
         let mut expired = None;
+        let mut status = None;
         for _ in 0..2 {
             let token = match self.app.token(client).await {
                 Ok(token) => token,
-                Err(outcome) => return outcome.map_detail(|d| self.app.scrub(d, None)),
+                Err(outcome) => return Sent { outcome: outcome.map_detail(|d| self.app.scrub(d, None)), status },
             };
-            let outcome = match super::post_json_with(client, &url, &request, &[(TOKEN_HEADER, token.expose())]).await {
-                Ok((status, answer)) => match answer::classify_send(status, &answer) {
-                    answer::Answer::Outcome(outcome) => outcome,
-                    answer::Answer::TokenExpired(detail) => {
-                        self.app.drop_token(&token).await;
-                        expired = Some(self.app.scrub(&detail, Some(&token)));
-                        continue;
+            let outcome = match post(client, &url, &request, &[(TOKEN_HEADER, token.expose())]).await {
+                Ok(a) => {
+                    status = Some(a.status);
+                    match answer::classify_send(a.status, &a.body) {
+                        answer::Answer::Outcome(outcome) => outcome,
+                        answer::Answer::TokenExpired(detail) => {
+                            self.app.tokens().drop_token(&token).await;
+                            expired = Some(self.app.scrub(&detail, Some(&token)));
+                            continue;
+                        }
                     }
-                },
-                Err(e) => {
-                    Outcome::Retry { reason: super::transport_reason(&e), detail: super::error_chain(&e.without_url()) }
                 }
+                Err(e) => unanswered(e),
             };
-            return outcome.map_detail(|d| self.app.scrub(d, Some(&token)));
+            let outcome = match (outcome, to) {
+                // Whom the call reached: everyone it named but those the answer lists.
+                (Outcome::Partial { failed, retry, reason, detail, .. }, Recipients::Users(users)) => {
+                    let reached = users.iter().filter(|u| !failed.contains(u) && !retry.contains(u)).cloned().collect();
+                    Outcome::Partial { reached, failed, retry, reason, detail }
+                }
+                (outcome, _) => outcome,
+            };
+            return Sent { outcome: outcome.map_detail(|d| self.app.scrub(d, Some(&token))), status };
         }
-        Outcome::Failed {
-            reason: super::Reason::DingTalkApp(Reason::TokenRejected),
-            detail: expired.unwrap_or_default(),
+        let outcome = Outcome::Failed { reason: Reason::TokenRejected.into(), detail: expired.unwrap_or_default() };
+        Sent { outcome, status }
+    }
+}
+
+impl Protocol for AppTarget {
+    fn caps(&self) -> Caps {
+        Caps {
+            // Messages name their recipients: no digests, order per recipient, no mentions (a direct
+            // message rings its reader; the app's group messages carry none).
+            digests: false,
+            orders_by_recipient: true,
+            direct: true,
+            max_bytes: Some(MAX_PARAM_BYTES),
+            ring_all: false,
+            own_rate: Some(RATE_LIMIT),
+            ..Caps::webhook("dingtalk_app", "DingTalk", self.msgtype.as_str())
         }
     }
-
-    pub fn describe(&self) -> String {
+    fn body(&self, content: &Content, _uuid: &str) -> String {
+        self.stored_body(content)
+    }
+    /// What DingTalk counts against its limit: `msgParam`.
+    fn measure(&self, body: &str) -> usize {
+        serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| v.get("msgParam").and_then(Value::as_str).map(str::len))
+            .unwrap_or(body.len())
+    }
+    /// The users in calls of at most `batch`, then each group.
+    fn plan(&self) -> Vec<Recipients> {
+        let users = self.users.chunks(self.batch.max(1)).map(|c| Recipients::Users(c.to_vec()));
+        users.chain(self.conversations.iter().map(|c| Recipients::Conversation(c.clone()))).collect()
+    }
+    /// The app's answers say how long (a second for QPS); this is for one that does not.
+    fn throttle_pause(&self, rate: RateLimit, _penalty: Duration) -> Duration {
+        let window = if rate.is_unlimited() { RATE_LIMIT.per } else { rate.per };
+        window.max(Duration::from_secs(1))
+    }
+    /// One budget per app (20 calls a second per app and API; one for both APIs is the safe side).
+    fn endpoint(&self, _target: &str) -> String {
+        format!("dingtalk-app:{}:{}", self.app.api_base, self.app.client_id)
+    }
+    fn describe(&self) -> String {
         format!(
             "DingTalk app {} (robot {}, {} users, {} groups, {})",
             self.app.name,
@@ -294,6 +247,39 @@ impl AppTarget {
             self.conversations.len(),
             self.msgtype.as_str()
         )
+    }
+    fn describe_recipients(&self, to: &Recipients) -> String {
+        match to {
+            Recipients::Users(u) => {
+                let n = if u.len() == 1 { "1 user".to_string() } else { format!("{} users", u.len()) };
+                format!("to {n} ({}) by POST /v1.0/robot/oToMessages/batchSend", u.join(", "))
+            }
+            Recipients::Conversation(c) => format!("to the group {c} by POST /v1.0/robot/groupMessages/send"),
+        }
+    }
+    /// The call, with the robot code and its recipients (the token goes in a header, not shown).
+    fn as_sent(&self, body: &str, _now_ms: i64, to: Option<&Recipients>) -> String {
+        match to {
+            Some(to) => self.request(body, to).1,
+            None => body.to_string(),
+        }
+    }
+    fn show(&self, body: &str) -> Option<Shown> {
+        show::show(body)
+    }
+    fn send<'a>(&'a self, req: Request<'a>) -> BoxFuture<'a, Sent> {
+        Box::pin(async move {
+            match req.to {
+                Some(to) => self.post(req.client, req.body, to).await,
+                None => Sent {
+                    outcome: Outcome::Failed {
+                        reason: Reason::BadRequest.into(),
+                        detail: "the stored message names no recipients".into(),
+                    },
+                    status: None,
+                },
+            }
+        })
     }
 }
 
@@ -325,7 +311,7 @@ mod tests {
 
     #[test]
     fn users_go_in_calls_of_twenty_then_each_group() {
-        let r = target(MsgType::Markdown, 45).recipients();
+        let r = target(MsgType::Markdown, 45).plan();
         let sizes: Vec<usize> = r
             .iter()
             .map(|r| match r {
@@ -340,24 +326,26 @@ mod tests {
 
     #[test]
     fn msg_param_is_a_json_string_of_the_msg_key_fields() {
-        let body: Value = serde_json::from_str(&target(MsgType::Markdown, 1).body(&content(&[]))).unwrap();
+        let body: Value = serde_json::from_str(&target(MsgType::Markdown, 1).stored_body(&content(&[]))).unwrap();
         assert_eq!(body["msgKey"], "sampleMarkdown");
         let param: Value = serde_json::from_str(body["msgParam"].as_str().unwrap()).unwrap();
         assert_eq!(param, json!({"title": "🔴 FIRING 1 · X", "text": "**x**"}));
 
         let buttons = [("Alertmanager", "http://am"), ("Silence", "http://am/s"), ("Runbook", "http://rb")];
-        let body: Value = serde_json::from_str(&target(MsgType::ActionCard, 1).body(&content(&buttons))).unwrap();
+        let body: Value =
+            serde_json::from_str(&target(MsgType::ActionCard, 1).stored_body(&content(&buttons))).unwrap();
         assert_eq!(body["msgKey"], "sampleActionCard3");
         let param: Value = serde_json::from_str(body["msgParam"].as_str().unwrap()).unwrap();
         assert_eq!(
             (param["actionTitle3"].as_str(), param["actionURL3"].as_str()),
             (Some("Runbook"), Some("http://rb"))
         );
-        let body: Value = serde_json::from_str(&target(MsgType::ActionCard, 1).body(&content(&buttons[..1]))).unwrap();
+        let body: Value =
+            serde_json::from_str(&target(MsgType::ActionCard, 1).stored_body(&content(&buttons[..1]))).unwrap();
         assert_eq!(body["msgKey"], "sampleActionCard");
 
         let t = target(MsgType::Text, 1);
-        let body = t.body(&content(&[]));
+        let body = t.stored_body(&content(&[]));
         assert_eq!(t.measure(&body), r#"{"content":"**x**"}"#.len());
     }
 
@@ -369,9 +357,9 @@ mod tests {
         let mut t2 = t.clone();
         t2.app =
             Arc::new(App::new("corp", "ding123", Secret::new("client-secret-xyz"), "ding123", "http://127.0.0.1:1"));
-        let outcome = rt.block_on(t2.send(&reqwest::Client::new(), "{}", &Recipients::Users(vec!["u".into()])));
+        let outcome = rt.block_on(t2.post(&reqwest::Client::new(), "{}", &Recipients::Users(vec!["u".into()]))).outcome;
         let Outcome::Retry { detail, .. } = outcome else { panic!("{outcome:?}") };
         assert!(!detail.contains("client-secret-xyz"), "{detail}");
-        assert_eq!(t2.app.token_fetches(), 1);
+        assert_eq!(t2.app.tokens().fetches(), 1);
     }
 }

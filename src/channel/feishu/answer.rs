@@ -50,18 +50,20 @@ impl Reason {
     }
 }
 
+crate::tool_reasons!(Reason);
+
 fn failed(reason: Reason, detail: String) -> Outcome {
-    Outcome::Failed { reason: Common::Feishu(reason), detail }
+    Outcome::Failed { reason: Common::from(reason), detail }
 }
 
 /// Classifies an HTTP answer from a Feishu or Lark bot webhook.
 pub fn classify_response(status: u16, body: &[u8]) -> Outcome {
-    let snippet = || crate::channel::answer_snippet(status, body);
+    let snippet = || crate::channel::http::answer_snippet(status, body);
     let value = serde_json::from_slice::<serde_json::Value>(body).ok();
     // `{"code":0,"msg":"success"}`, or the older `{"StatusCode":0,"StatusMessage":"success"}`.
     let code = value.as_ref().and_then(|v| v.get("code").or_else(|| v.get("StatusCode"))).and_then(|c| c.as_i64());
     let Some(code) = code else {
-        return crate::channel::classify_status(status, snippet)
+        return crate::channel::http::classify_status(status, snippet)
             .unwrap_or(Outcome::Retry { reason: Common::BadResponse, detail: snippet() });
     };
     let msg = value
@@ -104,17 +106,11 @@ mod tests {
                 400,
                 br#"{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}"#
             ),
-            Some(Common::Feishu(Reason::SignatureOrClock))
+            Some(Common::from(Reason::SignatureOrClock))
         );
-        assert_eq!(
-            reason(200, br#"{"code":19024,"msg":"Key Words Not Found"}"#),
-            Some(Common::Feishu(Reason::Keyword))
-        );
-        assert_eq!(reason(400, br#"{"code":9499,"msg":"Bad Request"}"#), Some(Common::Feishu(Reason::BadRequest)));
-        assert_eq!(
-            reason(200, br#"{"code":19022,"msg":"Ip Not Allowed"}"#),
-            Some(Common::Feishu(Reason::IpNotAllowed))
-        );
+        assert_eq!(reason(200, br#"{"code":19024,"msg":"Key Words Not Found"}"#), Some(Common::from(Reason::Keyword)));
+        assert_eq!(reason(400, br#"{"code":9499,"msg":"Bad Request"}"#), Some(Common::from(Reason::BadRequest)));
+        assert_eq!(reason(200, br#"{"code":19022,"msg":"Ip Not Allowed"}"#), Some(Common::from(Reason::IpNotAllowed)));
         assert!(matches!(
             classify_response(200, br#"{"code":11232,"msg":"frequency limited"}"#),
             Outcome::Throttled { .. }

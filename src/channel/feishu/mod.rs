@@ -5,6 +5,8 @@
 //!
 
 pub mod answer;
+mod config;
+mod show;
 pub mod sign;
 
 use std::time::Duration;
@@ -12,8 +14,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub use answer::Reason;
+pub use config::{FEISHU, LARK};
 
-use super::{Content, Level, Outcome, RateLimit, Ring};
+use super::http::{post, unanswered};
+use super::{BoxFuture, Caps, Content, Ident, Level, Protocol, RateLimit, Request, Ring, Sent, Shown};
+use crate::people::Person;
 use crate::secret::{Secret, scrub};
 
 /// Feishu's documented body limit (a FAQ says 30 KB; the guide's 20 KB is the safe side).
@@ -267,22 +272,47 @@ pub struct Bot {
     pub format: Format,
 }
 
-impl Bot {
-    /// Signs (at send time: Feishu accepts an hour's skew) and posts one body.
-    pub async fn send(&self, client: &reqwest::Client, body: &str) -> Outcome {
-        let secret = self.secret.as_ref().map(Secret::expose);
-        let signed = sign::signed_body(body, secret, crate::clock::now_ms().div_euclid(1000));
-        let outcome = match super::post_json(client, self.url.expose(), &signed).await {
-            Ok((status, answer)) => answer::classify_response(status, &answer),
-            Err(e) => {
-                Outcome::Retry { reason: super::transport_reason(&e), detail: super::error_chain(&e.without_url()) }
-            }
+impl Protocol for Bot {
+    fn caps(&self) -> Caps {
+        let name = match self.service {
+            Service::Feishu => "feishu",
+            Service::Lark => "lark",
         };
-        outcome.map_detail(|detail| self.scrub(detail, &signed))
+        Caps {
+            // A card draws no headings: its header says what the message is.
+            headings: false,
+            template: "feishu",
+            max_bytes: Some(MAX_BYTES - SIGNATURE_BYTES),
+            rate_windows: &RATE_LIMITS[1..],
+            own_rate: Some(RATE_LIMITS[0]),
+            ..Caps::webhook(name, self.service.name(), self.format.msgtype.as_str())
+        }
     }
-
+    fn fixed_ring(&self, firing: bool) -> Ring {
+        self.format.fixed(firing)
+    }
+    fn person<'p>(&self, p: &'p Person) -> Option<Ident<'p>> {
+        match self.service {
+            Service::Feishu => p.id("feishu_user_id").map(Ident::UserId),
+            Service::Lark => p.id("lark_user_id").map(Ident::UserId),
+        }
+    }
+    fn mention_tokens(&self, ring: &Ring) -> Vec<String> {
+        self.format.mention_tokens(ring)
+    }
+    fn body(&self, content: &Content, _uuid: &str) -> String {
+        self.format.body(content)
+    }
+    /// Feishu documents no penalty, only its windows: the longest one is waited out (the target's
+    /// `rate_limit`, or Feishu's minute when that is `off`).
+    fn throttle_pause(&self, rate: RateLimit, _penalty: Duration) -> Duration {
+        if rate.is_unlimited() { RATE_LIMITS[0].per } else { rate.per }
+    }
+    fn endpoint(&self, _target: &str) -> String {
+        self.url.expose().to_string()
+    }
     /// The URL for logs, the hook token redacted, with whether it signs and its message type.
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         let url = self.url.expose();
         let shown = match url.rsplit_once('/') {
             Some((base, _)) => format!("{base}/<redacted>"),
@@ -290,6 +320,38 @@ impl Bot {
         };
         let signed = if self.secret.is_some() { "signed" } else { "unsigned" };
         format!("{} {shown} ({signed}, {})", self.service.name(), self.format.msgtype.as_str())
+    }
+    /// A signing bot's `timestamp` and `sign` added, the sign itself shown as `<redacted>` (with its
+    /// timestamp it posts anything for an hour).
+    fn as_sent(&self, body: &str, now_ms: i64, _to: Option<&super::Recipients>) -> String {
+        if self.secret.is_none() {
+            return body.to_string();
+        }
+        let signed = sign::signed_body(body, Some(""), now_ms.div_euclid(1000));
+        let mut v: Value = serde_json::from_str(&signed).unwrap_or_default();
+        if let Some(sign) = v.get_mut("sign") {
+            *sign = "<redacted>".into();
+        }
+        v.to_string()
+    }
+    fn show(&self, body: &str) -> Option<Shown> {
+        show::show(body)
+    }
+    fn send<'a>(&'a self, req: Request<'a>) -> BoxFuture<'a, Sent> {
+        Box::pin(self.post(req.client, req.body))
+    }
+}
+
+impl Bot {
+    /// Signs (at send time: Feishu accepts an hour's skew) and posts one body.
+    async fn post(&self, client: &reqwest::Client, body: &str) -> Sent {
+        let secret = self.secret.as_ref().map(Secret::expose);
+        let signed = sign::signed_body(body, secret, crate::clock::now_ms().div_euclid(1000));
+        let (outcome, status) = match post(client, self.url.expose(), &signed, &[]).await {
+            Ok(a) => (answer::classify_response(a.status, &a.body), Some(a.status)),
+            Err(e) => (unanswered(e), None),
+        };
+        Sent { outcome: outcome.map_detail(|detail| self.scrub(detail, &signed)), status }
     }
 
     /// `text` without the hook token, the secret, or the signature.
@@ -422,8 +484,10 @@ mod tests {
             format: format(MsgType::Text),
         };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let outcome = rt.block_on(bot.send(&reqwest::Client::new(), "{}"));
-        let Outcome::Retry { reason: crate::channel::Reason::Connect, detail } = outcome else { panic!("{outcome:?}") };
+        let outcome = rt.block_on(bot.post(&reqwest::Client::new(), "{}")).outcome;
+        let crate::channel::Outcome::Retry { reason: crate::channel::Reason::Connect, detail } = outcome else {
+            panic!("{outcome:?}")
+        };
         assert!(!detail.contains("hook-token-very-secret") && !detail.contains("feishu-secret"), "{detail}");
         assert_eq!(bot.scrub("echo hook-token-very-secret and feishu-secret", "{}"), "echo <redacted> and <redacted>");
     }

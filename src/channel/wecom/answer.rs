@@ -61,14 +61,16 @@ impl Reason {
     }
 }
 
+crate::tool_reasons!(Reason);
+
 fn failed(reason: Reason, detail: String) -> Outcome {
-    Outcome::Failed { reason: Common::WeCom(reason), detail }
+    Outcome::Failed { reason: Common::from(reason), detail }
 }
 
 /// Classifies an HTTP answer from a WeCom group robot webhook.
 pub fn classify_response(status: u16, body: &[u8]) -> Outcome {
-    let snippet = || crate::channel::answer_snippet(status, body);
-    if let Some(outcome) = crate::channel::classify_status(status, snippet) {
+    let snippet = || crate::channel::http::answer_snippet(status, body);
+    if let Some(outcome) = crate::channel::http::classify_status(status, snippet) {
         return outcome;
     }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
@@ -84,7 +86,7 @@ pub fn classify_errcode(errcode: i64, errmsg: &str) -> Outcome {
     let detail = format!("errcode {errcode}: {errmsg}");
     match errcode {
         0 => Outcome::Delivered,
-        -1 => Outcome::Retry { reason: Common::WeCom(Reason::Busy), detail },
+        -1 => Outcome::Retry { reason: Common::from(Reason::Busy), detail },
         // "Wait out the minute": the sender pauses for the robot's window (Channel::throttle_pause).
         45009 => Outcome::Throttled { detail, retry_after: None },
         93000 => failed(Reason::InvalidUrl, detail),
@@ -109,11 +111,11 @@ mod tests {
         };
         assert_eq!(
             reason(br#"{"errcode":93000,"errmsg":"invalid webhook url"}"#),
-            Some(Common::WeCom(Reason::InvalidUrl))
+            Some(Common::from(Reason::InvalidUrl))
         );
-        assert_eq!(reason(br#"{"errcode":93004,"errmsg":"robot disabled"}"#), Some(Common::WeCom(Reason::Disabled)));
-        assert_eq!(reason(br#"{"errcode":40058,"errmsg":"too long"}"#), Some(Common::WeCom(Reason::TooLong)));
-        assert_eq!(reason(br#"{"errcode":-1,"errmsg":"system busy"}"#), Some(Common::WeCom(Reason::Busy)));
+        assert_eq!(reason(br#"{"errcode":93004,"errmsg":"robot disabled"}"#), Some(Common::from(Reason::Disabled)));
+        assert_eq!(reason(br#"{"errcode":40058,"errmsg":"too long"}"#), Some(Common::from(Reason::TooLong)));
+        assert_eq!(reason(br#"{"errcode":-1,"errmsg":"system busy"}"#), Some(Common::from(Reason::Busy)));
         assert_eq!(
             classify_response(200, br#"{"errcode":45009,"errmsg":"api freq out of limit"}"#),
             Outcome::Throttled { detail: "errcode 45009: api freq out of limit".into(), retry_after: None }

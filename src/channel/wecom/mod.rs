@@ -4,14 +4,19 @@
 //! answer means.
 
 pub mod answer;
+mod config;
+mod show;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 pub use answer::Reason;
+pub use config::KIND;
 
-use super::{Content, Outcome, RateLimit, Ring};
+use super::http::{post, unanswered};
+use super::{BoxFuture, Caps, Content, Ident, Protocol, RateLimit, Request, Ring, Sent, Shown};
+use crate::people::Person;
 use crate::secret::{Secret, redact_url, scrub};
 
 /// WeCom's documented budget per webhook.
@@ -115,15 +120,65 @@ pub struct Robot {
     pub format: Format,
 }
 
+impl Protocol for Robot {
+    fn caps(&self) -> Caps {
+        let msgtype = self.format.msgtype;
+        Caps {
+            // WeCom's messages have no title: the first line is the chat list's and the banner's.
+            shows_title: false,
+            // markdown_v2 draws no colours: it takes the plain markdown layout.
+            template: if msgtype == MsgType::MarkdownV2 { "markdown" } else { "wecom" },
+            max_bytes: Some(msgtype.max_content_bytes()),
+            ring_all: msgtype == MsgType::Text,
+            own_rate: Some(RATE_LIMIT),
+            ..Caps::webhook("wecom", "WeCom", msgtype.as_str())
+        }
+    }
+    fn fixed_ring(&self, firing: bool) -> Ring {
+        self.format.fixed(firing)
+    }
+    fn person<'p>(&self, p: &'p Person) -> Option<Ident<'p>> {
+        match self.format.msgtype {
+            MsgType::Markdown => p.id("wecom_user_id").map(Ident::UserId),
+            MsgType::Text => p.id("wecom_user_id").map(Ident::UserId).or(p.id("wecom_mobile").map(Ident::Mobile)),
+            MsgType::MarkdownV2 => None,
+        }
+    }
+    fn mention_tokens(&self, ring: &Ring) -> Vec<String> {
+        self.format.mention_tokens(ring)
+    }
+    fn body(&self, content: &Content, _uuid: &str) -> String {
+        self.format.body(content)
+    }
+    fn measure(&self, body: &str) -> usize {
+        self.format.measure(body)
+    }
+    /// WeCom documents no penalty, only its window: the longest one is waited out.
+    fn throttle_pause(&self, rate: RateLimit, _penalty: std::time::Duration) -> std::time::Duration {
+        if rate.is_unlimited() { RATE_LIMIT.per } else { rate.per }
+    }
+    fn endpoint(&self, _target: &str) -> String {
+        self.url.expose().to_string()
+    }
+    /// The URL for logs, its key redacted, with the message type.
+    fn describe(&self) -> String {
+        format!("WeCom {} ({})", redact_url(self.url.expose()), self.format.msgtype.as_str())
+    }
+    fn show(&self, body: &str) -> Option<Shown> {
+        show::show(body)
+    }
+    fn send<'a>(&'a self, req: Request<'a>) -> BoxFuture<'a, Sent> {
+        Box::pin(self.post(req.client, req.body))
+    }
+}
+
 impl Robot {
-    pub async fn send(&self, client: &reqwest::Client, body: &str) -> Outcome {
-        let outcome = match super::post_json(client, self.url.expose(), body).await {
-            Ok((status, answer)) => answer::classify_response(status, &answer),
-            Err(e) => {
-                Outcome::Retry { reason: super::transport_reason(&e), detail: super::error_chain(&e.without_url()) }
-            }
+    async fn post(&self, client: &reqwest::Client, body: &str) -> Sent {
+        let (outcome, status) = match post(client, self.url.expose(), body, &[]).await {
+            Ok(a) => (answer::classify_response(a.status, &a.body), Some(a.status)),
+            Err(e) => (unanswered(e), None),
         };
-        outcome.map_detail(|detail| self.scrub(detail))
+        Sent { outcome: outcome.map_detail(|detail| self.scrub(detail)), status }
     }
 
     fn scrub(&self, text: &str) -> String {
@@ -132,11 +187,6 @@ impl Robot {
             .and_then(|u| u.query_pairs().find(|(k, _)| k == "key").map(|(_, v)| v.into_owned()))
             .unwrap_or_default();
         scrub(text, &[&key])
-    }
-
-    /// The URL for logs, its key redacted, with the message type.
-    pub fn describe(&self) -> String {
-        format!("WeCom {} ({})", redact_url(self.url.expose()), self.format.msgtype.as_str())
     }
 }
 
@@ -187,8 +237,8 @@ mod tests {
             format: format(MsgType::Markdown),
         };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let outcome = rt.block_on(robot.send(&reqwest::Client::new(), "{}"));
-        let Outcome::Retry { detail, .. } = outcome else { panic!("{outcome:?}") };
+        let outcome = rt.block_on(robot.post(&reqwest::Client::new(), "{}")).outcome;
+        let crate::channel::Outcome::Retry { detail, .. } = outcome else { panic!("{outcome:?}") };
         assert!(!detail.contains("wecom-key-very-secret"), "{detail}");
         assert!(!robot.describe().contains("wecom-key-very-secret"), "{}", robot.describe());
     }

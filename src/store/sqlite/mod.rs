@@ -6,6 +6,7 @@ mod health;
 mod records;
 mod schema;
 
+use crate::channel::Delivery;
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -220,7 +221,8 @@ impl Store {
                 )?;
                 let mut first = None;
                 for m in &messages {
-                    insert.execute(params![id, target, m.msg_uuid, m.body, now_ms, m.recipients, alertname])?;
+                    let recipients = m.recipients.as_ref().map(Delivery::to_column);
+                    insert.execute(params![id, target, m.msg_uuid, m.body, now_ms, recipients, alertname])?;
                     first = first.or(Some(tx.last_insert_rowid()));
                 }
                 // A message's place in its target's order is its own id (a digest later takes over the
@@ -408,7 +410,7 @@ impl Store {
                     created_at_ms: r.get(4)?,
                     attempts: r.get(5)?,
                     next_attempt_ms: r.get(6)?,
-                    recipients: r.get(7)?,
+                    recipients: Delivery::from_column(r.get::<_, Option<String>>(7)?.as_deref()),
                 })
             })?;
             let mut out = Vec::with_capacity(limit);
@@ -503,7 +505,15 @@ impl Store {
                 "INSERT INTO attempts (message_id, at_ms, duration_ms, http_status, outcome, reason, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![a.message_id, a.at_ms, a.duration_ms, a.http_status, a.outcome, a.reason, a.detail])
+            .execute(params![
+                a.message_id,
+                a.at_ms,
+                a.duration_ms,
+                a.http_status,
+                a.outcome.as_str(),
+                a.reason.map(|r| r.as_str()),
+                a.detail
+            ])
             .map(drop)
         });
     }
@@ -554,16 +564,16 @@ impl Store {
     }
 
     /// Records what became of some of a message's recipients and schedules another attempt for the rest
-    /// (`recipients`: the new JSON). Never in doubt: the answer said who got it.
+    /// Never in doubt: the answer said who got it.
     pub async fn narrow_recipients(
         &self,
         id: i64,
         attempts: i64,
         next_attempt_ms: i64,
-        recipients: &str,
+        recipients: &Delivery,
         detail: &str,
     ) -> Result<(), StoreError> {
-        let (recipients, detail) = (recipients.to_string(), detail.to_string());
+        let (recipients, detail) = (recipients.to_column(), detail.to_string());
         self.call_one(move |conn| {
             conn.execute(
                 "UPDATE messages SET attempts = ?2, next_attempt_ms = ?3, recipients = ?4, last_error = ?5, in_doubt = 0
@@ -711,8 +721,14 @@ impl Store {
                         at_ms: r.get(1)?,
                         duration_ms: r.get(2)?,
                         http_status: r.get(3)?,
-                        outcome: r.get(4)?,
-                        reason: r.get(5)?,
+                        outcome: parsed(r, 0, 4, |id, label| {
+                            crate::channel::AttemptOutcome::parse(label).ok_or_else(|| StoreError::Corrupt {
+                                id,
+                                column: "attempts.outcome",
+                                problem: format!("unknown outcome {label:?}"),
+                            })
+                        })?,
+                        reason: r.get::<_, Option<String>>(5)?.and_then(|l| crate::channel::Reason::parse(&l)),
                         detail: r.get(6)?,
                     })
                 })?
