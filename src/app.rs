@@ -60,7 +60,7 @@ struct Running {
     /// The settings it runs with: a reload restarts it only if they change. `None`: its target was
     /// removed and it is finishing a request in flight; a target of that name added back waits for it.
     target: Option<Arc<Target>>,
-    stop: watch::Sender<bool>,
+    stop: crate::shutdown::Trigger,
     handle: tokio::task::JoinHandle<()>,
 }
 
@@ -69,7 +69,7 @@ pub struct App {
     live: RwLock<Arc<Live>>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: crate::shutdown::Shutdown,
     /// Wakes a target's sender when a message for it is committed.
     wakers: RwLock<HashMap<String, Arc<Notify>>>,
     budgets: Mutex<HashMap<String, Arc<Budget>>>,
@@ -83,7 +83,12 @@ pub struct App {
 }
 
 impl App {
-    pub(crate) fn new(live: Arc<Live>, store: Store, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) -> App {
+    pub(crate) fn new(
+        live: Arc<Live>,
+        store: Store,
+        metrics: Arc<Metrics>,
+        shutdown: crate::shutdown::Shutdown,
+    ) -> App {
         App {
             delivery: watch::Sender::new(live.delivery.clone()),
             live: RwLock::new(live),
@@ -194,7 +199,7 @@ impl App {
         self.metrics.targets(live.config.targets.values().map(|t| (t.name.as_str(), t.channel.name())));
         for (name, old) in senders.iter_mut() {
             if !live.config.targets.contains_key(name) && old.target.take().is_some() {
-                let _ = old.stop.send(true);
+                old.stop.trigger();
             }
         }
         for target in live.config.targets.values() {
@@ -211,10 +216,10 @@ impl App {
                 .or_insert_with(|| Arc::new(Notify::new()))
                 .clone();
             let previous = senders.remove(&target.name).map(|old| {
-                let _ = old.stop.send(true);
+                old.stop.trigger();
                 old.handle
             });
-            let (stop, stop_rx) = watch::channel(false);
+            let (stop, stop_rx) = crate::shutdown::channel();
             let target = Arc::new(target.clone());
             let (t, delivery) = (target.clone(), self.delivery.subscribe());
             let handle = tokio::spawn(async move {
@@ -237,7 +242,7 @@ impl App {
     pub(crate) async fn stop_senders(&self) {
         let running: Vec<Running> = self.senders.lock().await.drain().map(|(_, r)| r).collect();
         for r in &running {
-            let _ = r.stop.send(true);
+            r.stop.trigger();
         }
         let bound = self.live().config.server.shutdown_grace + Duration::from_secs(1);
         let all = async {
@@ -255,7 +260,7 @@ impl App {
     /// limit) keep their old values until a restart.
     pub async fn reload(&self) -> Result<(), ReloadError> {
         let _one = self.reloading.lock().await;
-        if *self.shutdown.borrow() {
+        if self.shutdown.is_shutdown() {
             return Err(ReloadError::ShuttingDown);
         }
         let old = self.live();

@@ -85,16 +85,6 @@ enum Command {
     },
 }
 
-/// The samples `preview` shows when given none: one alert, a dozen, hundreds, a mixed group, Chinese.
-pub const PREVIEW_SAMPLES: [&str; 6] = [
-    "KubePodCrashLooping-1-firing-namespace",
-    "HostOutOfMemory-12-firing-alertname",
-    "KubePodNotReady-300-firing-namespace",
-    "Namespace-12-mixed-namespace",
-    "HostOutOfMemory-1-firing-namespace-zh",
-    "KubeDeploymentReplicasMismatch-3-resolved-namespace",
-];
-
 fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
@@ -416,7 +406,7 @@ fn preview(
     }
     let mut names: Vec<String> = samples.to_vec();
     if names.is_empty() && payloads.is_empty() {
-        names = PREVIEW_SAMPLES.iter().map(|s| s.to_string()).collect();
+        names = crate::render::samples::PREVIEW_SAMPLES.iter().map(|s| s.to_string()).collect();
     }
     let all = if names.is_empty() { vec![] } else { corpus::corpus() };
     for n in &names {

@@ -21,14 +21,9 @@ pub mod render;
 pub mod route;
 pub mod run;
 pub mod secret;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 
 pub use app::RunError;
 pub use run::{run, run_with_reload};
-
-/// Completes once shutdown has begun.
-pub(crate) async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
-    // The guard `wait_for` returns must not live across an await (it is not Send).
-    let _ = shutdown.wait_for(|&s| s).await.map(|_| ());
-}

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::app::{App, RunError, log_targets};
@@ -46,7 +45,7 @@ pub async fn run_with_reload(
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(App::prepare(config, &store, &metrics)?);
     log_targets(&live.config);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (trigger, shutdown_rx) = crate::shutdown::channel();
     let app = Arc::new(App::new(live.clone(), store.clone(), metrics, shutdown_rx.clone()));
     app.report_orphans().await;
     app.sync_senders(&live).await?;
@@ -57,7 +56,7 @@ pub async fn run_with_reload(
         let app = app.clone();
         let mut rx = shutdown_rx.clone();
         async move {
-            crate::stopped(&mut rx).await;
+            rx.recv().await;
             let _one = app.exclusive().await;
             app.stop_senders().await;
         }
@@ -65,7 +64,7 @@ pub async fn run_with_reload(
     tokio::spawn(async move {
         shutdown.await;
         info!("shutting down: no new connections; draining requests and sends");
-        let _ = shutdown_tx.send(true);
+        trigger.trigger();
     });
     if let Some(mut reload) = reload {
         let app = app.clone();
@@ -141,7 +140,7 @@ async fn watch_store(store: Store, metrics: Arc<Metrics>) {
 
 /// Keeps the push records' text index a step behind the intake: batch after batch while messages wait
 /// (pausing briefly between them), then a look every second.
-async fn index_text_loop(store: Store, mut shutdown: watch::Receiver<bool>) {
+async fn index_text_loop(store: Store, mut shutdown: crate::shutdown::Shutdown) {
     loop {
         let pause = match store.index_text(TEXT_INDEX_BATCH_BYTES).await {
             Ok(true) => Duration::from_millis(50),
@@ -153,12 +152,12 @@ async fn index_text_loop(store: Store, mut shutdown: watch::Receiver<bool>) {
         };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = shutdown.recv() => return,
         }
     }
 }
 
-async fn prune_loop(store: Store, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+async fn prune_loop(store: Store, retention: Duration, mut shutdown: crate::shutdown::Shutdown) {
     loop {
         let before = now_ms() - retention.as_millis() as i64;
         match store.prune(before).await {
@@ -168,7 +167,7 @@ async fn prune_loop(store: Store, retention: Duration, mut shutdown: watch::Rece
         }
         tokio::select! {
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = shutdown.recv() => return,
         }
     }
 }

@@ -17,13 +17,13 @@ pub mod recipients;
 pub mod show;
 pub mod token;
 
-mod dingtalk;
-mod dingtalk_app;
-mod feishu;
-mod wecom;
+pub mod dingtalk;
+pub mod dingtalk_app;
+pub mod feishu;
+pub mod wecom;
 
 pub use content::{Content, Ident, Level, Ring};
-pub use outcome::{AttemptOutcome, Outcome, RateLimit, Reason, ToolReason};
+pub use outcome::{AttemptOutcome, Outcome, Partial, RateLimit, Reason, ToolReason};
 pub use protocol::{BoxFuture, Caps, Channel, Kind, Protocol, Request, Section, Sent};
 pub use recipients::{Delivery, Recipients};
 pub use show::{Shown, show_any};

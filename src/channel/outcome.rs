@@ -11,13 +11,7 @@ pub enum Outcome {
     /// Posted, but not to every recipient (protocols that name recipients per call): `reached` got it,
     /// `failed` never will (for `reason`), `retry` might later and get it again, alone. The sender keeps
     /// each list with the message, as Vector's `RetryPartial`.
-    Partial {
-        reached: Vec<String>,
-        failed: Vec<String>,
-        retry: Vec<String>,
-        reason: Reason,
-        detail: String,
-    },
+    Partial(Box<Partial>),
     /// Try again after a backoff.
     Retry {
         reason: Reason,
@@ -34,6 +28,17 @@ pub enum Outcome {
         reason: Reason,
         detail: String,
     },
+}
+
+/// What a partial outcome says of the recipients of one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partial {
+    pub reached: Vec<String>,
+    pub failed: Vec<String>,
+    pub retry: Vec<String>,
+    /// Why `failed` never will get it.
+    pub reason: Reason,
+    pub detail: String,
 }
 
 /// An attempt's outcome as its record keeps it.
@@ -76,7 +81,7 @@ impl Outcome {
     pub fn summary(&self) -> (AttemptOutcome, Option<Reason>, &str) {
         match self {
             Outcome::Delivered => (AttemptOutcome::Delivered, None, ""),
-            Outcome::Partial { reason, detail, .. } => (AttemptOutcome::Partial, Some(*reason), detail),
+            Outcome::Partial(p) => (AttemptOutcome::Partial, Some(p.reason), &p.detail),
             Outcome::Retry { reason, detail } => (AttemptOutcome::Retry, Some(*reason), detail),
             Outcome::Throttled { detail, .. } => (AttemptOutcome::Throttled, Some(Reason::Throttled), detail),
             Outcome::Failed { reason, detail } => (AttemptOutcome::Failed, Some(*reason), detail),
@@ -87,8 +92,9 @@ impl Outcome {
     pub fn map_detail(self, f: impl Fn(&str) -> String) -> Outcome {
         match self {
             Outcome::Delivered => Outcome::Delivered,
-            Outcome::Partial { reached, failed, retry, reason, detail } => {
-                Outcome::Partial { reached, failed, retry, reason, detail: f(&detail) }
+            Outcome::Partial(mut p) => {
+                p.detail = f(&p.detail);
+                Outcome::Partial(p)
             }
             Outcome::Retry { reason, detail } => Outcome::Retry { reason, detail: f(&detail) },
             Outcome::Throttled { detail, retry_after } => Outcome::Throttled { detail: f(&detail), retry_after },

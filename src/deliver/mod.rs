@@ -89,7 +89,7 @@ pub fn backoff(cfg: &DeliveryConfig, attempts: i64) -> Duration {
 }
 
 fn human(d: Duration) -> String {
-    crate::render::helpers::human_duration(d.as_secs() as i64)
+    crate::clock::human_duration(d.as_secs() as i64)
 }
 
 #[cfg(test)]

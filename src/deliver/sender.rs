@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
+
+use crate::shutdown::Shutdown;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::storm::{make_digest, storm};
 use super::{Budget, Delivery, GiveUp, backoff, human};
-use crate::channel::{Outcome, Reason, Request, Sent};
+use crate::channel::{Outcome, Partial, Reason, Request, Sent};
 use crate::clock::now_ms;
 use crate::config::Target;
 use crate::store::{Kind, Pending};
@@ -26,14 +28,6 @@ const RECHECK: Duration = Duration::from_secs(1);
 const READ_AHEAD: usize = 16;
 
 /// What the sender does next with the message at the head of its queue.
-/// What a partial outcome says of the recipients of one call.
-struct Partial {
-    reached: Vec<String>,
-    failed: Vec<String>,
-    retry: Vec<String>,
-    reason: Reason,
-}
-
 enum Step {
     /// Nothing waits: sleep until woken.
     Idle,
@@ -61,7 +55,7 @@ pub struct Sender {
     delivery: watch::Receiver<Arc<Delivery>>,
     d: Arc<Delivery>,
     wake: Arc<Notify>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     /// The next messages in order, read ahead. Only this sender changes its target's pending messages, so
     /// the copies stay true while each is finished in turn; anything else drops them.
     ahead: VecDeque<Pending>,
@@ -75,13 +69,13 @@ pub async fn run_sender(
     budget: Arc<Budget>,
     mut delivery: watch::Receiver<Arc<Delivery>>,
     wake: Arc<Notify>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     let d = delivery.borrow_and_update().clone();
     let mut s = Sender { target, budget, delivery, d, wake, shutdown, ahead: VecDeque::new(), counted_wait: None };
     debug!(target = s.name(), "sender started");
     let mut ahead = Ahead::Valid;
-    while !*s.shutdown.borrow() {
+    while !s.shutdown.is_shutdown() {
         if ahead == Ahead::Stale {
             s.ahead.clear();
         }
@@ -100,7 +94,7 @@ pub async fn run_sender(
             Step::Idle => {
                 tokio::select! {
                     _ = s.wake.notified() => {}
-                    _ = crate::stopped(&mut s.shutdown) => {}
+                    _ = s.shutdown.recv() => {}
                 }
             }
             Step::Expired(msg) => s.expire(msg).await,
@@ -194,7 +188,7 @@ impl Sender {
     async fn pause(&mut self, wait: Duration) {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = crate::stopped(&mut self.shutdown) => {}
+            _ = self.shutdown.recv() => {}
         }
     }
 
@@ -232,7 +226,7 @@ impl Sender {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = self.wake.notified() => {}
-            _ = crate::stopped(&mut self.shutdown) => {}
+            _ = self.shutdown.recv() => {}
         }
     }
 
@@ -245,7 +239,7 @@ impl Sender {
         tokio::select! {
             _ = tokio::time::sleep(wait.min(RECHECK)) => {}
             _ = self.wake.notified() => {}
-            _ = crate::stopped(&mut self.shutdown) => {}
+            _ = self.shutdown.recv() => {}
         }
     }
 
@@ -275,11 +269,10 @@ impl Sender {
         }
         // An attempt under way when shutdown starts gets the grace period, then is abandoned: the message
         // stays pending and its msgUuid keeps a resend after restart from posting twice.
-        let mut grace_rx = self.shutdown.clone();
-        let grace = self.d.shutdown_grace;
+        let shutdown = self.shutdown.clone();
         let outcome = tokio::select! {
             o = self.attempt(&msg) => o,
-            _ = async { crate::stopped(&mut grace_rx).await; tokio::time::sleep(grace).await } => {
+            _ = shutdown.grace_over(self.d.shutdown_grace) => {
                 warn!(target = self.name(), msg_uuid = %msg.msg_uuid, "send still in flight after the shutdown grace period; left queued for the next start");
                 return None;
             }
@@ -320,13 +313,10 @@ impl Sender {
         let attempts = msg.attempts + 1;
         let now = now_ms();
         let stored = match outcome {
-            Outcome::Partial { reached, failed, retry, reason, detail } => {
-                let partial = Partial { reached, failed, retry, reason };
-                match self.some_recipients(msg, attempts, partial, &detail).await {
-                    Some(stored) => stored,
-                    None => return self.delivered(msg, attempts).await,
-                }
-            }
+            Outcome::Partial(partial) => match self.some_recipients(msg, attempts, *partial).await {
+                Some(stored) => stored,
+                None => return self.delivered(msg, attempts).await,
+            },
             Outcome::Delivered => {
                 // Every recipient the message was still to reach got it.
                 if let Some(r) = &msg.recipients {
@@ -394,10 +384,9 @@ impl Sender {
         msg: &Pending,
         attempts: i64,
         p: Partial,
-        detail: &str,
     ) -> Option<Result<(), crate::store::StoreError>> {
         let (d, name) = (&self.d, self.target.name.as_str());
-        let delivery = msg.recipients.clone()?;
+        let delivery = *msg.recipients.clone()?;
         let counts = (p.reached.len(), p.failed.len(), p.retry.len());
         if !p.failed.is_empty() {
             error!(target = name, msg_uuid = %msg.msg_uuid, recipients = ?p.failed, reason = p.reason.as_str(), hint = p.reason.hint(), "recipients given up");
@@ -409,7 +398,7 @@ impl Sender {
         let delivery = delivery.narrowed(p.reached, p.failed, p.retry);
         let now = now_ms();
         let next = if retry { now + backoff(&d.cfg, attempts).as_millis() as i64 } else { now };
-        let stored = d.store.narrow_recipients(msg.id, attempts, next, &delivery, detail).await;
+        let stored = d.store.narrow_recipients(msg.id, attempts, next, &delivery, &p.detail).await;
         // Counted once recorded: a crash before this resends to every recipient of the call, and counts them then.
         if stored.is_ok() || !retry {
             d.metrics.recipients(name, counts.0, counts.2);

@@ -37,7 +37,7 @@ pub fn healthy() -> Resp {
 }
 
 pub async fn ready(app: &App) -> Resp {
-    let stopping = *app.shutdown.borrow();
+    let stopping = app.shutdown.is_shutdown();
     let ok = !stopping && app.store.problem().is_none() && app.store.ping().await.is_ok();
     app.metrics.set_ready(ok);
     if ok {

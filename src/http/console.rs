@@ -819,7 +819,7 @@ async fn preview(app: &App, req: Request<Incoming>, form: bool) -> Result<Value,
         ("pasted payload".to_string(), payload.clone().into_bytes(), chrono::Utc::now())
     } else {
         let all = crate::render::samples::corpus();
-        let name = if sample.is_empty() { crate::cli::PREVIEW_SAMPLES[0] } else { sample.as_str() };
+        let name = if sample.is_empty() { crate::render::samples::PREVIEW_SAMPLES[0] } else { sample.as_str() };
         let Some(s) = all.iter().find(|s| s.name == name) else {
             return Err((StatusCode::NOT_FOUND, format!("no sample {name:?}")));
         };

@@ -20,7 +20,6 @@ use hyper::{Method, Request};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{debug, error, warn};
 
 use crate::app::App;
@@ -31,7 +30,7 @@ use error::{HttpError, Resp};
 
 /// Accepts connections until `shutdown` turns true, then lets in-flight requests finish (bounded by the
 /// grace period).
-pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: crate::shutdown::Shutdown) {
     let graceful = GracefulShutdown::new();
     let conns = Arc::new(Conns::default());
     let sweeper = tokio::spawn(sweep(app.clone(), conns.clone()));
@@ -46,7 +45,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
                     continue;
                 }
             },
-            _ = crate::stopped(&mut shutdown) => break,
+            _ = shutdown.recv() => break,
         };
         let live = app.live();
         let server = &live.config.server;

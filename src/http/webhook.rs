@@ -53,7 +53,7 @@ pub async fn webhook(
     if let Some(problem) = app.store.problem() {
         return Err(HttpError::StoreUnhealthy(problem));
     }
-    if *app.shutdown.borrow() {
+    if app.shutdown.is_shutdown() {
         return Err(HttpError::ShuttingDown);
     }
     // The work below goes on if the caller hangs up, so its bytes stay taken until it ends, not until the

@@ -1,122 +1,13 @@
 //! Storm digests: when a robot's backlog cannot drain within its rate budget, waiting notifications are
-//! listed one line each in a digest message. Each notification's line is made from a [`Summary`] taken
-//! when it was accepted, so a digest never needs the original payload.
+//! listed one line each in a digest message, made from each one's [`Summary`].
 
-use serde::{Deserialize, Serialize};
-
-use super::{Message, Renderer, contains_token, helpers, helpers::escape_markdown, layout, new_uuid};
+use super::layout;
+use super::message::{Message, contains_token, new_uuid};
+use super::renderer::Renderer;
+use super::summary::Summary;
 use crate::channel::Content;
 use crate::config::Target;
-use crate::decode::{Decoded, Status};
-
-const MAX_SUMMARY_CHARS: usize = 160;
-const MAX_NAME_CHARS: usize = 100;
-/// Labels that identify an alert's subject, in the order they are preferred.
-const IDENTITY_LABELS: [&str; 6] = ["instance", "pod", "host", "node", "service", "job"];
-/// Up to this many alerts are named in a digest line; beyond it, a count.
-const NAMED_ALERTS: usize = 3;
-
-/// What a digest says about one notification.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
-    pub status: String,
-    pub name: String,
-    #[serde(default)]
-    pub severity: String,
-    #[serde(default)]
-    pub firing: usize,
-    #[serde(default)]
-    pub resolved: usize,
-    /// The subjects (instance, pod, ...) of the group's alerts when there are only a few.
-    #[serde(default)]
-    pub subjects: Vec<String>,
-    #[serde(default)]
-    pub summary: String,
-    #[serde(default)]
-    pub external_url: String,
-    /// The group's most identifying label (its namespace, or where a lone alert is).
-    #[serde(default)]
-    pub place: String,
-}
-
-fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max { s.to_string() } else { s.chars().take(max - 1).chain(['…']).collect() }
-}
-
-fn labels<'a>(alerts: impl Iterator<Item = &'a crate::decode::Alert>) -> Vec<&'a layout::Labels> {
-    alerts.map(|a| &a.labels).collect()
-}
-
-/// The summary of a decoded notification.
-pub fn summarize(d: &Decoded) -> Summary {
-    let n = &d.notification;
-    let severity = n
-        .common_labels
-        .get("severity")
-        .or_else(|| n.alerts.iter().find_map(|a| a.labels.get("severity")))
-        .cloned()
-        .unwrap_or_default();
-    let summary = n
-        .common_annotations
-        .get("summary")
-        .or_else(|| n.alerts.iter().find_map(|a| a.annotations.get("summary")))
-        .map(|s| cut(s, MAX_SUMMARY_CHARS))
-        .unwrap_or_default();
-    let subjects = if n.alerts.len() <= NAMED_ALERTS {
-        n.alerts
-            .iter()
-            .filter_map(|a| IDENTITY_LABELS.iter().find_map(|l| a.labels.get(*l)).map(|v| cut(v, MAX_NAME_CHARS)))
-            .collect()
-    } else {
-        vec![]
-    };
-    Summary {
-        status: n.status.as_str().to_string(),
-        name: cut(&layout::group_alertname(&labels(n.alerts.iter()), &labels(n.firing())), MAX_NAME_CHARS),
-        place: cut(
-            &layout::place(&n.common_labels, n.alerts.len(), n.alerts.first().map_or(&n.common_labels, |a| &a.labels)),
-            MAX_NAME_CHARS,
-        ),
-        severity,
-        firing: n.firing().count(),
-        resolved: n.resolved().count(),
-        subjects,
-        summary,
-        external_url: n.external_url.clone(),
-    }
-}
-
-impl Summary {
-    fn line(&self, markdown: bool) -> String {
-        let firing = self.status == Status::Firing.as_str();
-        let mut parts = vec![];
-        let icon = if firing { layout::Level::of(&self.severity).icon() } else { layout::RESOLVED_ICON };
-        parts.push(if markdown {
-            format!("{icon} **{}**", escape_markdown(&self.name))
-        } else {
-            format!("{icon} {}", self.name)
-        });
-        for field in [&self.severity, &self.place] {
-            if !field.is_empty() {
-                parts.push(if markdown { escape_markdown(field) } else { field.clone() });
-            }
-        }
-        let count = match (self.firing, self.resolved) {
-            (f, 0) if firing => format!("{f} firing"),
-            (0, r) => format!("{r} resolved"),
-            (f, r) => format!("{f} firing, {r} resolved"),
-        };
-        parts.push(if self.subjects.is_empty() || self.subjects.len() != self.firing + self.resolved {
-            count
-        } else {
-            self.subjects.join(", ")
-        });
-        if !self.summary.is_empty() {
-            parts.push(if markdown { escape_markdown(&self.summary) } else { self.summary.clone() });
-        }
-        format!("- {}", parts.join(" · "))
-    }
-}
+use crate::decode::Status;
 
 impl Renderer {
     /// A digest of as many of `entries` (in order) as fit one message; returns it and how many it carries
@@ -164,7 +55,7 @@ impl Renderer {
         text.push_str("\n\n");
         text.push_str(&entries.iter().map(|e| e.line(markdown)).collect::<Vec<_>>().join("\n"));
         // Only an http(s) Alertmanager address makes a link (never `javascript:` or a relative path).
-        let url = entries.iter().find_map(|e| helpers::link_url(&e.external_url));
+        let url = entries.iter().find_map(|e| super::links::link_url(&e.external_url));
         if let Some(url) = &url {
             text.push_str(&if markdown {
                 format!("\n\n[Alertmanager]({url})")
@@ -199,6 +90,7 @@ mod tests {
     use super::*;
     use crate::channel::testing::channel;
     use crate::decode::decode;
+    use crate::render::summarize;
     use serde_json::Value;
 
     fn target() -> Target {

@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 use handlebars::{Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason, ScopedJson};
 use serde_json::{Map, Value};
 
+use super::links::{alertmanager_page, link_url};
 use super::{layout, phone, send_time};
 use crate::config::LabelFilter;
 
@@ -68,18 +69,6 @@ fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
     (t.timestamp() > 0).then_some(t)
 }
 
-/// `1d 2h`, `2h 5m`, `5m`, `12s`: two units at most, and no seconds past the first minute (noise).
-pub fn human_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    let (d, h, m, s) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
-}
-
 /// Escapes what would change how DingTalk draws a value, and nothing else, so `node_exporter`, `a-b`,
 /// `10.0.0.1:9100` and `map[a:b]` show as written: `\\`, `*` and `` ` `` anywhere; `]` before `(` or `[`
 /// (a link or an image); `_` where it could start or end emphasis (not inside a word); `<` before a letter,
@@ -139,95 +128,10 @@ fn note_lines(blocks: &[String], max_lines: usize) -> Vec<String> {
     lines
 }
 
-/// `s` as the target of a markdown link, if it is an absolute http(s) URL: anything else (`javascript:`,
-/// `data:`, a relative path, text that is not a URL) gives `None`, so no link is made. The URL is kept as
-/// written, but characters that could end the link or start another (`(`, `)`, `[`, `]`, spaces, quotes,
-/// backslashes) are percent-encoded and control characters dropped.
-pub fn link_url(s: &str) -> Option<String> {
-    let s = s.trim();
-    let url = reqwest::Url::parse(s).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return None;
-    }
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '(' => out.push_str("%28"),
-            ')' => out.push_str("%29"),
-            '[' => out.push_str("%5B"),
-            ']' => out.push_str("%5D"),
-            '\\' => out.push_str("%5C"),
-            '`' => out.push_str("%60"),
-            '"' => out.push_str("%22"),
-            '\'' => out.push_str("%27"),
-            '<' => out.push_str("%3C"),
-            '>' => out.push_str("%3E"),
-            ' ' => out.push_str("%20"),
-            c if c.is_whitespace() || c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    Some(out)
-}
-
-fn push_encoded(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => {
-                out.push('%');
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 15)] as char);
-            }
-        }
-    }
-}
-
-/// `{k="v",...}` percent-encoded for a query parameter, `\\` and `"` escaped in values.
-fn matchers<'a>(out: &mut String, labels: impl Iterator<Item = (&'a str, &'a str)>) {
-    push_encoded(out, "{");
-    for (i, (k, v)) in labels.enumerate() {
-        if i > 0 {
-            push_encoded(out, ",");
-        }
-        push_encoded(out, k);
-        push_encoded(out, "=\"");
-        push_encoded(out, &v.replace('\\', "\\\\").replace('"', "\\\""));
-        push_encoded(out, "\"");
-    }
-    push_encoded(out, "}");
-}
-
-/// A page of Alertmanager's UI with a matcher filter, only under an http(s) Alertmanager address (a
-/// relative link would lead nowhere).
-fn alertmanager_page<'a>(external_url: &str, page: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let Some(base) = link_url(external_url) else { return String::new() };
-    let base = base.trim_end_matches('/');
-    let mut out = format!("{base}/#/{page}?filter=");
-    matchers(&mut out, labels);
-    out
-}
-
 /// Alertmanager's "new silence" page prefilled with matchers for every label.
 pub fn silence_url(external_url: &str, labels: &Map<String, Value>) -> String {
     let texts: Vec<(&str, String)> = labels.iter().map(|(k, v)| (k.as_str(), text(v))).collect();
     alertmanager_page(external_url, "silences/new", texts.iter().map(|(k, v)| (*k, v.as_str())))
-}
-
-/// The silence page for the labels a group's alerts share (silencing the whole group).
-pub fn silence_group_url(external_url: &str, labels: &layout::Labels) -> String {
-    alertmanager_page(external_url, "silences/new", labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-}
-
-/// Alertmanager's alert list filtered to a group (by its group labels) and receiver.
-pub fn alerts_url(external_url: &str, group: &layout::Labels, receiver: &str) -> String {
-    let mut url = alertmanager_page(external_url, "alerts", group.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    if !url.is_empty() && !receiver.is_empty() {
-        url.push_str("&receiver=");
-        push_encoded(&mut url, receiver);
-    }
-    url
 }
 
 /// Lines a quote shows before `…`.
@@ -376,7 +280,7 @@ pub fn register_all(hb: &mut Handlebars<'static>, tz: Tz) {
     register(hb, "duration", |p, _| {
         let from = parse_time(arg(p, 0, "start")?);
         Ok(Value::String(match (from, p.get(1).map(|v| parse_time(v))) {
-            (Some(a), Some(Some(b))) => human_duration((b - a).num_seconds()),
+            (Some(a), Some(Some(b))) => crate::clock::human_duration((b - a).num_seconds()),
             (Some(a), None) => send_time::since(a),
             _ => "-".to_string(),
         }))
@@ -522,11 +426,11 @@ mod tests {
 
     #[test]
     fn durations_read_well() {
-        assert_eq!(human_duration(5), "5s");
-        assert_eq!(human_duration(65), "1m", "no seconds past the first minute");
-        assert_eq!(human_duration(3 * 3600 + 120), "3h 2m");
-        assert_eq!(human_duration(2 * 86400 + 3600), "2d 1h");
-        assert_eq!(human_duration(-3), "0s");
+        assert_eq!(crate::clock::human_duration(5), "5s");
+        assert_eq!(crate::clock::human_duration(65), "1m", "no seconds past the first minute");
+        assert_eq!(crate::clock::human_duration(3 * 3600 + 120), "3h 2m");
+        assert_eq!(crate::clock::human_duration(2 * 86400 + 3600), "2d 1h");
+        assert_eq!(crate::clock::human_duration(-3), "0s");
     }
 
     #[test]

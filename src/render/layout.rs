@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use super::helpers;
+use super::links;
 use crate::config::LabelFilter;
 use crate::decode::{Alert, Decoded, Status};
 
@@ -312,23 +312,23 @@ impl Facts {
             .unwrap_or_default();
         let mut links = vec![];
         let group: &Labels = if n.group_labels.is_empty() { common } else { &n.group_labels };
-        let alerts_page = helpers::alerts_url(&n.external_url, group, &n.receiver);
+        let alerts_page = links::alerts_url(&n.external_url, group, &n.receiver);
         if !alerts_page.is_empty() {
             links.push(Link { title: "Alertmanager", url: alerts_page });
         }
-        let silence = helpers::silence_group_url(&n.external_url, common);
+        let silence = links::silence_group_url(&n.external_url, common);
         if !silence.is_empty() {
             links.push(Link { title: "Silence", url: silence });
         }
         let runbooks: BTreeSet<&str> =
             n.alerts.iter().filter_map(|a| a.annotations.get("runbook_url")).map(String::as_str).collect();
         if let [one] = runbooks.into_iter().collect::<Vec<_>>()[..]
-            && let Some(url) = helpers::link_url(one)
+            && let Some(url) = links::link_url(one)
         {
             links.push(Link { title: "Runbook", url });
         }
         if let [alert] = &n.alerts[..]
-            && let Some(url) = helpers::link_url(&alert.generator_url)
+            && let Some(url) = links::link_url(&alert.generator_url)
         {
             links.push(Link { title: "Source", url });
         }

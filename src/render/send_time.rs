@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-use super::helpers::human_duration;
+use crate::clock::human_duration;
 
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';

@@ -1,5 +1,9 @@
+use super::message::contains_token;
 use super::*;
+use crate::config::Target;
 use crate::decode::decode;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
 
 const FIRING: &str = include_str!("../../tests/fixtures/alertmanager-0.25-firing.json");
 const RESOLVED: &str = include_str!("../../tests/fixtures/alertmanager-0.25-resolved.json");

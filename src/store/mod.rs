@@ -117,7 +117,7 @@ pub struct Pending {
     pub attempts: i64,
     pub next_attempt_ms: i64,
     /// Whom it goes to and what became of each recipient so far (protocols that name recipients per call).
-    pub recipients: Option<crate::channel::Delivery>,
+    pub recipients: Option<Box<crate::channel::Delivery>>,
 }
 
 /// A pending message a digest may take over, with its notification's summary.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::channel::{Outcome, Reason as Common};
+use crate::channel::{Outcome, Partial, Reason as Common};
 
 /// The app robot's own reasons for not delivering. Bounded: these strings are metric label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,7 +146,7 @@ pub fn classify_send(status: u16, body: &[u8]) -> Answer {
         let detail = format!("{} invalid, {} flow-controlled", failed.len(), retry.len());
         // Who got it is known to the caller, which knows whom it sent to.
         let (reached, reason) = (vec![], Common::from(Reason::InvalidUser));
-        return Answer::Outcome(Outcome::Partial { reached, failed, retry, reason, detail });
+        return Answer::Outcome(Outcome::Partial(Box::new(Partial { reached, failed, retry, reason, detail })));
     }
     let Some(v) = value else {
         return Answer::Outcome(
@@ -250,13 +250,13 @@ mod tests {
                 200,
                 br#"{"processQueryKey":"k","invalidStaffIdList":["u1"],"flowControlledStaffIdList":["u2","u3"]}"#
             ),
-            Answer::Outcome(Outcome::Partial {
+            Answer::Outcome(Outcome::Partial(Box::new(Partial {
                 reached: vec![],
                 reason: Common::from(Reason::InvalidUser),
                 failed: vec!["u1".into()],
                 retry: vec!["u2".into(), "u3".into()],
                 detail: "1 invalid, 2 flow-controlled".into()
-            })
+            })))
         );
         assert_eq!(reason(200, "<html>"), Some(Common::BadResponse));
     }

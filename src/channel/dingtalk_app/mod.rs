@@ -187,9 +187,10 @@ impl AppTarget {
             };
             let outcome = match (outcome, to) {
                 // Whom the call reached: everyone it named but those the answer lists.
-                (Outcome::Partial { failed, retry, reason, detail, .. }, Recipients::Users(users)) => {
-                    let reached = users.iter().filter(|u| !failed.contains(u) && !retry.contains(u)).cloned().collect();
-                    Outcome::Partial { reached, failed, retry, reason, detail }
+                (Outcome::Partial(mut p), Recipients::Users(users)) => {
+                    p.reached =
+                        users.iter().filter(|u| !p.failed.contains(u) && !p.retry.contains(u)).cloned().collect();
+                    Outcome::Partial(p)
                 }
                 (outcome, _) => outcome,
             };

@@ -410,7 +410,7 @@ impl Store {
                     created_at_ms: r.get(4)?,
                     attempts: r.get(5)?,
                     next_attempt_ms: r.get(6)?,
-                    recipients: Delivery::from_column(r.get::<_, Option<String>>(7)?.as_deref()),
+                    recipients: Delivery::from_column(r.get::<_, Option<String>>(7)?.as_deref()).map(Box::new),
                 })
             })?;
             let mut out = Vec::with_capacity(limit);

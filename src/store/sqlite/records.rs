@@ -379,7 +379,7 @@ fn skipped(conn: &Connection, f: &Filter) -> rusqlite::Result<Vec<RecordRow>> {
 mod tests {
     use crate::config::SyncMode;
     use crate::render::Message;
-    use crate::render::digest::Summary;
+    use crate::render::Summary;
     use crate::store::{NewNotification, RecordFilter, Store};
 
     const NAMES: [&str; 5] = ["NodeDiskFull", "KubePodCrashLooping", "KubePodNotReady", "HostOOM", "nodeLowercase"];

@@ -6,6 +6,16 @@
 use serde_json::{Map, Value, json};
 
 /// The time the samples are rendered at, so pictures and snapshots do not change from day to day.
+/// The samples `preview` shows when given none: one alert, a dozen, hundreds, a mixed group, Chinese.
+pub const PREVIEW_SAMPLES: [&str; 6] = [
+    "KubePodCrashLooping-1-firing-namespace",
+    "HostOutOfMemory-12-firing-alertname",
+    "KubePodNotReady-300-firing-namespace",
+    "Namespace-12-mixed-namespace",
+    "HostOutOfMemory-1-firing-namespace-zh",
+    "KubeDeploymentReplicasMismatch-3-resolved-namespace",
+];
+
 pub const NOW: &str = "2026-11-23T08:17:15Z";
 /// Where the first alert of a sample started; later ones started a minute apart before it.
 const FIRST_START: i64 = 1_795_420_380; // 2026-11-23T07:53:00Z
@@ -97,9 +107,9 @@ pub fn corpus() -> Vec<Sample> {
 }
 
 const FIXTURES: [&str; 3] = [
-    include_str!("../../tests/fixtures/kube-prometheus-kube_crashloop.json"),
-    include_str!("../../tests/fixtures/kube-prometheus-group12_same_alert.json"),
-    include_str!("../../tests/fixtures/kube-prometheus-mixed_firing_resolved.json"),
+    include_str!("../../../tests/fixtures/kube-prometheus-kube_crashloop.json"),
+    include_str!("../../../tests/fixtures/kube-prometheus-group12_same_alert.json"),
+    include_str!("../../../tests/fixtures/kube-prometheus-mixed_firing_resolved.json"),
 ];
 
 fn mix_name(mix: Mix) -> &'static str {

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::phone;
+use crate::render::phone;
 
 pub use crate::channel::Shown;
 
@@ -63,7 +63,7 @@ fn escape(s: &str) -> String {
 
 /// One notification's messages as `target` renders them at `at`, with what the rendering had to do.
 pub fn section(
-    renderer: &super::Renderer,
+    renderer: &crate::render::Renderer,
     target: &crate::config::Target,
     label: String,
     decoded: &crate::decode::Decoded,
@@ -94,7 +94,9 @@ pub fn section(
         .messages
         .iter()
         .filter_map(|m| {
-            target.channel.show(&super::send_time::resolve(&m.body, at.timestamp_millis()), m.recipients.as_ref())
+            target
+                .channel
+                .show(&crate::render::send_time::resolve(&m.body, at.timestamp_millis()), m.recipients.as_ref())
         })
         .collect();
     Section { name: label, messages, notes }

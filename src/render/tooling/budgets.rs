@@ -4,8 +4,12 @@
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
+
+use super::preview;
 use super::samples::{self, Mix, Sample};
-use super::*;
+use crate::config::Target;
+use crate::render::{Renderer, layout, phone, send_time};
 
 const KEYWORD: &str = "ProdAlert";
 /// Mentioned by every DingTalk target of the tests.
@@ -43,9 +47,9 @@ impl Kind {
     }
 
     fn target(self) -> Target {
-        let mut target = super::tests::target_with("markdown", KEYWORD);
+        let mut target = crate::render::tests::target_with("markdown", KEYWORD);
         target.channel = match self.tool {
-            "dingtalk" => super::tests::dingtalk(self.msgtype, ""),
+            "dingtalk" => crate::render::tests::dingtalk(self.msgtype, ""),
             "feishu" => crate::channel::testing::channel(
                 "feishu",
                 &format!(
