@@ -1,6 +1,6 @@
 //! Micro benchmarks of the steps one notification takes inside the bridge (`cargo bench`): decode the
 //! webhook, render the built-in template (1, 10 and 300 alerts; 300 is split into parts under DingTalk's
-//! 20000-byte limit), sign. Figures are in README.md, "Performance".
+//! 20000-byte limit), sign. Figures are in docs/performance.md.
 #![forbid(unsafe_code)]
 
 use std::hint::black_box;

@@ -1,6 +1,6 @@
 //! The console's push records with one million messages (`cargo bench --bench records`): how long a
 //! filtered, newest-first page of 50 takes through `Store::record_page`, the query the console and
-//! `/api/v1/records` run. Figures are in README.md, "Performance".
+//! `/api/v1/records` run. Figures are in docs/performance.md.
 #![forbid(unsafe_code)]
 
 use std::time::Instant;

@@ -1,5 +1,5 @@
 //! The console in a real browser: Debian's Chromium driven over WebDriver (`chromedriver`), as an operator
-//! would use it after a morning of alerts. With `SCREENSHOTS=DIR` it also saves the pages the README shows
+//! would use it after a morning of alerts. With `SCREENSHOTS=DIR` it also saves the pages docs/console.md shows
 //! (`scripts/screenshots.sh`).
 
 mod common;

@@ -135,9 +135,9 @@ fn prometheus_operator_kinds_have_their_essentials() {
             "{r}"
         );
     }
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(root().join("docs/metrics.md")).unwrap();
     for name in names {
-        assert!(readme.contains(name), "README says what to do when {name} fires");
+        assert!(readme.contains(name), "docs/metrics.md says what to do when {name} fires");
     }
 }
 

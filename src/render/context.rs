@@ -28,7 +28,7 @@ impl Group<'_> {
     }
 }
 
-/// What templates see: the payload as Alertmanager sent it, plus fields that make templates short (README
+/// What templates see: the payload as Alertmanager sent it, plus fields that make templates short (docs/templates.md,
 /// "Template context").
 pub(super) fn context(
     target: &Target,

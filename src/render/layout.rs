@@ -1,7 +1,7 @@
 //! What the built-in layout knows about alerts, so a reader on a phone sees the one thing they need first:
 //! how bad (severity levels and their markers), where (the labels that locate an alert, chosen by which
 //! exist), which labels mean nothing to a reader, and what a group is called whatever Alertmanager grouped
-//! it by. Templates reach all of it through helpers and context fields; see README "Template helpers".
+//! it by. Templates reach all of it through helpers and context fields; see docs/templates.md, "Template helpers".
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -262,7 +262,7 @@ pub struct Link {
 }
 
 /// What the layout says about a whole group (not only the part being rendered): computed once per
-/// notification and given to templates as context fields (README "Template context").
+/// notification and given to templates as context fields (docs/templates.md, "Template context").
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
     /// The group's alertname whatever it was grouped by (`KubePodNotReady +2` when several).
