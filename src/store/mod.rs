@@ -1,10 +1,12 @@
 //! The durable outbox: accepted notifications and the messages that carry them, committed before the
 //! webhook is answered, and each message's delivery state. This file holds what callers see (the types
-//! and errors); [`sqlite`] is the engine behind [`Store`].
+//! and errors); [`backend`] is the interface every store implements and
+//! [`Store`] the handle callers hold; [`sqlite`] is the first implementation.
 
+mod backend;
 pub mod sqlite;
 
-pub use sqlite::Store;
+pub use backend::{Backend, Store};
 
 use crate::render::Summary;
 
@@ -199,6 +201,12 @@ pub struct RecordRow {
     pub message_kind: Option<String>,
     pub last_error: Option<String>,
 }
+
+/// A receiving end's sends within the window asked for (their times), and its throttle pause, if any.
+pub type RobotState = (Vec<i64>, Option<i64>);
+
+/// One push record: the row, every attempt, and the messages a digest carried.
+pub type RecordDetail = (RecordRow, Vec<Attempt>, Vec<i64>);
 
 /// One attempt to send a message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

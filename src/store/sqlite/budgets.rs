@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Store {
+impl SqliteStore {
     /// Before a request leaves: counts it in the robot's (by hash) budget at `sent_at_ms`, and marks the
     /// message in doubt until an answer proves otherwise.
     pub async fn begin_attempt(&self, id: i64, robot: &str, sent_at_ms: i64) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Store {
+impl SqliteStore {
     /// The console's switch for `target`, if it has one.
     pub fn switch(&self, target: &str) -> Option<super::Switch> {
         self.switches.read().unwrap_or_else(|e| e.into_inner()).get(target).cloned()

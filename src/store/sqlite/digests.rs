@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Store {
+impl SqliteStore {
     /// The oldest pending messages of a target that a digest may merge: kind 'message', in order, up to the
     /// first pending digest (which keeps its place), leaving out a message the receiver may already have.
     pub async fn digest_candidates(&self, target: &str, limit: usize) -> Result<Candidates, StoreError> {

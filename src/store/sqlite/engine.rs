@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::Store;
+use super::SqliteStore;
 use crate::store::StoreError;
 
 /// What a job gives back once its transaction has committed (or failed to): answers its caller.
@@ -59,7 +59,7 @@ pub(super) struct Job {
 /// The most jobs one transaction takes: bounds how long the first of them waits for its answer.
 const MAX_BATCH: usize = 512;
 
-impl Store {
+impl SqliteStore {
     /// Runs `f` in the next batch's transaction (in a savepoint of its own) and returns its result once
     /// that transaction has committed.
     pub(super) async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -120,7 +120,7 @@ where
     Job { atomic, work }
 }
 
-impl Store {
+impl SqliteStore {
     /// Queues `f` behind everything submitted so far without waiting for it: later calls see its writes.
     /// A failure is logged (with `what`), as nobody waits to hear of it.
     pub(super) fn submit<F>(&self, what: &'static str, f: F)
@@ -231,7 +231,7 @@ pub(super) fn reader(mut conn: Connection, rx: mpsc::Receiver<Read>) {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Runs `f` on the reader thread's connection (outside the writer's transactions: it sees what has
     /// committed).
     pub(super) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>

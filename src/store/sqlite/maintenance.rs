@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Store {
+impl SqliteStore {
     /// Deletes finished messages (and notifications left without messages) finished before `before_ms`,
     /// and send times too old for any rate budget. In batches of [`PRUNE_BATCH`], each its own
     /// transaction, so the intake never waits long behind a large retention sweep.

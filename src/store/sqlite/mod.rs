@@ -2,6 +2,7 @@
 //! [`schema`]; the file's health, [`health`]) and the helpers its operations share. The operations are by
 //! concern: [`outbox`], [`digests`], [`budgets`], [`console`] (with [`records`]), [`maintenance`].
 
+mod backend;
 mod budgets;
 mod console;
 mod digests;
@@ -35,7 +36,7 @@ const ROBOT_SENDS_KEPT_MS: i64 = 24 * 3600 * 1000;
 const PRUNE_BATCH: i64 = 500;
 
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     /// The console's reads, on a connection of their own.
     reads: mpsc::Sender<Read>,
@@ -47,10 +48,10 @@ pub struct Store {
     console_key: [u8; 32],
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and starts its thread, which ends when the
     /// last clone of the `Store` is dropped.
-    pub fn open(path: &Path, sync: SyncMode) -> Result<Store, StoreError> {
+    pub fn open(path: &Path, sync: SyncMode) -> Result<SqliteStore, StoreError> {
         private_files(path)?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -85,7 +86,7 @@ impl Store {
             .name("storage-reads".into())
             .spawn(move || reader(reading, read_rx))
             .map_err(|e| StoreError::Commit(format!("cannot start the storage reader thread: {e}")))?;
-        Ok(Store {
+        Ok(SqliteStore {
             jobs,
             reads,
             health: Arc::new(Health::default()),
@@ -110,7 +111,7 @@ fn console_key(conn: &Connection) -> Result<[u8; 32], StoreError> {
     Ok(key)
 }
 
-impl Store {
+impl SqliteStore {
     /// The key the console signs sessions and CSRF tokens with: the same across restarts.
     pub fn console_key(&self) -> [u8; 32] {
         self.console_key
@@ -167,9 +168,9 @@ fn delivered(conn: &Connection, id: i64, attempts: i64, now_ms: i64) -> Result<(
     .map(drop)
 }
 
-
 #[cfg(test)]
 mod tests {
+    type Store = SqliteStore;
     use super::*;
 
     fn msg(uuid: &str) -> Message {

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Store {
+impl SqliteStore {
     /// Commits a notification and its messages in one transaction, unless an identical notification was
     /// accepted within the dedup window (checked in the same transaction, so two peers racing still
     /// produce one).
