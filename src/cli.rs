@@ -309,7 +309,7 @@ fn render(path: &Path, name: &str, payload: Option<&Path>, pretty: bool, at: Opt
             Ok(rendered) => rendered,
             Err(reason) => {
                 let alerts = share.decoded.notification.alerts.len();
-                eprintln!("# {}: skipped ({reason}): {alerts} alert(s), no message", share.target);
+                eprintln!("# {}: skipped ({}): {alerts} alert(s), no message", share.target, reason.as_str());
                 continue;
             }
         };

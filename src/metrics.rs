@@ -332,8 +332,8 @@ impl Metrics {
         self.target_enabled.with_label_values(&[target]).set(i64::from(enabled));
     }
 
-    pub fn skipped(&self, target: &str, reason: &str) {
-        self.skipped.with_label_values(&[target, reason]).inc();
+    pub fn skipped(&self, target: &str, reason: impl Reason) {
+        self.skipped.with_label_values(&[target, reason.label()]).inc();
     }
 
     /// Whom one notification's messages rang, and whom they could not.

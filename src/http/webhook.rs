@@ -168,7 +168,7 @@ async fn accept(app: &Arc<App>, live: &Arc<Live>, share: Share) -> Result<serde_
     let Share { target: name, decoded, mut outcome } = share;
     // A disabled target still acknowledges (Alertmanager must not retry) and records, but queues nothing.
     if outcome.is_ok() && live.config.targets.get(&name).is_some_and(|t| !crate::deliver::enabled(&app.store, t)) {
-        outcome = Err("disabled");
+        outcome = Err(crate::route::SkipReason::Disabled);
     }
     let name = name.as_str();
     let n = &decoded.notification;
@@ -206,11 +206,7 @@ async fn accept(app: &Arc<App>, live: &Arc<Live>, share: Share) -> Result<serde_
         Ok(rendered) => rendered,
         Err(reason) => {
             m.skipped(name, reason);
-            let why = match reason {
-                "send_on" => "the target's send_on takes none of its alerts",
-                "disabled" => "the target is disabled (its configuration, or the console)",
-                _ => "the route has no target for its alerts' label, and no default",
-            };
+            let (why, reason) = (reason.why(), reason.as_str());
             info!(target = name, notification = id, group_key = %n.group_key, status = n.status.as_str(), alerts = n.alerts.len(), reason, "notification skipped: {why}");
             return Ok(
                 json!({"target": name, "status": "skipped", "reason": reason, "notification": id, "messages": []}),

@@ -56,8 +56,8 @@ pub struct NewNotification<'a> {
     /// Duplicate suppression: the notification's identity and how far back to look for it.
     pub dedup: Option<(&'a str, i64)>,
     pub summary: &'a Summary,
-    /// Why it was acknowledged without messages (`send_on`, `no_route`).
-    pub skipped: Option<&'a str>,
+    /// Why it was acknowledged without messages.
+    pub skipped: Option<crate::route::SkipReason>,
 }
 
 /// What `enqueue` did.

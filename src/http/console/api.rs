@@ -56,26 +56,56 @@ pub(super) async fn change(
     if !live.config.targets.contains_key(name) {
         return Err(ConsoleError::NotFound(format!("no target {name:?}")));
     }
-    if action == "test" {
-        return test_send(app, who, name).await;
-    }
+    let Some(action) = Action::parse(action) else {
+        return Err(ConsoleError::NotFound("actions: enable, disable, clear, test".into()));
+    };
     let switch = match action {
-        "enable" | "disable" => Some(Switch { enabled: action == "enable", by: who.name.clone(), at_ms: now_ms() }),
-        "clear" => None,
-        _ => return Err(ConsoleError::NotFound("actions: enable, disable, clear, test".into())),
+        Action::Test => return test_send(app, who, name).await,
+        Action::Enable | Action::Disable => {
+            Some(Switch { enabled: action == Action::Enable, by: who.name.clone(), at_ms: now_ms() })
+        }
+        Action::Clear => None,
     };
     let dropped = app
         .store
         .set_switch(name, switch)
         .await
         .map_err(|e| ConsoleError::Unavailable(format!("cannot record the switch: {e}")))?;
-    info!(user = %who.name, target = name, action, dropped_waiting = dropped, "console: target switched");
+    info!(user = %who.name, target = name, action = action.as_str(), dropped_waiting = dropped, "console: target switched");
     app.wake(name);
     Ok(match action {
-        "disable" => format!("disabled; {dropped} waiting message(s) given up as disabled"),
-        "enable" => "enabled".into(),
+        Action::Disable => format!("disabled; {dropped} waiting message(s) given up as disabled"),
+        Action::Enable => "enabled".into(),
         _ => "switch cleared: the configuration decides".into(),
     })
+}
+
+/// What an admin may do to a target (the last segment of its URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Enable,
+    Disable,
+    /// The configuration's `enabled` decides again.
+    Clear,
+    /// A clearly marked test message through the real path.
+    Test,
+}
+
+impl Action {
+    const ALL: [Action; 4] = [Action::Enable, Action::Disable, Action::Clear, Action::Test];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Enable => "enable",
+            Action::Disable => "disable",
+            Action::Clear => "clear",
+            Action::Test => "test",
+        }
+    }
+
+    fn parse(segment: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == segment)
+    }
 }
 
 /// Every target as the console and the API show it.

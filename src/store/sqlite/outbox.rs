@@ -17,7 +17,7 @@ impl SqliteStore {
             (n.target.to_string(), n.group_key.to_string(), n.status.to_string(), n.alerts as i64);
         let dedup = n.dedup.map(|(key, since)| (key.to_string(), since));
         let summary = serde_json::to_string(n.summary).expect("a summary serializes");
-        let skipped = n.skipped.map(str::to_string);
+        let skipped = n.skipped.map(|r| r.as_str());
         let alertname = n.summary.name.clone();
         let messages = messages.to_vec();
         self.call(move |conn| {

@@ -486,8 +486,8 @@ mod tests {
             let name = NAMES[rng.next(5) as usize];
             let summary = Summary { name: name.into(), ..Default::default() };
             let skipped = match rng.next(10) {
-                0 => Some("send_on"),
-                1 => Some("disabled"),
+                0 => Some(crate::route::SkipReason::SendOn),
+                1 => Some(crate::route::SkipReason::Disabled),
                 _ => None,
             };
             let key = format!("k{}", rng.next(40));
