@@ -91,22 +91,7 @@ impl std::fmt::Debug for App {
 }
 
 /// The same three types as the custom robot's, mapped to `msgKey`s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MsgType {
-    Markdown,
-    Text,
-    ActionCard,
-}
-
-impl MsgType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MsgType::Markdown => "markdown",
-            MsgType::Text => "text",
-            MsgType::ActionCard => "actionCard",
-        }
-    }
-}
+pub use super::dingtalk::MsgType;
 
 /// A `dingtalk_app` target: its app, its recipients, its message type.
 #[derive(Debug, Clone, PartialEq, Eq)]
