@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use dingtalk_bridge::config::SyncMode;
-use dingtalk_bridge::store::{RecordFilter, Store};
+use dingtalk_bridge::store::{RecordFilter, RecordKind, RecordState, Store};
 
 const MESSAGES: i64 = 1_000_000;
 /// The newest messages left out of the text index, as if the storage thread had not reached them yet.
@@ -106,9 +106,12 @@ async fn main() {
     let cases: Vec<(&str, RecordFilter)> = vec![
         ("newest page, no filter", page(RecordFilter::default())),
         ("one target", page(RecordFilter { target: s("pay"), ..Default::default() })),
-        ("failed, every target", page(RecordFilter { state: s("failed"), ..Default::default() })),
-        ("failed, one target", page(RecordFilter { target: s("db"), state: s("failed"), ..Default::default() })),
-        ("skipped", page(RecordFilter { state: s("skipped"), ..Default::default() })),
+        ("failed, every target", page(RecordFilter { state: Some(RecordState::Failed), ..Default::default() })),
+        (
+            "failed, one target",
+            page(RecordFilter { target: s("db"), state: Some(RecordState::Failed), ..Default::default() }),
+        ),
+        ("skipped", page(RecordFilter { state: Some(RecordState::Skipped), ..Default::default() })),
         ("alertname prefix", page(RecordFilter { alertname: s("KubePod"), ..Default::default() })),
         ("target + last week", page(RecordFilter { target: s("k8s"), since_ms: Some(week_ago), ..Default::default() })),
         (
@@ -126,11 +129,11 @@ async fn main() {
         ),
         (
             "alertname, failed",
-            page(RecordFilter { state: s("failed"), alertname: s("Blackbox"), ..Default::default() }),
+            page(RecordFilter { state: Some(RecordState::Failed), alertname: s("Blackbox"), ..Default::default() }),
         ),
         (
             "alertname, failed, no match",
-            page(RecordFilter { state: s("failed"), alertname: s("Watchdog"), ..Default::default() }),
+            page(RecordFilter { state: Some(RecordState::Failed), alertname: s("Watchdog"), ..Default::default() }),
         ),
         ("alertname, no match", page(RecordFilter { alertname: s("NoSuchAlert"), ..Default::default() })),
         ("text, every target, common", page(RecordFilter { text: s("almost full"), ..Default::default() })),
@@ -142,7 +145,7 @@ async fn main() {
             "page 200 of one target (cursor)",
             page(RecordFilter {
                 target: s("ops"),
-                before: Some((1_790_000_000_000 + 900_000 * 2_600, "message".into(), i64::MAX)),
+                before: Some((1_790_000_000_000 + 900_000 * 2_600, RecordKind::Message, i64::MAX)),
                 ..Default::default()
             }),
         ),

@@ -57,6 +57,17 @@ impl Directory {
     }
 }
 
+/// Why a matcher string does not parse; each names the string.
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    #[error("{0:?}: expected label=value, label!=value, label=~regex or label!~regex")]
+    NoOperator(String),
+    #[error("{0:?}: {1:?} is not a label name")]
+    Label(String, String),
+    #[error("{0:?}: {1}")]
+    Regex(String, regex::Error),
+}
+
 /// A label matcher, as Alertmanager writes them: `=`, `!=`, `=~`, `!~` (regexes anchored at both ends).
 #[derive(Debug, Clone)]
 pub enum Matcher {
@@ -94,16 +105,16 @@ impl Matcher {
     }
 
     /// Parses `label="value"`, `label!=value`, `label=~"re"`, `label!~re` (quotes optional).
-    pub fn parse(s: &str) -> Result<Matcher, String> {
+    pub fn parse(s: &str) -> Result<Matcher, MatcherError> {
         let ops = ["=~", "!~", "!=", "="];
         let (at, op) = ops
             .iter()
             .filter_map(|op| s.find(op).map(|i| (i, *op)))
             .min_by_key(|(i, op)| (*i, std::cmp::Reverse(op.len())))
-            .ok_or_else(|| format!("{s:?}: expected label=value, label!=value, label=~regex or label!~regex"))?;
+            .ok_or_else(|| MatcherError::NoOperator(s.to_string()))?;
         let label = s[..at].trim();
         if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("{s:?}: {label:?} is not a label name"));
+            return Err(MatcherError::Label(s.to_string(), label.to_string()));
         }
         let raw = s[at + op.len()..].trim();
         let value = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
@@ -113,7 +124,7 @@ impl Matcher {
         match op {
             "=" => Ok(Matcher::Equal(label.into(), value)),
             "!=" => Ok(Matcher::NotEqual(label.into(), value)),
-            _ => Matcher::regex(label, &value, op == "!~").map_err(|e| format!("{s:?}: {e}")),
+            _ => Matcher::regex(label, &value, op == "!~").map_err(|e| MatcherError::Regex(s.to_string(), e)),
         }
     }
 
@@ -266,7 +277,7 @@ mod tests {
         }
         assert!(Matcher::parse("severity").is_err());
         assert!(Matcher::parse("sev rity=x").is_err());
-        assert!(Matcher::parse("a=~(").unwrap_err().contains("a=~("));
+        assert!(Matcher::parse("a=~(").unwrap_err().to_string().contains("a=~("));
         assert_eq!(Matcher::parse("team=~\"pay|search\"").unwrap().to_string(), "team=~\"pay|search\"");
     }
 

@@ -145,7 +145,7 @@ impl Validator<'_> {
         for (i, m) in r.matchers.iter().enumerate() {
             match Matcher::parse(m) {
                 Ok(m) => matchers.push(m),
-                Err(e) => self.problem(&format!("{key}.matchers[{i}]"), e),
+                Err(e) => self.problem(&format!("{key}.matchers[{i}]"), e.to_string()),
             }
         }
         for (i, name) in r.people.iter().enumerate() {

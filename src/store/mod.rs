@@ -18,8 +18,11 @@ pub enum StoreError {
     CreateDir { path: String, source: std::io::Error },
     #[error("storage: cannot create or restrict {path} to its owner: {source}")]
     File { path: String, source: std::io::Error },
+    /// A group commit failed: every job in it gets the same message (SQLite's errors are not `Clone`).
     #[error("storage: cannot commit: {0}")]
     Commit(String),
+    #[error("storage: cannot start the {what} thread: {source}")]
+    Start { what: &'static str, source: std::io::Error },
     #[error("storage: the disk refused the write: {0}")]
     Unwritable(String),
     #[error("storage: the storage thread has stopped")]
@@ -162,12 +165,78 @@ pub struct Switch {
     pub at_ms: i64,
 }
 
+/// What a push record is: a message, or a notification acknowledged without one. Ordered as their
+/// names, which the records' page cursor compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordKind {
+    Message,
+    Notification,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Message => "message",
+            RecordKind::Notification => "notification",
+        }
+    }
+
+    pub fn parse(label: &str) -> Option<RecordKind> {
+        [RecordKind::Message, RecordKind::Notification].into_iter().find(|k| k.as_str() == label)
+    }
+}
+
+/// What became of a push record: a message's state, or why a notification has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordState {
+    Pending,
+    Delivered,
+    Failed,
+    Merged,
+    /// Acknowledged without a message (`send_on`, `no_route`, `disabled`).
+    Skipped,
+    /// A duplicate of one accepted within `delivery.dedup_window`.
+    Suppressed,
+}
+
+impl RecordState {
+    pub const ALL: [RecordState; 6] = [
+        RecordState::Pending,
+        RecordState::Delivered,
+        RecordState::Failed,
+        RecordState::Merged,
+        RecordState::Skipped,
+        RecordState::Suppressed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordState::Pending => "pending",
+            RecordState::Delivered => "delivered",
+            RecordState::Failed => "failed",
+            RecordState::Merged => "merged",
+            RecordState::Skipped => "skipped",
+            RecordState::Suppressed => "suppressed",
+        }
+    }
+
+    pub fn parse(label: &str) -> Option<RecordState> {
+        RecordState::ALL.into_iter().find(|s| s.as_str() == label)
+    }
+
+    /// Whether the record is a notification without messages.
+    pub fn without_message(self) -> bool {
+        matches!(self, RecordState::Skipped | RecordState::Suppressed)
+    }
+}
+
 /// What the console's push records are filtered by. Empty fields do not filter.
 #[derive(Debug, Clone, Default)]
 pub struct RecordFilter {
     pub target: Option<String>,
-    /// `pending`, `delivered`, `failed`, `merged`, `skipped`.
-    pub state: Option<String>,
+    pub state: Option<RecordState>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
     /// The start of the group's alert name.
@@ -175,19 +244,18 @@ pub struct RecordFilter {
     /// Text anywhere in the message's body (its title and content).
     pub text: Option<String>,
     /// Keyset pagination: records older than this (time, kind, id).
-    pub before: Option<(i64, String, i64)>,
+    pub before: Option<(i64, RecordKind, i64)>,
     pub limit: usize,
 }
 
 /// One line of the push records: a message, or a notification acknowledged without one.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RecordRow {
-    /// `message` or `notification` (skipped).
-    pub kind: String,
+    pub kind: RecordKind,
     pub id: i64,
     pub target: String,
     pub at_ms: i64,
-    pub state: String,
+    pub state: RecordState,
     pub group_key: String,
     pub alertname: String,
     pub status: String,

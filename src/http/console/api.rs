@@ -16,7 +16,7 @@ use super::session::csrf_token;
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::config::ConsoleUser;
-use crate::store::Switch;
+use crate::store::{RecordKind, RecordState, Switch};
 
 /// Switches a target: `enable`, `disable`, or `clear` (its configuration decides again). Admins only,
 /// with the user's CSRF token (a form field `csrf` from a page, or the header `x-csrf-token`), and from
@@ -195,10 +195,10 @@ pub(super) async fn records(app: &App, query: Option<&str>) -> Result<(Vec<Value
         match k.as_str() {
             "target" => f.target = Some(v),
             "state" => {
-                if !["pending", "delivered", "failed", "merged", "skipped", "suppressed"].contains(&v.as_str()) {
+                let Some(state) = RecordState::parse(&v) else {
                     return Err(bad(format!("state {v:?}: pending, delivered, failed, merged, skipped or suppressed")));
-                }
-                f.state = Some(v)
+                };
+                f.state = Some(state)
             }
             "since" => f.since_ms = Some(time_ms(&v)?),
             "until" => f.until_ms = Some(time_ms(&v)?),
@@ -207,8 +207,9 @@ pub(super) async fn records(app: &App, query: Option<&str>) -> Result<(Vec<Value
             "limit" => f.limit = v.parse().map_err(|_| bad(format!("limit {v:?}: a number")))?,
             "before" => {
                 let mut parts = v.splitn(3, ':');
-                let cursor =
-                    (|| Some((parts.next()?.parse().ok()?, parts.next()?.to_string(), parts.next()?.parse().ok()?)))();
+                let cursor = (|| {
+                    Some((parts.next()?.parse().ok()?, RecordKind::parse(parts.next()?)?, parts.next()?.parse().ok()?))
+                })();
                 f.before = Some(cursor.ok_or_else(|| bad("before: the next cursor of a previous page".into()))?);
             }
             _ => {
@@ -220,7 +221,9 @@ pub(super) async fn records(app: &App, query: Option<&str>) -> Result<(Vec<Value
     }
     let limit = f.limit.clamp(1, 500);
     let rows = app.store.record_page(f).await.map_err(|e| ConsoleError::Unavailable(e.to_string()))?;
-    let next = (rows.len() == limit).then(|| rows.last().map(|r| format!("{}:{}:{}", r.at_ms, r.kind, r.id))).flatten();
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| format!("{}:{}:{}", r.at_ms, r.kind.as_str(), r.id)))
+        .flatten();
     let values = rows
         .iter()
         .map(|r| {

@@ -80,12 +80,12 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("storage".into())
             .spawn(move || worker(conn, rx))
-            .map_err(|e| StoreError::Commit(format!("cannot start the storage thread: {e}")))?;
+            .map_err(|source| StoreError::Start { what: "storage", source })?;
         let (reads, read_rx) = mpsc::channel::<Read>();
         std::thread::Builder::new()
             .name("storage-reads".into())
             .spawn(move || reader(reading, read_rx))
-            .map_err(|e| StoreError::Commit(format!("cannot start the storage reader thread: {e}")))?;
+            .map_err(|source| StoreError::Start { what: "storage reader", source })?;
         Ok(SqliteStore {
             jobs,
             reads,
@@ -354,7 +354,7 @@ mod tests {
         assert_eq!(store.enqueue(with_key(500), &[msg("u2")], 1500).await.unwrap(), Enqueued::Duplicate(1));
         // The duplicate is a record (notification 2, no messages), never matched itself.
         let page = store.record_page(super::super::RecordFilter {
-            state: Some("suppressed".into()),
+            state: Some(RecordState::Suppressed),
             limit: 10,
             ..Default::default()
         });

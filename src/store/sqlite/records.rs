@@ -11,7 +11,7 @@
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::store::{RecordFilter, RecordRow};
+use crate::store::{RecordFilter, RecordKind, RecordRow, RecordState};
 
 /// The columns [`message_record`] reads: a message with its notification's group, name and status.
 const COLUMNS: &str = "m.id, m.target, m.created_at_ms, m.state, COALESCE(n.group_key, ''),
@@ -31,11 +31,17 @@ pub(super) fn message_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Opti
 /// A push record from a row of [`COLUMNS`].
 fn message_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
     Ok(RecordRow {
-        kind: "message".into(),
+        kind: RecordKind::Message,
         id: r.get(0)?,
         target: r.get(1)?,
         at_ms: r.get(2)?,
-        state: r.get(3)?,
+        state: {
+            let state: String = r.get(3)?;
+            RecordState::parse(&state).ok_or_else(|| {
+                let problem = format!("unknown state {state:?}");
+                rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, problem.into())
+            })?
+        },
         group_key: r.get(4)?,
         alertname: r.get(5)?,
         status: r.get(6)?,
@@ -53,11 +59,11 @@ fn message_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
 fn notification_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
     let reason: String = r.get(6)?;
     Ok(RecordRow {
-        kind: "notification".into(),
+        kind: RecordKind::Notification,
         id: r.get(0)?,
         target: r.get(1)?,
         at_ms: r.get(2)?,
-        state: if reason == "duplicate" { "suppressed".into() } else { "skipped".into() },
+        state: if reason == "duplicate" { RecordState::Suppressed } else { RecordState::Skipped },
         group_key: r.get(3)?,
         alertname: r.get(4)?,
         status: r.get(5)?,
@@ -154,9 +160,10 @@ pub(super) fn page(conn: &Connection, f: &RecordFilter) -> rusqlite::Result<Vec<
     let filter = Filter {
         since: f.since_ms.unwrap_or(i64::MIN),
         until: f.until_ms.unwrap_or(i64::MAX),
-        before: f.before.clone().unwrap_or((i64::MAX, "~".into(), i64::MAX)),
+        // No cursor: after every record (`~` sorts after every kind's name).
+        before: f.before.map_or((i64::MAX, "~".into(), i64::MAX), |(at, kind, id)| (at, kind.as_str().into(), id)),
         target: f.target.clone(),
-        state: f.state.clone(),
+        state: f.state.map(|s| s.as_str().to_string()),
         names,
         like: f.text.as_deref().map(|t| format!("%{}%", escape(t))),
         probe,
@@ -166,11 +173,11 @@ pub(super) fn page(conn: &Connection, f: &RecordFilter) -> rusqlite::Result<Vec<
     if filter.names.as_ref().is_some_and(Vec::is_empty) {
         return Ok(rows);
     }
-    if !matches!(f.state.as_deref(), Some("skipped" | "suppressed")) {
+    if !f.state.is_some_and(RecordState::without_message) {
         rows.extend(messages(conn, &filter)?);
     }
     // Skipped notifications have no body to search.
-    if matches!(f.state.as_deref(), None | Some("skipped" | "suppressed")) && f.text.is_none() {
+    if f.state.is_none_or(RecordState::without_message) && f.text.is_none() {
         rows.extend(skipped(conn, &filter)?);
     }
     rows.sort_by(|a, b| (b.at_ms, &b.kind, b.id).cmp(&(a.at_ms, &a.kind, a.id)));
@@ -380,7 +387,7 @@ mod tests {
     use crate::config::SyncMode;
     use crate::render::Message;
     use crate::render::Summary;
-    use crate::store::{NewNotification, RecordFilter, Store};
+    use crate::store::{NewNotification, RecordFilter, RecordKind, RecordState, Store};
 
     const NAMES: [&str; 5] = ["NodeDiskFull", "KubePodCrashLooping", "KubePodNotReady", "HostOOM", "nodeLowercase"];
     const WORDS: [&str; 6] =
@@ -449,7 +456,7 @@ mod tests {
                 .filter(|(key, target, name, body)| {
                     let (kind, id, at, state) = key;
                     f.target.as_ref().is_none_or(|t| t == target)
-                        && f.state.as_ref().is_none_or(|s| s == state)
+                        && f.state.is_none_or(|s| s.as_str() == state)
                         && f.since_ms.is_none_or(|s| *at >= s)
                         && f.until_ms.is_none_or(|u| *at <= u)
                         && f.alertname.as_ref().is_none_or(|p| {
@@ -458,7 +465,8 @@ mod tests {
                         && f.text.as_ref().is_none_or(|t| {
                             body.as_ref().is_some_and(|b| b.to_ascii_lowercase().contains(&t.to_ascii_lowercase()))
                         })
-                        && f.before.as_ref().is_none_or(|(bat, bkind, bid)| (*at, kind, *id) < (*bat, bkind, *bid))
+                        && f.before
+                            .is_none_or(|(bat, bkind, bid)| (*at, kind.as_str(), *id) < (bat, bkind.as_str(), bid))
                 })
                 .map(|(key, ..)| key)
                 .collect();
@@ -530,13 +538,15 @@ mod tests {
         let s = |v: &str| Some(v.to_string());
         let mut out = vec![];
         for target in [None, s("a"), s("c")] {
-            for state in [None, s("delivered"), s("failed"), s("pending"), s("merged"), s("skipped"), s("suppressed")] {
+            let states = std::iter::once(None)
+                .chain(["delivered", "failed", "pending", "merged", "skipped", "suppressed"].map(RecordState::parse));
+            for state in states {
                 for alertname in [None, s("KubePod"), s("kubepod"), s("HostOOM"), s("node"), s("Nope")] {
                     for text in [None, s("disk_full 50%"), s("磁盘告警"), s("NODE7"), s("7"), s("%_d"), s("ode1 ")]
                     {
                         out.push(RecordFilter {
                             target: target.clone(),
-                            state: state.clone(),
+                            state,
                             alertname: alertname.clone(),
                             text,
                             limit: 7,
@@ -564,7 +574,7 @@ mod tests {
     }
 
     fn keys(rows: Vec<crate::store::RecordRow>) -> Vec<Key> {
-        rows.into_iter().map(|r| (r.kind, r.id, r.at_ms, r.state)).collect()
+        rows.into_iter().map(|r| (r.kind.as_str().to_string(), r.id, r.at_ms, r.state.as_str().to_string())).collect()
     }
 
     /// Every page, followed by its cursor to the end, is what brute force over all records says.
@@ -575,7 +585,7 @@ mod tests {
                 let got = keys(store.record_page(f.clone()).await.unwrap());
                 assert_eq!(got, everything.page(&f), "page {page} of {f:?}");
                 let Some(last) = got.last().filter(|_| got.len() == f.limit) else { break };
-                f.before = Some((last.2, last.0.clone(), last.1));
+                f.before = Some((last.2, RecordKind::parse(&last.0).expect("a kind"), last.1));
             }
         }
     }

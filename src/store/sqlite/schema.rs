@@ -200,7 +200,7 @@ mod tests {
         let store = Store::open(&path, SyncMode::Normal).unwrap();
         let page = |f: RecordFilter| store.record_page(RecordFilter { limit: 10, ..f });
         let failed_disk = || RecordFilter {
-            state: Some("failed".into()),
+            state: Some(crate::store::RecordState::Failed),
             alertname: Some("nodedisk".into()),
             text: Some("node7".into()),
             ..Default::default()
