@@ -13,6 +13,7 @@ use super::error::ConsoleError;
 use super::pages::preview_form;
 use super::respond::{MAX_BODY, query_pairs};
 use super::session::csrf_token;
+use super::views::{FailureView, RateView, RecordDetail, RecordView, SwitchView, TargetView};
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::config::ConsoleUser;
@@ -109,14 +110,11 @@ impl Action {
 }
 
 /// Every target as the console and the API show it.
-pub(super) async fn targets(app: &App) -> Result<Vec<Value>, ConsoleError> {
+pub(super) async fn targets(app: &App) -> Result<Vec<TargetView>, ConsoleError> {
     let live = app.live();
-    let queues = app.store.queue_stats().await.map_err(|e| ConsoleError::Unavailable(e.to_string()))?;
-    let last = app
-        .store
-        .last_outcomes(live.config.targets.keys().cloned().collect())
-        .await
-        .map_err(|e| ConsoleError::Unavailable(e.to_string()))?;
+    let unavailable = |e: crate::store::StoreError| ConsoleError::Unavailable(e.to_string());
+    let queues = app.store.queue_stats().await.map_err(unavailable)?;
+    let last = app.store.last_outcomes(live.config.targets.keys().cloned().collect()).await.map_err(unavailable)?;
     let now = now_ms();
     Ok(live
         .config
@@ -125,27 +123,33 @@ pub(super) async fn targets(app: &App) -> Result<Vec<Value>, ConsoleError> {
         .map(|t| {
             let q = queues.iter().find(|q| q.target == t.name);
             let l = last.get(&t.name).cloned().unwrap_or_default();
-            let switch = app.store.switch(&t.name);
             let budget = app.budget_of(t);
             let remaining = budget.as_ref().map(|b| b.available_within(std::time::Duration::ZERO));
-            json!({
-                "name": t.name,
-                "type": t.channel.name(),
-                "describe": t.channel.describe(),
-                "enabled": crate::deliver::enabled(&app.store, t),
-                "configured_enabled": t.enabled,
-                "switch": switch.map(|s| json!({"enabled": s.enabled, "by": s.by, "at_ms": s.at_ms})),
-                "queue_depth": q.map_or(0, |q| q.depth),
-                "oldest_waiting_s": q.map(|q| (now - q.oldest_created_ms).max(0) / 1000),
-                "last_delivered_ms": l.delivered_ms,
-                "last_failure": l.failed.map(|(at, reason, detail)| json!({"at_ms": at, "reason": reason, "detail": detail, "hint": hint(&reason)})),
-                "rate_limit": if t.rate_limit.is_unlimited() { Value::Null } else { json!({"messages": t.rate_limit.messages, "per_s": t.rate_limit.per.as_secs_f64()}) },
-                "budget_remaining": remaining.filter(|r| *r != usize::MAX),
-                "budget_used": remaining
-                    .filter(|r| *r != usize::MAX && !t.rate_limit.is_unlimited())
+            let limited = !t.rate_limit.is_unlimited();
+            TargetView {
+                name: t.name.clone(),
+                kind: t.channel.name(),
+                describe: t.channel.describe(),
+                enabled: crate::deliver::enabled(&app.store, t),
+                configured_enabled: t.enabled,
+                switch: app.store.switch(&t.name).map(|s| SwitchView { enabled: s.enabled, by: s.by, at_ms: s.at_ms }),
+                queue_depth: q.map_or(0, |q| q.depth),
+                oldest_waiting_s: q.map(|q| (now - q.oldest_created_ms).max(0) / 1000),
+                last_delivered_ms: l.delivered_ms,
+                last_failure: l.failed.map(|(at_ms, reason, detail)| FailureView {
+                    at_ms,
+                    hint: hint(&reason),
+                    reason,
+                    detail,
+                }),
+                rate_limit: limited
+                    .then_some(RateView { messages: t.rate_limit.messages, per_s: t.rate_limit.per.as_secs_f64() }),
+                budget_remaining: remaining.filter(|r| *r != usize::MAX),
+                budget_used: remaining
+                    .filter(|r| *r != usize::MAX && limited)
                     .map(|r| (t.rate_limit.messages as usize).saturating_sub(r)),
-                "paused_for_s": budget.and_then(|b| b.paused_for()).map(|d| d.as_secs()),
-            })
+                paused_for_s: budget.and_then(|b| b.paused_for()).map(|d| d.as_secs()),
+            }
         })
         .collect())
 }
@@ -185,7 +189,7 @@ pub(super) fn title_of(body: Option<&str>) -> String {
 }
 
 /// A page of push records for the query's filters, and the cursor of the next page.
-pub(super) async fn records(app: &App, query: Option<&str>) -> Result<(Vec<Value>, Option<String>), ConsoleError> {
+pub(super) async fn records(app: &App, query: Option<&str>) -> Result<(Vec<RecordView>, Option<String>), ConsoleError> {
     let mut f = crate::store::RecordFilter { limit: 50, ..Default::default() };
     let bad = ConsoleError::BadRequest;
     for (k, v) in query_pairs(query) {
@@ -224,33 +228,22 @@ pub(super) async fn records(app: &App, query: Option<&str>) -> Result<(Vec<Value
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|r| format!("{}:{}:{}", r.at_ms, r.kind.as_str(), r.id)))
         .flatten();
-    let values = rows
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            v["title"] = json!(title_of(r.body.as_deref()));
-            v
-        })
-        .collect();
-    Ok((values, next))
+    let views = rows.into_iter().map(|row| RecordView { title: title_of(row.body.as_deref()), row }).collect();
+    Ok((views, next))
 }
 
 /// One message's record: the exact body, every attempt, its notification and its digest.
-pub(super) async fn record(app: &App, id: &str) -> Result<Value, ConsoleError> {
+pub(super) async fn record(app: &App, id: &str) -> Result<RecordDetail, ConsoleError> {
     let id: i64 = id.parse().map_err(|_| ConsoleError::NotFound(format!("no record {id:?}")))?;
     let found = app.store.record(id).await.map_err(|e| ConsoleError::Unavailable(e.to_string()))?;
     let Some((row, attempts, carried)) = found else {
         return Err(ConsoleError::NotFound(format!("no record {id} (records are kept for storage.retention)")));
     };
-    let mut v = serde_json::to_value(&row).unwrap_or_default();
-    v["title"] = json!(title_of(row.body.as_deref()));
     // Bodies hold no credential (DingTalk signs in the URL, Feishu at send time, the app's token is a
     // header); they are shown as stored.
-    v["body"] = row.body.as_deref().map_or(Value::Null, |b| serde_json::from_str(b).unwrap_or(json!(b)));
-    v["attempts"] = serde_json::to_value(&attempts).unwrap_or_default();
-    v["carried"] = json!(carried);
-    v["hint"] = json!(row.reason.as_deref().map(hint).unwrap_or(""));
-    Ok(v)
+    let body = row.body.as_deref().map_or(Value::Null, |b| serde_json::from_str(b).unwrap_or(json!(b)));
+    let hint = row.reason.as_deref().map_or("", hint);
+    Ok(RecordDetail { title: title_of(row.body.as_deref()), body, attempts, carried, hint, row })
 }
 
 /// Sends a clearly marked test message to `name` through the real path: recorded, counted, within the
@@ -295,7 +288,7 @@ pub(super) async fn test_send(app: &Arc<App>, who: &ConsoleUser, name: &str) -> 
 
 /// Renders a sample or a pasted payload for a target, sending nothing: JSON for the API, a page for the
 /// console (`page`).
-pub(super) async fn preview(app: &App, req: Request<Incoming>, form: bool) -> Result<Value, ConsoleError> {
+pub(super) async fn preview(app: &App, req: Request<Incoming>, form: bool) -> Result<Preview, ConsoleError> {
     use crate::render::preview as pv;
     let body = Limited::new(req.into_body(), 1024 * 1024)
         .collect()
@@ -347,7 +340,7 @@ pub(super) async fn preview(app: &App, req: Request<Incoming>, form: bool) -> Re
         let controls = preview_form(&live, &target, &sample, &payload);
         let form_html = controls.split("<main>").nth(1).and_then(|m| m.split("</main>").next()).unwrap_or("");
         let page = styled.replacen("<main>\n", &format!("<main>\n<div class=\"console\">{form_html}</div>\n"), 1);
-        return Ok(json!({"page": page}));
+        return Ok(Preview::Page(page));
     }
     let limit = t
         .channel
@@ -365,5 +358,11 @@ pub(super) async fn preview(app: &App, req: Request<Incoming>, form: bool) -> Re
             })
         })
         .collect();
-    Ok(json!({"target": target, "payload": section.name, "notes": section.notes, "messages": messages}))
+    Ok(Preview::Api(json!({"target": target, "payload": section.name, "notes": section.notes, "messages": messages})))
+}
+
+/// A preview: the page the form shows, or the API's answer.
+pub(super) enum Preview {
+    Page(String),
+    Api(Value),
 }

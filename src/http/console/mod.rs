@@ -8,6 +8,7 @@ mod error;
 mod pages;
 mod respond;
 mod session;
+mod views;
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use tracing::info;
 use crate::app::App;
 
 use crate::http::error::Resp;
-use api::{change, preview, record, records, targets};
+use api::{Preview, change, preview, record, records, targets};
 pub use error::ConsoleError;
 use pages::{esc, login_page, page, preview_form, record_page, records_page, targets_page};
 use respond::{CSS, error, failed, html, json, secured, unauthorized};
@@ -105,12 +106,14 @@ pub async fn handle(app: &Arc<App>, path: &str, req: Request<Incoming>) -> Resp 
             Err(e) => html(e.status(), page("Push record", &format!("<p class=\"bad\">{}</p>", esc(&e.to_string())))),
         },
         (Method::POST, ["api", "v1", "preview"]) => match preview(app, req, false).await {
-            Ok(v) => json(StatusCode::OK, &v),
+            Ok(Preview::Api(v)) => json(StatusCode::OK, &v),
+            Ok(Preview::Page(page)) => html(StatusCode::OK, page),
             Err(e) => failed(&e),
         },
         (Method::GET, ["console", "preview"]) => html(StatusCode::OK, preview_form(&app.live(), "", "", "")),
         (Method::POST, ["console", "preview"]) => match preview(app, req, true).await {
-            Ok(v) => html(StatusCode::OK, v["page"].as_str().unwrap_or_default().to_string()),
+            Ok(Preview::Page(page)) => html(StatusCode::OK, page),
+            Ok(Preview::Api(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, "the preview made no page"),
             Err(e) => html(
                 e.status(),
                 page(

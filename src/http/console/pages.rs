@@ -1,11 +1,13 @@
 //! The console's pages, drawn on the server (no script): targets, push records, one record, the preview
 //! form and the log-in form. Every value from an alert or a user is escaped.
 
-use serde_json::Value;
+use serde_json::json;
 
 use crate::config::ConsoleUser;
 
 use super::respond::query_pairs;
+use super::views::{RecordDetail, RecordView, TargetView};
+use crate::store::{RecordKind, RecordState};
 
 pub(super) fn login_page(problem: &str) -> String {
     let problem = if problem.is_empty() { String::new() } else { format!("<p class=\"bad\">{}</p>", esc(problem)) };
@@ -34,59 +36,55 @@ pub(super) fn when(ms: Option<i64>) -> String {
         .map_or_else(|| "never".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
-pub(super) fn targets_page(who: &ConsoleUser, csrf: &str, list: &[Value]) -> String {
+pub(super) fn targets_page(who: &ConsoleUser, csrf: &str, list: &[TargetView]) -> String {
     let mut rows = String::new();
     for t in list {
-        let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
-        let name = s("name");
-        let enabled = t["enabled"].as_bool().unwrap_or(true);
-        let state = match &t["switch"] {
-            Value::Null if enabled => "on".to_string(),
-            Value::Null => "off (configuration)".to_string(),
-            sw => format!(
-                "{} (console, by {})",
-                if enabled { "on" } else { "off" },
-                esc(sw["by"].as_str().unwrap_or_default())
-            ),
+        let name = &t.name;
+        let enabled = t.enabled;
+        let state = match &t.switch {
+            None if enabled => "on".to_string(),
+            None => "off (configuration)".to_string(),
+            Some(sw) => format!("{} (console, by {})", if enabled { "on" } else { "off" }, esc(&sw.by)),
         };
         let form = |action: &str, label: &str| {
             format!(
                 "<form method=\"post\" action=\"/console/targets/{}/{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button>{label}</button></form>",
-                esc(&name)
+                esc(name)
             )
         };
         let actions = if !who.admin {
             String::new()
         } else {
             let toggle = if enabled { form("disable", "Disable") } else { form("enable", "Enable") };
-            let clear = if t["switch"].is_null() { String::new() } else { form("clear", "Use configuration") };
+            let clear = if t.switch.is_none() { String::new() } else { form("clear", "Use configuration") };
             format!("{toggle}{clear}{}", form("test", "Send test"))
         };
-        let failure = match &t["last_failure"] {
-            Value::Null => "none".to_string(),
-            f => format!(
+        let failure = match &t.last_failure {
+            None => "none".to_string(),
+            Some(f) => format!(
                 "{} <b>{}</b>: {}<br><small>{}</small>",
-                when(f["at_ms"].as_i64()),
-                esc(f["reason"].as_str().unwrap_or_default()),
-                esc(f["detail"].as_str().unwrap_or_default()),
-                esc(f["hint"].as_str().unwrap_or_default())
+                when(Some(f.at_ms)),
+                esc(&f.reason),
+                esc(&f.detail),
+                esc(f.hint)
             ),
         };
-        let budget = match (&t["rate_limit"], t["budget_remaining"].as_u64(), t["budget_used"].as_u64()) {
-            (Value::Null, ..) => "off".to_string(),
-            (r, Some(left), Some(used)) => format!("{used} used, {left} free of {} per {}s", r["messages"], r["per_s"]),
-            (r, ..) => format!("? free of {} per {}s", r["messages"], r["per_s"]),
+        let budget = match (&t.rate_limit, t.budget_remaining, t.budget_used) {
+            (None, ..) => "off".to_string(),
+            (Some(r), Some(left), Some(used)) => {
+                format!("{used} used, {left} free of {} per {}s", r.messages, json!(r.per_s))
+            }
+            (Some(r), ..) => format!("? free of {} per {}s", r.messages, json!(r.per_s)),
         };
-        let paused =
-            t["paused_for_s"].as_u64().map_or(String::new(), |p| format!("<br><b class=\"bad\">paused {p}s</b>"));
+        let paused = t.paused_for_s.map_or(String::new(), |p| format!("<br><b class=\"bad\">paused {p}s</b>"));
         rows.push_str(&format!(
             "<tr class=\"{}\"><th>{}<br><small>{}</small></th><td data-label=\"state\">{}</td><td data-label=\"waiting\">{}</td><td data-label=\"last delivery\">{}</td><td data-label=\"last failure\">{}</td><td data-label=\"budget\">{}{paused}</td><td>{actions}</td></tr>",
             if enabled { "on" } else { "off" },
-            esc(&name),
-            esc(&s("describe")),
+            esc(name),
+            esc(&t.describe),
             esc(&state),
-            t["queue_depth"],
-            when(t["last_delivered_ms"].as_i64()),
+            t.queue_depth,
+            when(t.last_delivered_ms),
             failure,
             budget,
         ));
@@ -101,7 +99,7 @@ pub(super) fn targets_page(who: &ConsoleUser, csrf: &str, list: &[Value]) -> Str
     )
 }
 
-pub(super) fn records_page(live: &crate::app::Live, query: &str, rows: &[Value], next: Option<&str>) -> String {
+pub(super) fn records_page(live: &crate::app::Live, query: &str, rows: &[RecordView], next: Option<&str>) -> String {
     let pairs = query_pairs(Some(query));
     let val = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| esc(v)).unwrap_or_default();
     let mut targets = String::from("<option value=\"\">every target</option>");
@@ -110,7 +108,7 @@ pub(super) fn records_page(live: &crate::app::Live, query: &str, rows: &[Value],
         targets.push_str(&format!("<option{sel}>{}</option>", esc(name)));
     }
     let mut states = String::from("<option value=\"\">every state</option>");
-    for st in ["pending", "delivered", "failed", "merged", "skipped", "suppressed"] {
+    for st in RecordState::ALL.map(RecordState::as_str) {
         let sel = if val("state") == st { " selected" } else { "" };
         states.push_str(&format!("<option{sel}>{st}</option>"));
     }
@@ -122,29 +120,28 @@ pub(super) fn records_page(live: &crate::app::Live, query: &str, rows: &[Value],
         val("until")
     );
     let mut body = String::new();
-    for r in rows {
-        let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-        let link = if s("kind") == "message" {
+    for RecordView { row: r, title } in rows {
+        let link = if r.kind == RecordKind::Message {
             format!(
                 "<a href=\"/console/records/{}\">{}</a>",
-                r["id"],
-                esc(&if s("title").is_empty() { "(no title)".into() } else { s("title") })
+                r.id,
+                esc(if title.is_empty() { "(no title)" } else { title })
             )
         } else {
-            format!("<i>notification {}: no message</i>", r["id"])
+            format!("<i>notification {}: no message</i>", r.id)
         };
-        let state = match (s("state").as_str(), r["reason"].as_str()) {
-            (st, Some(reason)) if ["failed", "skipped", "suppressed"].contains(&st) => {
+        let st = r.state.as_str();
+        let state = match (r.state, r.reason.as_deref()) {
+            (RecordState::Failed | RecordState::Skipped | RecordState::Suppressed, Some(reason)) => {
                 format!("{st} <small>({})</small>", esc(reason))
             }
-            (st, _) => st.to_string(),
+            _ => st.to_string(),
         };
         body.push_str(&format!(
-            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{link}</td></tr>",
-            esc(&s("state")),
-            when(r["at_ms"].as_i64()),
-            esc(&s("target")),
-            esc(&s("alertname")),
+            "<tr class=\"{st}\"><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{link}</td></tr>",
+            when(Some(r.at_ms)),
+            esc(&r.target),
+            esc(&r.alertname),
         ));
     }
     if rows.is_empty() {
@@ -176,57 +173,52 @@ pub(super) fn urlencode(s: &str) -> String {
         .collect()
 }
 
-pub(super) fn record_page(r: &Value) -> String {
-    let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+pub(super) fn record_page(d: &RecordDetail) -> String {
+    let r = &d.row;
     let mut attempts = String::new();
-    for a in r["attempts"].as_array().into_iter().flatten() {
+    for a in &d.attempts {
         attempts.push_str(&format!(
             "<tr><td>{}</td><td>{} ms</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            when(a["at_ms"].as_i64()),
-            a["duration_ms"],
-            a["http_status"].as_u64().map_or("no answer".to_string(), |s| format!("HTTP {s}")),
-            esc(a["outcome"].as_str().unwrap_or_default()),
-            esc(a["reason"].as_str().unwrap_or_default()),
-            esc(a["detail"].as_str().unwrap_or_default()),
+            when(Some(a.at_ms)),
+            a.duration_ms,
+            a.http_status.map_or("no answer".to_string(), |s| format!("HTTP {s}")),
+            esc(a.outcome.as_str()),
+            esc(a.reason.map_or("", |r| r.as_str())),
+            esc(&a.detail),
         ));
     }
     if attempts.is_empty() {
         attempts.push_str("<tr><td colspan=\"6\">No attempt yet.</td></tr>");
     }
-    let digest = match r["carried_by"].as_i64() {
+    let digest = match r.carried_by {
         Some(d) => format!("<p>Merged into digest <a href=\"/console/records/{d}\">{d}</a>.</p>"),
         None => String::new(),
     };
-    let carried: Vec<String> = r["carried"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_i64)
-        .map(|id| format!("<a href=\"/console/records/{id}\">{id}</a>"))
-        .collect();
+    let carried: Vec<String> =
+        d.carried.iter().map(|id| format!("<a href=\"/console/records/{id}\">{id}</a>")).collect();
     let carried =
         if carried.is_empty() { String::new() } else { format!("<p>This digest carried: {}.</p>", carried.join(", ")) };
-    let failure = match r["reason"].as_str() {
+    let failure = match r.reason.as_deref() {
         Some(reason) => format!(
             "<p class=\"bad\"><b>{}</b>: {}</p><p><small>{}</small></p>",
             esc(reason),
-            esc(&s("last_error")),
-            esc(&s("hint"))
+            esc(r.last_error.as_deref().unwrap_or_default()),
+            esc(d.hint)
         ),
         None => String::new(),
     };
-    let body = serde_json::to_string_pretty(&r["body"]).unwrap_or_default();
+    let body = serde_json::to_string_pretty(&d.body).unwrap_or_default();
     page(
-        &format!("Push record {}", r["id"]),
+        &format!("Push record {}", r.id),
         &format!(
             "<p><a href=\"/console/records\">Push records</a></p><dl><dt>target</dt><dd>{}</dd><dt>state</dt><dd>{}</dd><dt>created</dt><dd>{}</dd><dt>title</dt><dd>{}</dd><dt>notification</dt><dd>{} · {} · group {}</dd></dl>{failure}{digest}{carried}<h2>Attempts</h2><div class=\"scroll\"><table><thead><tr><th>time</th><th>took</th><th>status</th><th>outcome</th><th>reason</th><th>answer</th></tr></thead><tbody>{attempts}</tbody></table></div><h2>Body sent</h2><pre>{}</pre>",
-            esc(&s("target")),
-            esc(&s("state")),
-            when(r["at_ms"].as_i64()),
-            esc(&s("title")),
-            esc(&s("alertname")),
-            esc(&s("status")),
-            esc(&s("group_key")),
+            esc(&r.target),
+            esc(r.state.as_str()),
+            when(Some(r.at_ms)),
+            esc(&d.title),
+            esc(&r.alertname),
+            esc(&r.status),
+            esc(&r.group_key),
             esc(&body),
         ),
     )

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::error::ConsoleError;
 use crate::http::error::{Resp, json_response};
@@ -38,8 +38,8 @@ pub(super) fn html(status: StatusCode, body: String) -> Resp {
     secured(resp)
 }
 
-pub(super) fn json(status: StatusCode, body: &Value) -> Resp {
-    secured(json_response(status, body))
+pub(super) fn json(status: StatusCode, body: &impl serde::Serialize) -> Resp {
+    secured(json_response(status, &serde_json::to_value(body).unwrap_or_default()))
 }
 
 pub(super) fn error(status: StatusCode, message: &str) -> Resp {
