@@ -31,7 +31,7 @@ impl Renderer {
 
     fn digest_body(&self, target: &Target, entries: &[Summary], waiting: usize, why: &str, uuid: &str) -> String {
         let markdown = !target.channel.text_only();
-        let firing = entries.iter().filter(|e| e.status == Status::Firing.as_str()).count();
+        let firing = entries.iter().filter(|e| e.status == Status::Firing).count();
         let resolved = entries.len() - firing;
         // The keyword last, as in every message: a phone's banner starts with what the message is about.
         let kw = target.keyword.as_deref().map(|k| format!(" · {k}")).unwrap_or_default();
@@ -76,7 +76,7 @@ impl Renderer {
         let buttons: Vec<(&str, &str)> = url.iter().map(|u| ("Alertmanager", u.as_str())).collect();
         let level = entries
             .iter()
-            .filter(|e| e.status == Status::Firing.as_str())
+            .filter(|e| e.status == Status::Firing)
             .map(|e| layout::Level::of(&e.severity))
             .max()
             .unwrap_or(layout::Level::None);
@@ -113,7 +113,7 @@ mod tests {
 
     fn entry(i: usize, status: &str) -> Summary {
         Summary {
-            status: status.into(),
+            status: if status == "firing" { Status::Firing } else { Status::Resolved },
             name: format!("Incident_{i}"),
             severity: "critical".into(),
             firing: usize::from(status == "firing"),

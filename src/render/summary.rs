@@ -16,7 +16,7 @@ const NAMED_ALERTS: usize = 3;
 /// What a digest says about one notification.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
-    pub status: String,
+    pub status: Status,
     pub name: String,
     #[serde(default)]
     pub severity: String,
@@ -68,7 +68,7 @@ pub fn summarize(d: &Decoded) -> Summary {
         vec![]
     };
     Summary {
-        status: n.status.as_str().to_string(),
+        status: n.status,
         name: cut(&layout::group_alertname(&labels(n.alerts.iter()), &labels(n.firing())), MAX_NAME_CHARS),
         place: cut(
             &layout::place(&n.common_labels, n.alerts.len(), n.alerts.first().map_or(&n.common_labels, |a| &a.labels)),
@@ -85,7 +85,7 @@ pub fn summarize(d: &Decoded) -> Summary {
 
 impl Summary {
     pub(super) fn line(&self, markdown: bool) -> String {
-        let firing = self.status == Status::Firing.as_str();
+        let firing = self.status == Status::Firing;
         let mut parts = vec![];
         let icon = if firing { layout::Level::of(&self.severity).icon() } else { layout::RESOLVED_ICON };
         parts.push(if markdown {

@@ -178,7 +178,7 @@ mod tests {
     }
 
     static NO_SUMMARY: Summary = Summary {
-        status: String::new(),
+        status: crate::decode::Status::Firing,
         name: String::new(),
         severity: String::new(),
         firing: 0,
