@@ -198,6 +198,9 @@ pub struct Kind {
     pub hosts: &'static [&'static str],
     /// The keys of `people.<name>` it rings people by.
     pub person_keys: &'static [&'static str],
+    /// Its built-in template (file name without `.hbs`, and text) where its markup differs from
+    /// DingTalk's markdown; users override it in their sets by that name.
+    pub template: Option<(&'static str, &'static str)>,
     /// A top-level section it owns (`dingtalk_apps`), read before the targets.
     pub section: Option<Section>,
     /// Its own reasons, to read a stored label back.

@@ -24,7 +24,7 @@ pub use layout::{Facts, Link};
 pub use message::{Mentioned, Message, RenderError, Rendered, TemplateError};
 pub use renderer::Renderer;
 pub use summary::{Summary, summarize};
-pub use templates::{DEFAULT_SET, KINDS};
+pub use templates::{DEFAULT_SET, kinds};
 pub use tooling::{preview, samples};
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::layout::{self, Facts, Link};
 use super::message::{Message, RenderError, Rendered, TemplateError, contains_token, new_uuid};
 use super::ring::ring_of;
 use super::summary::summarize;
-use super::templates::{BUILTIN, DEFAULT_SET, load_sets};
+use super::templates::{DEFAULT_SET, builtin, load_sets};
 use crate::channel::{Content, Ring};
 use crate::config::Target;
 use crate::decode::{Decoded, Status};
@@ -56,7 +56,7 @@ impl Renderer {
         hb.register_escape_fn(handlebars::no_escape);
         helpers::register_all(&mut hb, tz);
         let mut errors = vec![];
-        for (kind, text) in BUILTIN {
+        for (kind, text) in builtin() {
             hb.register_template_string(&format!("builtin/{kind}"), text).expect("built-in templates compile");
         }
         let mut sets = BTreeSet::from([DEFAULT_SET.to_string()]);

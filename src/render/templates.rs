@@ -9,15 +9,22 @@ use super::message::TemplateError;
 
 /// The template set every installation has; users may override its files.
 pub const DEFAULT_SET: &str = "default";
-/// The files of a template set.
-pub const KINDS: [&str; 5] = ["title", "markdown", "text", "feishu", "wecom"];
-pub(super) const BUILTIN: [(&str, &str); 5] = [
+/// The files every set may hold whatever the tools: the title, DingTalk's markdown, plain text.
+const COMMON: [(&str, &str); 3] = [
     ("title", include_str!("../../templates/default/title.hbs")),
     ("markdown", include_str!("../../templates/default/markdown.hbs")),
     ("text", include_str!("../../templates/default/text.hbs")),
-    ("feishu", include_str!("../../templates/default/feishu.hbs")),
-    ("wecom", include_str!("../../templates/default/wecom.hbs")),
 ];
+
+/// The built-in set: the common files and each protocol's own (where its markup differs).
+pub(super) fn builtin() -> impl Iterator<Item = (&'static str, &'static str)> {
+    COMMON.into_iter().chain(crate::channel::PROTOCOLS.iter().filter_map(|k| k.template))
+}
+
+/// The files a template set may hold.
+pub fn kinds() -> Vec<&'static str> {
+    builtin().map(|(name, _)| name).collect()
+}
 
 pub(super) fn load_sets(
     hb: &mut Handlebars<'static>,
@@ -53,12 +60,13 @@ pub(super) fn load_sets(
             }
             let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
             let shown = file.display().to_string();
-            if !KINDS.contains(&stem.as_str()) {
+            let kinds = kinds();
+            if !kinds.contains(&stem.as_str()) {
                 errors.push(TemplateError::Compile {
                     file: shown,
                     message: format!(
                         "unknown template file; a set holds {}",
-                        KINDS.map(|k| format!("{k}.hbs")).join(", ")
+                        kinds.iter().map(|k| format!("{k}.hbs")).collect::<Vec<_>>().join(", ")
                     ),
                 });
                 continue;

@@ -25,6 +25,7 @@ pub const KIND: Kind = Kind {
     ],
     hosts: &["dingtalk.com"],
     person_keys: &["dingtalk_mobile", "dingtalk_user_id"],
+    template: None,
     section: None,
     reasons: super::Reason::all,
     show: super::show::show,

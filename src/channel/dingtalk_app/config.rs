@@ -18,6 +18,7 @@ pub const KIND: Kind = Kind {
     keys: &["app", "users", "conversations", "msgtype", "batch_size"],
     hosts: &[],
     person_keys: &[],
+    template: None,
     section: Some(Section { key: SECTION, configure: app }),
     reasons: super::Reason::all,
     show: super::show::show,

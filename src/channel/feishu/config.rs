@@ -15,6 +15,7 @@ pub const FEISHU: Kind = Kind {
     keys: KEYS,
     hosts: &["feishu.cn"],
     person_keys: &["feishu_user_id"],
+    template: Some(("feishu", include_str!("../../../templates/default/feishu.hbs"))),
     section: None,
     reasons: super::Reason::all,
     show: super::show::show,
@@ -26,6 +27,8 @@ pub const LARK: Kind = Kind {
     keys: KEYS,
     hosts: &["larksuite.com"],
     person_keys: &["lark_user_id"],
+    // Feishu's card template (registered by `FEISHU`).
+    template: None,
     section: None,
     reasons: || vec![],
     show: |_| None,

@@ -12,6 +12,7 @@ pub const KIND: Kind = Kind {
     keys: &["url", "url_file", "msgtype", "mention.all", "mention.user_ids", "mention.mobiles", "mention.on_resolved"],
     hosts: &["weixin.qq.com"],
     person_keys: &["wecom_user_id", "wecom_mobile"],
+    template: Some(("wecom", include_str!("../../../templates/default/wecom.hbs"))),
     section: None,
     reasons: super::Reason::all,
     show: super::show::show,
