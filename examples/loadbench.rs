@@ -10,6 +10,10 @@
 //! - `300 alerts`: the same with 300-alert notifications (split into several messages each);
 //! - `fixed rate`: open loop at `--rate` webhooks/s, latency measured from each request's scheduled time
 //!   (so a slow answer cannot hide the requests queued behind it).
+//!
+//! Side by side: with `--peer` (or `PEER_BIN`) pointing at a prometheus-webhook-dingtalk v2.1.0 binary,
+//! every phase runs against the peer and the bridge in turn, `--rounds` times, alternating which goes
+//! first, and the ratios of their medians are printed with each side's spread.
 #![forbid(unsafe_code)]
 
 mod support;
@@ -69,11 +73,36 @@ struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// A prometheus-webhook-dingtalk (v2.1.0) binary to run the same load against, side by side.
+    #[arg(long, env = "PEER_BIN")]
+    peer: Option<PathBuf>,
+    /// With a peer: rounds of every phase, alternating which of the two goes first.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+/// What is being measured.
+#[derive(Debug, Clone, PartialEq)]
+enum Subject {
+    Bridge,
+    /// prometheus-webhook-dingtalk: the same webhook path, its own configuration, one message per
+    /// notification, answered once DingTalk has answered.
+    Peer(PathBuf),
+}
+
+impl Subject {
+    fn name(&self) -> &'static str {
+        match self {
+            Subject::Bridge => "dingtalk-bridge",
+            Subject::Peer(_) => "peer",
+        }
+    }
 }
 
 /// What one phase measured. Times in milliseconds, memory in MiB.
 #[derive(Debug, Serialize)]
 struct PhaseResult {
+    subject: &'static str,
     phase: String,
     alerts_per_notification: usize,
     connections: usize,
@@ -203,31 +232,54 @@ fn config(dir: &Path, listen: SocketAddr, sink: SocketAddr, targets: usize, sync
     yaml
 }
 
+/// The peer's configuration: the same robots, signed the same way (it has no keyword setting).
+fn peer_config(sink: SocketAddr, targets: usize) -> String {
+    let mut yaml = String::from("targets:\n");
+    for t in 0..targets {
+        yaml.push_str(&format!(
+            "  t{t}:\n    url: http://{sink}/robot/send?access_token=bench-token-{t}\n    secret: SECbench{t}\n"
+        ));
+    }
+    yaml
+}
+
 struct BridgeProcess {
     child: Child,
     addr: SocketAddr,
 }
 
 impl BridgeProcess {
-    async fn start(args: &Args, dir: &Path, sink: SocketAddr) -> BridgeProcess {
+    async fn start(args: &Args, subject: &Subject, dir: &Path, sink: SocketAddr) -> BridgeProcess {
         let addr = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("find a free port");
             l.local_addr().unwrap()
         };
-        let cfg = dir.join("bench.yaml");
-        std::fs::write(&cfg, config(dir, addr, sink, args.targets, &args.sync)).unwrap();
         let log = std::fs::File::create(dir.join("bridge.log")).unwrap();
-        let child = Command::new(&args.bridge)
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--log-level")
-            .arg(&args.log_level)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {}: {e} (build it: cargo build --release)", args.bridge.display())
+        let mut command = match subject {
+            Subject::Bridge => {
+                let cfg = dir.join("bench.yaml");
+                std::fs::write(&cfg, config(dir, addr, sink, args.targets, &args.sync)).unwrap();
+                let mut c = Command::new(&args.bridge);
+                c.arg("--config").arg(&cfg).arg("--log-level").arg(&args.log_level).arg("run");
+                c
+            }
+            Subject::Peer(bin) => {
+                let cfg = dir.join("peer.yml");
+                std::fs::write(&cfg, peer_config(sink, args.targets)).unwrap();
+                let mut c = Command::new(bin);
+                c.arg(format!("--config.file={}", cfg.display()))
+                    .arg(format!("--web.listen-address={addr}"))
+                    .arg(format!("--log.level={}", args.log_level));
+                c
+            }
+        };
+        let program = match subject {
+            Subject::Bridge => args.bridge.clone(),
+            Subject::Peer(bin) => bin.clone(),
+        };
+        let child =
+            command.stdout(Stdio::null()).stderr(log).spawn().unwrap_or_else(|e| {
+                panic!("cannot start {}: {e} (build it: cargo build --release)", program.display())
             });
         let bridge = BridgeProcess { child, addr };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -308,7 +360,8 @@ impl Client {
         Some(status)
     }
 
-    /// Posts a webhook; the status and how many messages the bridge made of it.
+    /// Posts a webhook; the status and how many messages the bridge made of it (the peer says nothing:
+    /// it sends one message per notification).
     async fn post(&mut self, path: &str, body: Vec<u8>) -> Option<(u16, u64)> {
         self.sender.ready().await.ok()?;
         let req = Request::post(path)
@@ -319,10 +372,11 @@ impl Client {
         let resp = self.sender.send_request(req).await.ok()?;
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await.ok()?.to_bytes();
+        // The bridge lists the messages it stored; any other answer (the peer's) stands for one message.
         let messages = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v["messages"].as_array().map(|m| m.len() as u64))
-            .unwrap_or(0);
+            .and_then(|v| v.get("messages").and_then(|m| m.as_array()).map(|m| m.len() as u64))
+            .unwrap_or(1);
         Some((status, messages))
     }
 }
@@ -407,11 +461,18 @@ fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
     sorted_us[i] as f64 / 1000.0
 }
 
-async fn phase(args: &Args, name: &str, alerts: usize, connections: usize, mode: Mode) -> PhaseResult {
+async fn phase(
+    args: &Args,
+    subject: &Subject,
+    name: &str,
+    alerts: usize,
+    connections: usize,
+    mode: Mode,
+) -> PhaseResult {
     let dir = tempfile::tempdir().expect("temporary directory");
     let sink = Sink::new();
     let sink_addr = start_sink(sink.clone()).await;
-    let bridge = BridgeProcess::start(args, dir.path(), sink_addr).await;
+    let bridge = BridgeProcess::start(args, subject, dir.path(), sink_addr).await;
     let pid = bridge.pid();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss_idle, _) = memory_mib(pid);
@@ -481,6 +542,7 @@ async fn phase(args: &Args, name: &str, alerts: usize, connections: usize, mode:
     let mut e2e = std::mem::take(&mut *sink.e2e.lock().unwrap());
     e2e.sort_unstable();
     PhaseResult {
+        subject: subject.name(),
         phase: name.to_string(),
         alerts_per_notification: alerts,
         connections,
@@ -512,6 +574,10 @@ async fn phase(args: &Args, name: &str, alerts: usize, connections: usize, mode:
 }
 
 fn print_table(results: &[PhaseResult]) {
+    print_table_refs(&results.iter().collect::<Vec<_>>());
+}
+
+fn print_table_refs(results: &[&PhaseResult]) {
     type Row = (&'static str, fn(&PhaseResult) -> String);
     let rows: [Row; 18] = [
         ("connections / targets", |r| format!("{} / {}", r.connections, r.targets)),
@@ -549,27 +615,108 @@ fn print_table(results: &[PhaseResult]) {
     }
 }
 
+/// The phases asked for: name, alerts per notification, connections, mode.
+fn phases(args: &Args) -> Vec<(String, usize, usize, Mode)> {
+    let want = |p: &str| args.phases.is_empty() || args.phases.iter().any(|x| x == p);
+    let mut out = vec![];
+    if want("1") {
+        out.push(("1 alert".to_string(), 1, args.connections, Mode::Closed));
+    }
+    if want("300") {
+        out.push(("300 alerts".to_string(), 300, args.heavy_connections, Mode::Closed));
+    }
+    if want("rate") {
+        out.push((format!("{}/s, 1 alert", args.rate), 1, args.connections, Mode::Rate(args.rate)));
+    }
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+/// For each phase: the bridge's and the peer's spread of each figure, and the ratio of their medians.
+fn print_ratios(results: &[PhaseResult]) {
+    type Figure = (&'static str, fn(&PhaseResult) -> f64, &'static str);
+    let figures: [Figure; 5] = [
+        ("delivered messages/s", |r| r.delivered_per_s, "higher is better"),
+        ("ingest p50 ms", |r| r.ingest_p50_ms, "lower is better"),
+        ("ingest p99 ms", |r| r.ingest_p99_ms, "lower is better"),
+        ("peak RSS MiB", |r| r.rss_peak_mib, "lower is better"),
+        ("CPU s / 1000 notifications", |r| r.cpu_s_per_1000_notifications, "lower is better"),
+    ];
+    let mut names: Vec<&str> = vec![];
+    for r in results {
+        if !names.contains(&r.phase.as_str()) {
+            names.push(&r.phase);
+        }
+    }
+    println!("| phase | figure | dingtalk-bridge (min–max) | peer (min–max) | bridge / peer (medians) |");
+    println!("|---|---|---:|---:|---:|");
+    for phase in names {
+        let of = |subject: &str, f: fn(&PhaseResult) -> f64| -> Vec<f64> {
+            results.iter().filter(|r| r.phase == phase && r.subject == subject).map(f).collect()
+        };
+        for (label, f, better) in figures {
+            let (ours, peer) = (of("dingtalk-bridge", f), of("peer", f));
+            let spread = |v: &[f64]| {
+                let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                format!("{lo:.2}–{hi:.2}")
+            };
+            println!(
+                "| {phase} | {label} | {} | {} | {:.2} ({better}) |",
+                spread(&ours),
+                spread(&peer),
+                median(ours.clone()) / median(peer.clone())
+            );
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
     assert!(args.bridge.exists(), "{} not found; build it first: cargo build --release", args.bridge.display());
-    let want = |p: &str| args.phases.is_empty() || args.phases.iter().any(|x| x == p);
     let mut results = vec![];
-    if want("1") {
-        results.push(phase(&args, "1 alert", 1, args.connections, Mode::Closed).await);
-    }
-    if want("300") {
-        results.push(phase(&args, "300 alerts", 300, args.heavy_connections, Mode::Closed).await);
-    }
-    if want("rate") {
-        let name = format!("{}/s, 1 alert", args.rate);
-        results.push(phase(&args, &name, 1, args.connections, Mode::Rate(args.rate)).await);
+    match &args.peer {
+        None => {
+            for (name, alerts, connections, mode) in phases(&args) {
+                results.push(phase(&args, &Subject::Bridge, &name, alerts, connections, mode).await);
+            }
+        }
+        Some(peer) => {
+            assert!(peer.exists(), "{} not found (PEER_BIN): build it with ../shared/anchor/build.sh", peer.display());
+            let both = [Subject::Peer(peer.clone()), Subject::Bridge];
+            for round in 0..args.rounds.max(1) {
+                for (name, alerts, connections, mode) in phases(&args) {
+                    // Alternating which goes first: neither always meets a machine warmed by the other.
+                    for i in 0..2 {
+                        let subject = &both[(i + round) % 2];
+                        eprintln!("round {}: {name}: {}", round + 1, subject.name());
+                        results.push(phase(&args, subject, &name, alerts, connections, mode).await);
+                    }
+                }
+            }
+        }
     }
     println!(
-        "\ndingtalk-bridge load benchmark: {}s per phase, storage.sync {}, log level {}, rate limiting off, loopback sink\n",
-        args.duration, args.sync, args.log_level
+        "\ndingtalk-bridge load benchmark: {}s per phase, storage.sync {}, log level {}, rate limiting off, {} targets, loopback sink\n",
+        args.duration, args.sync, args.log_level, args.targets
     );
-    print_table(&results);
+    if args.peer.is_none() {
+        print_table(&results);
+    } else {
+        for subject in ["dingtalk-bridge", "peer"] {
+            println!("{subject}, every round:\n");
+            let rows: Vec<&PhaseResult> = results.iter().filter(|r| r.subject == subject).collect();
+            print_table_refs(&rows);
+            println!();
+        }
+        println!("Side by side ({} rounds):\n", args.rounds.max(1));
+        print_ratios(&results);
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&results).unwrap()).expect("write the JSON results");
         println!("\nJSON: {}", path.display());
