@@ -20,6 +20,10 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The most message text one indexing batch takes: a few milliseconds of the storage thread, so the
 /// intake's transactions go between batches.
 const TEXT_INDEX_BATCH_BYTES: i64 = 64 * 1024;
+/// Quiet time after the last notification before the text index takes the writer at full speed.
+const TEXT_INDEX_LULL: Duration = Duration::from_millis(250);
+/// However busy the intake, a batch at least this often.
+const TEXT_INDEX_BUSY_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the bridge on `listener` until `shutdown` completes, then drains: stops accepting, lets in-flight
 /// requests and sends finish within `server.shutdown_grace`, and leaves undelivered messages in the store.
@@ -141,7 +145,19 @@ async fn watch_store(store: Store, metrics: Arc<Metrics>) {
 /// Keeps the push records' text index a step behind the intake: batch after batch while messages wait
 /// (pausing briefly between them), then a look every second.
 async fn index_text_loop(store: Store, mut shutdown: crate::shutdown::Shutdown) {
+    let mut last_batch = tokio::time::Instant::now();
     loop {
+        // A batch holds the writer for a while: while notifications arrive it waits for a lull, and runs at
+        // least once a second however busy the intake is, so the index falls behind a burst by seconds
+        // and catches up after it (searches read unindexed messages directly meanwhile).
+        let busy = crate::clock::now_ms() - store.last_enqueue_ms() < TEXT_INDEX_LULL.as_millis() as i64;
+        if busy && last_batch.elapsed() < TEXT_INDEX_BUSY_EVERY {
+            tokio::select! {
+                _ = tokio::time::sleep(TEXT_INDEX_LULL) => continue,
+                _ = shutdown.recv() => return,
+            }
+        }
+        last_batch = tokio::time::Instant::now();
         let pause = match store.index_text(TEXT_INDEX_BATCH_BYTES).await {
             Ok(true) => Duration::from_millis(50),
             Ok(false) => Duration::from_secs(1),

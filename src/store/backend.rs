@@ -16,6 +16,9 @@ use crate::render::Message;
 pub trait Backend: Send + Sync {
     /// The key the console signs sessions and CSRF tokens with: the same across restarts.
     fn console_key(&self) -> [u8; 32];
+    /// When the intake last enqueued a notification (wall-clock ms; 0: not since the store opened), so
+    /// background work on the writer can wait for a lull.
+    fn last_enqueue_ms(&self) -> i64;
 
     // outbox
     /// Commits a notification and its messages in one transaction, unless an identical notification was

@@ -12,6 +12,10 @@ impl Backend for SqliteStore {
         SqliteStore::console_key(self)
     }
 
+    fn last_enqueue_ms(&self) -> i64 {
+        SqliteStore::last_enqueue_ms(self)
+    }
+
     fn enqueue<'a>(
         &'a self,
         n: NewNotification<'a>,

@@ -87,6 +87,11 @@ impl SqliteStore {
         .await
     }
 
+    /// When the intake last enqueued a notification (wall-clock ms; 0: not since the store opened).
+    pub fn last_enqueue_ms(&self) -> i64 {
+        self.last_enqueue_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Waits until everything submitted before has been committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.call_one(|_| Ok(())).await

@@ -46,6 +46,8 @@ pub struct SqliteStore {
     /// senders ask on every notification and message.
     switches: Arc<std::sync::RwLock<std::collections::HashMap<String, super::Switch>>>,
     console_key: [u8; 32],
+    /// When the intake last enqueued (wall-clock ms): background work on the writer waits for a lull.
+    last_enqueue_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl SqliteStore {
@@ -93,6 +95,7 @@ impl SqliteStore {
             file: Arc::new(file),
             switches: Arc::new(std::sync::RwLock::new(switches)),
             console_key,
+            last_enqueue_ms: Default::default(),
         })
     }
 }

@@ -18,6 +18,7 @@ impl SqliteStore {
         let dedup = n.dedup.map(|(key, since)| (key.to_string(), since));
         let summary = serde_json::to_string(n.summary).expect("a summary serializes");
         let skipped = n.skipped.map(|r| r.as_str());
+        self.last_enqueue_ms.fetch_max(now_ms, std::sync::atomic::Ordering::Relaxed);
         let alertname = n.summary.name.clone();
         let messages = messages.to_vec();
         self.call(move |conn| {
