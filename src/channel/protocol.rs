@@ -229,11 +229,6 @@ impl Channel {
         self.0.caps()
     }
 
-    /// The protocol itself, for a test that looks inside it.
-    pub fn protocol(&self) -> &dyn Protocol {
-        &*self.0
-    }
-
     pub fn name(&self) -> &'static str {
         self.caps().name
     }
