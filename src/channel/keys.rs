@@ -269,11 +269,11 @@ impl Keys {
     }
 
     /// Reports every key that was set but not read as not one of `what`'s keys (`a wecom target`), naming
-    /// the protocols that have it (`owners`).
-    pub fn finish(self, setup: &mut dyn Setup, what: &str, owners: &dyn Fn(&str) -> Vec<&'static str>) {
+    /// the protocols that have it (`owners`; `None`: not to be reported).
+    pub fn finish(self, setup: &mut dyn Setup, what: &str, owners: &dyn Fn(&str) -> Option<Vec<&'static str>>) {
         for (key, line) in self.unread_keys() {
             let relative = key.strip_prefix(&format!("{}.", self.root())).unwrap_or(&key).to_string();
-            let owners = owners(&relative);
+            let Some(owners) = owners(&relative) else { continue };
             let mut message = if owners.is_empty() {
                 let name = relative.rsplit('.').next().unwrap_or(&relative);
                 format!("unknown field `{name}`: not a key of {what}")

@@ -53,7 +53,7 @@ pub fn channel_in(kind: &str, sections: &[(&str, &str, &str)], yaml: &str) -> Ch
     let k = super::kind(kind).expect("a protocol");
     let mut keys = read_keys("targets.t", yaml);
     let channel = (k.configure)(&mut keys, &mut setup);
-    keys.finish(&mut setup, &format!("a {kind} target"), &super::owners_of);
+    keys.finish(&mut setup, &format!("a {kind} target"), &|k| Some(super::owners_of(k)));
     assert!(setup.problems.is_empty(), "{:?}", setup.problems);
     channel.expect("a channel")
 }

@@ -451,6 +451,18 @@ targets:
     }
 
     #[test]
+    fn a_wrong_key_does_not_make_the_targets_other_keys_look_unknown() {
+        let text = "targets:\n  t:\n    url_file: /nonexistent/url\n    secret: SECx\n    mention: {all: true}\n    mentoin: {}\n";
+        let err = load(text).unwrap_err().to_string();
+        assert!(err.contains("targets.t.url_file: cannot read the file"), "{err}");
+        assert!(err.contains("targets.t.mentoin: unknown field `mentoin`"), "a real typo is still named: {err}");
+        assert!(!err.contains("targets.t.secret") && !err.contains("targets.t.mention:"), "{err}");
+        let app = "targets:\n  a:\n    type: dingtalk_app\n    users: [u1]\n";
+        let err = load(app).unwrap_err().to_string();
+        assert!(err.contains("targets.a.app: missing") && !err.contains("targets.a.users"), "{err}");
+    }
+
+    #[test]
     fn dry_run_needs_no_url() {
         let c = load("targets:\n  try:\n    dry_run: true\n").unwrap();
         assert_eq!(c.targets["try"].channel.name(), "dry_run");

@@ -35,7 +35,10 @@ impl Validator<'_> {
         let enabled = t.enabled.unwrap_or(true);
         let mut keys = self.protocol_keys(name);
         let channel = (kind.configure)(&mut keys, self);
-        keys.finish(self, &format!("a {kind_name} target"), &crate::channel::owners_of);
+        // A protocol that gave up on a wrong key may not have read the rest of its own: only keys that are
+        // not its own are reported then.
+        let own = |key: &str| channel.is_none() && kind.keys.contains(&key);
+        keys.finish(self, &format!("a {kind_name} target"), &|key| (!own(key)).then(|| crate::channel::owners_of(key)));
         let channel = channel?;
         // A protocol's own budget is the default where the configuration sets none (unless it turned them off).
         let default_rate = match channel.caps().own_rate {

@@ -129,7 +129,7 @@ impl Validator<'_> {
                 };
                 let mut keys = Keys::new(&key, map, lines);
                 let made = (section.configure)(&mut keys, self);
-                keys.finish(self, &format!("an entry of {}", section.key), &|_| vec![]);
+                keys.finish(self, &format!("an entry of {}", section.key), &|_| Some(vec![]));
                 if let Some(made) = made {
                     self.sections.insert((section.key.to_string(), name), made);
                 }

@@ -33,16 +33,18 @@ pub const KIND: Kind = Kind {
 
 fn configure(keys: &mut Keys, setup: &mut dyn Setup) -> Option<Channel> {
     let dry_run = keys.flag(setup, "dry_run");
+    // `None`: the URL is wrong (a problem was reported); `Some(None)`: a dry run. Every other key is read
+    // either way, so a wrong URL does not make them look unknown.
     let url = if dry_run {
         if keys.has("url") || keys.has("url_file") {
             setup.problem(&keys.key("dry_run"), "a dry_run target must not set url or url_file".into());
         }
         let _ = (keys.text(setup, "url"), keys.text(setup, "url_file"));
-        None
+        Some(None)
     } else {
         warn_if_other_tool(setup, keys, "dingtalk");
-        let url = webhook_url(keys, setup, "missing: set url, url_file, or dry_run: true", "access_token");
-        Some(Secret::new(url?))
+        webhook_url(keys, setup, "missing: set url, url_file, or dry_run: true", "access_token")
+            .map(|u| Some(Secret::new(u)))
     };
     let secret = keys.inline_or_file(setup, "secret");
     if let Some(s) = &secret
@@ -86,7 +88,7 @@ fn configure(keys: &mut Keys, setup: &mut dyn Setup) -> Option<Channel> {
         }
     });
     let format = Format { msgtype, mention };
-    Some(match url {
+    Some(match url? {
         Some(url) => Channel::new(Robot { url, secret: secret.map(Secret::new), format }),
         None => Channel::new(DryRun { format }),
     })

@@ -58,11 +58,14 @@ fn app(keys: &mut Keys, setup: &mut dyn Setup) -> Option<Arc<dyn Any + Send + Sy
 
 /// A target of a DingTalk enterprise app's robot: users one to one, and groups the robot is in.
 fn configure(keys: &mut Keys, setup: &mut dyn Setup) -> Option<Channel> {
-    let Some(app_name) = keys.text(setup, "app") else {
+    let app_name = keys.text(setup, "app");
+    if app_name.is_none() {
         setup.problem(&keys.key("app"), format!("missing: the name of an app under {SECTION}"));
-        return None;
-    };
-    let app = setup.section(SECTION, &app_name).and_then(|a| a.downcast_ref::<Arc<App>>().cloned());
+    }
+    let app = app_name
+        .as_deref()
+        .and_then(|name| setup.section(SECTION, name))
+        .and_then(|a| a.downcast_ref::<Arc<App>>().cloned());
     let users = keys.list(setup, "users");
     let conversations = keys.list(setup, "conversations");
     if users.is_empty() && conversations.is_empty() {
@@ -84,6 +87,7 @@ fn configure(keys: &mut Keys, setup: &mut dyn Setup) -> Option<Channel> {
             "users per call must be between 1 and 100 (DingTalk documents 20)".into(),
         );
     }
+    let app_name = app_name?;
     let Some(app) = app else {
         let known = setup.section_names(SECTION);
         setup.problem(&keys.key("app"), format!("no app {app_name:?} under {SECTION} (configured: {known:?})"));
