@@ -224,8 +224,10 @@ impl Keys {
         raw.parse().map_err(|_| setup.problem(&key, "expected a whole number".into())).ok()
     }
 
-    /// One of `choices` (written, value); the first when not set.
-    pub fn choice<T: Copy>(&mut self, setup: &mut dyn Setup, name: &str, what: &str, choices: &[(&str, T)]) -> T {
+    /// `msgtype`: one of `choices` (as written, and its value); the first when not set. `what` names the
+    /// target's kind in the problem (`a feishu target`).
+    pub fn msgtype<T: Copy>(&mut self, setup: &mut dyn Setup, what: &str, choices: &[(&str, T)]) -> T {
+        let name = "msgtype";
         let Some(raw) = self.text(setup, name) else { return choices[0].1 };
         match choices.iter().find(|(w, _)| *w == raw) {
             Some((_, v)) => *v,

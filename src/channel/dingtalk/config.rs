@@ -55,9 +55,8 @@ fn configure(keys: &mut Keys, setup: &mut dyn Setup) -> Option<Channel> {
             "DingTalk signing secrets start with SEC; check you copied the whole secret".into(),
         );
     }
-    let msgtype = keys.choice(
+    let msgtype = keys.msgtype(
         setup,
-        "msgtype",
         "a dingtalk target",
         &[("markdown", MsgType::Markdown), ("text", MsgType::Text), ("actionCard", MsgType::ActionCard)],
     );

@@ -74,9 +74,8 @@ fn configure(keys: &mut Keys, setup: &mut dyn Setup) -> Option<Channel> {
             "no recipients: set users (userIds) and/or conversations (openConversationIds)".into(),
         );
     }
-    let msgtype = keys.choice(
+    let msgtype = keys.msgtype(
         setup,
-        "msgtype",
         "a dingtalk_app target",
         &[("markdown", MsgType::Markdown), ("text", MsgType::Text), ("actionCard", MsgType::ActionCard)],
     );

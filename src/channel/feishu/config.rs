@@ -39,9 +39,8 @@ fn configure(keys: &mut Keys, setup: &mut dyn Setup, service: Service) -> Option
     warn_if_other_tool(setup, keys, &kind);
     let url = webhook_url(keys, setup, "missing: set url or url_file (the bot's webhook address)", "hook token");
     let secret = keys.inline_or_file(setup, "secret");
-    let msgtype = keys.choice(
+    let msgtype = keys.msgtype(
         setup,
-        "msgtype",
         &format!("a {kind} target"),
         &[("interactive", MsgType::Interactive), ("post", MsgType::Post), ("text", MsgType::Text)],
     );

@@ -22,9 +22,8 @@ fn configure(keys: &mut Keys, setup: &mut dyn Setup) -> Option<Channel> {
     warn_if_other_tool(setup, keys, "wecom");
     let url =
         webhook_url(keys, setup, "missing: set url or url_file (the robot's webhook address with its key)", "key");
-    let msgtype = keys.choice(
+    let msgtype = keys.msgtype(
         setup,
-        "msgtype",
         "a wecom target",
         &[("markdown", MsgType::Markdown), ("markdown_v2", MsgType::MarkdownV2), ("text", MsgType::Text)],
     );
